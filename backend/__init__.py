@@ -1,0 +1,1 @@
+"""The API process (thin): all logic lives in `attnlens.api`."""

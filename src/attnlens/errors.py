@@ -1,0 +1,175 @@
+"""The one exception tree of attnlens. Every error a user can cause or meet is one of these.
+
+    AttnLensError                      (500) base; carries `status`, `code` and a message that says what to do
+    ├── InvalidInput                   (400) the request or input is wrong; fix it and retry
+    │   ├── EmptyInput
+    │   ├── InputTooLarge              (413)
+    │   ├── BinaryInput
+    │   ├── NotJava                    (422) does not parse as Java
+    │   ├── InvalidHole                (422) the completion point or span is unusable
+    │   └── HeadOutOfRange             (422) a head name that the model does not have
+    ├── NotFound                       (404) an id that does not exist
+    ├── Busy                           (503) the worker is saturated; retry after `retry_after` seconds
+    ├── ModelError                     (503)
+    │   ├── ModelUnavailable           weights cannot be found or loaded (offline, missing package)
+    │   ├── AttentionUnavailable       the model returns no attention (not loaded with eager attention)
+    │   ├── AttentionInvalid           captured attention fails a validity check
+    │   ├── UnsupportedArchitecture    we do not know where this model's attention output projection is
+    │   └── CheckpointMismatch         an AP-MAE checkpoint does not fit the data
+    ├── StoreError                     (500)
+    │   ├── IndexMissing
+    │   ├── IndexDimensionMismatch
+    │   └── DatabaseSchemaOutdated
+    └── CorpusError                    (400) a corpus path that cannot be read
+
+Third-party exceptions are translated at the boundary with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AttnLensError(Exception):
+    """Base of every attnlens error."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class InvalidInput(AttnLensError):
+    """The input is wrong; the message says how to fix it."""
+
+    status = 400
+    code = "invalid_input"
+
+
+class EmptyInput(InvalidInput):
+    """Nothing (or only white space) was given where content is needed."""
+
+    code = "empty_input"
+
+
+class InputTooLarge(InvalidInput):
+    """The input is over a configured limit."""
+
+    status = 413
+    code = "input_too_large"
+
+
+class BinaryInput(InvalidInput):
+    """The input is not text (NUL bytes or not UTF-8)."""
+
+    code = "binary_input"
+
+
+class NotJava(InvalidInput):
+    """The input does not parse as Java."""
+
+    status = 422
+    code = "not_java"
+
+
+class InvalidHole(InvalidInput):
+    """The completion point or span cannot be used."""
+
+    status = 422
+    code = "invalid_hole"
+
+
+class HeadOutOfRange(InvalidInput):
+    """A head name (`L{layer}H{head}`) that the model does not have, or a malformed one."""
+
+    status = 422
+    code = "head_out_of_range"
+
+
+class NotFound(AttnLensError):
+    """An id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class Busy(AttnLensError):
+    """The worker is saturated; retry later."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelError(AttnLensError):
+    """A problem with a model (target LLM or AP-MAE)."""
+
+    status = 503
+    code = "model_error"
+
+
+class ModelUnavailable(ModelError):
+    """The weights cannot be found or loaded."""
+
+    code = "model_unavailable"
+
+
+class AttentionUnavailable(ModelError):
+    """The model returned no attention probabilities."""
+
+    code = "attention_unavailable"
+
+
+class AttentionInvalid(ModelError):
+    """Captured attention failed a validity check (row sums, causality, head count)."""
+
+    code = "attention_invalid"
+
+
+class UnsupportedArchitecture(ModelError):
+    """We do not know where this architecture's per-head attention output goes."""
+
+    code = "unsupported_architecture"
+
+
+class CheckpointMismatch(ModelError):
+    """An AP-MAE checkpoint does not fit the patterns it is given."""
+
+    code = "checkpoint_mismatch"
+
+
+class StoreError(AttnLensError):
+    """The database or the index is missing or inconsistent."""
+
+    code = "store_error"
+
+
+class IndexMissing(StoreError):
+    """No FAISS index file where one is expected."""
+
+    code = "index_missing"
+
+
+class IndexDimensionMismatch(StoreError):
+    """The index's vector size differs from the embeddings offered to it."""
+
+    code = "index_dimension_mismatch"
+
+
+class DatabaseSchemaOutdated(StoreError):
+    """The database schema is older than the code; run the migration the message names."""
+
+    code = "database_schema_outdated"
+
+
+class CorpusError(AttnLensError):
+    """A corpus path that does not exist or has a format we cannot read."""
+
+    status = 400
+    code = "corpus_error"

@@ -1,0 +1,1 @@
+"""The worker side: who owns the models. The API talks to it only through `WorkerClient`."""

@@ -1,0 +1,54 @@
+"""`GET /api/health` with a real worker holding the tiny model, and the API's torch-free import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fastapi.testclient import TestClient
+
+from attnlens.api import create_app
+from attnlens.config import Settings
+from attnlens.service.local import LocalWorker
+
+
+def test_health_reports_loaded_model(settings: Settings):
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"name": "tiny-starcoder2"})})
+    worker = LocalWorker(settings)
+    worker.start(background=False)
+    client = TestClient(create_app(settings, worker))
+    body = client.get("/api/health").json()
+    assert body["ok"] is True
+    assert body["worker"]["state"] == "ready"
+    model = body["worker"]["model"]
+    assert (model["n_layers"], model["n_heads"], model["n_kv_heads"]) == (4, 4, 2)
+    assert model["supports_fim"] is True
+
+
+def test_health_reports_a_model_that_failed_to_load(settings: Settings):
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"name": "/no/such/model"})})
+    worker = LocalWorker(settings)
+    worker.start(background=False)
+    body = TestClient(create_app(settings, worker)).get("/api/health").json()
+    assert body["worker"]["state"] == "error"
+    assert "could not load" in body["worker"]["error"]
+
+
+def test_unknown_route_uses_the_error_shape(settings: Settings):
+    client = TestClient(create_app(settings, LocalWorker(settings)))
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json() == {
+        "ok": False,
+        "status": 404,
+        "code": "not_found",
+        "error": "Not Found",
+        "errors": [],
+    }
+
+
+def test_api_package_never_imports_torch():
+    code = "import sys; import attnlens.api, backend.main; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
