@@ -39,11 +39,16 @@ def _global_options(
 
 
 def _register() -> None:
-    # One line per command module; each module defines `register(app)`.
-    from attnlens.cli import models, serve
+    # Every module in this package that defines `register(app)` adds its commands; a new command is a
+    # new module, with no edit here.
+    import importlib
+    import pkgutil
 
-    for module in (models, serve):
-        module.register(app)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(app)
 
 
 _register()

@@ -160,6 +160,26 @@ def build_tiny_starcoder2(attn_implementation: str = "eager") -> PreTrainedModel
     return model
 
 
+def load_tokenizer(name_or_path: str, *, models_dir: Path, revision: str | None = None) -> PreTrainedTokenizerBase:
+    """Only the tokenizer of a preset, hub id or folder (no weights; for mining)."""
+    from transformers import AutoTokenizer
+
+    preset = PRESETS.get(name_or_path)
+    if preset is not None and preset.source == "tiny":
+        return tiny_starcoder2_tokenizer()
+    if preset is not None and preset.source == "embedded":
+        return AutoTokenizer.from_pretrained(str(smollm2_folder(models_dir)))
+    source = preset.source if preset is not None else name_or_path
+    cache_dir = None if Path(source).is_dir() else models_dir / "hub"
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=revision, cache_dir=cache_dir)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"could not load the tokenizer of {name_or_path!r}: {exc}. Use a preset (`attnlens models`), "
+            "a local folder, or a hub id with network access."
+        ) from exc
+
+
 def load_hf(
     name_or_path: str,
     *,
