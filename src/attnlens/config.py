@@ -89,6 +89,55 @@ class APISettings(BaseModel):
     )
 
 
+class AnalysisSettings(BaseModel):
+    """Clustering, the cluster map, cluster assignment, correctness predictors and ablation statistics.
+
+    Clustering defaults are the paper's per-head recipe (UMAP 8-d cosine, then HDBSCAN).
+    """
+
+    seed: int = Field(0, description="Seed for every random choice in analysis (UMAP, jitter, folds, bootstrap).")
+    umap_components: int = Field(8, description="Dimensions UMAP reduces each head's embeddings to before HDBSCAN.", ge=2)
+    umap_neighbors: int = Field(20, description="UMAP n_neighbors for per-head clustering.", ge=2)
+    umap_min_dist: float = Field(0.05, description="UMAP min_dist for per-head clustering.", ge=0)
+    umap_metric: str = Field("cosine", description="UMAP metric on the raw embeddings (per head and for the map).")
+    hdbscan_min_samples: int = Field(20, description="HDBSCAN min_samples (density smoothing).", ge=1)
+    hdbscan_min_cluster_size: int = Field(25, description="HDBSCAN min_cluster_size: smaller groups become noise.", ge=2)
+    hdbscan_allow_single_cluster: bool = Field(
+        True, description="Let HDBSCAN return one cluster for a head whose patterns are all alike."
+    )
+    dedup_jitter: float = Field(
+        1e-3, description="Std of the Gaussian jitter added to duplicate embeddings (grows x5 per retry, 3 retries).", gt=0
+    )
+    map_fit_sample: int = Field(
+        20_000, description="Points the 2-D map's UMAP is fitted on; the rest are placed with transform.", ge=10
+    )
+    map_neighbors: int = Field(15, description="UMAP n_neighbors for the 2-D map.", ge=2)
+    map_min_dist: float = Field(0.1, description="UMAP min_dist for the 2-D map.", ge=0)
+    knn_k: int = Field(15, description="Neighbours that vote when assigning a new pattern to a head's cluster.", ge=1)
+    predictor_iterations: int = Field(1000, description="Most CatBoost boosting rounds (early stopping usually ends sooner).", ge=1)
+    predictor_depth: int = Field(6, description="CatBoost tree depth.", ge=1, le=16)
+    predictor_learning_rate: float = Field(0.1, description="CatBoost learning rate.", gt=0)
+    predictor_early_stopping: int = Field(
+        25, description="Rounds without improvement on the inner validation split before CatBoost stops.", ge=1
+    )
+    predictor_eval_fraction: float = Field(
+        0.1, description="Share of each training fold held out (stratified) for early stopping.", gt=0, lt=0.5
+    )
+    predictor_threads: int = Field(2, description="Threads CatBoost may use.", ge=1)
+    predictor_pca_components: int = Field(
+        4, description="Principal components kept per head by the embedding-based predictor.", ge=1
+    )
+    predictor_l2: float = Field(
+        1.0, description="Inverse L2 strength C of the embedding predictor's logistic regression.", gt=0
+    )
+    cv_folds: int = Field(5, description="Stratified cross-validation folds for predictor evaluation.", ge=2)
+    calibration_bins: int = Field(10, description="Equal-width probability bins of the reliability table.", ge=2)
+    bootstrap_resamples: int = Field(2000, description="Bootstrap resamples behind each 95% interval.", ge=100)
+    neutral_shap_eps: float = Field(
+        1e-5, description="Heads with |mean SHAP| at most this are `neutral` in ablation experiments.", ge=0
+    )
+
+
 class Settings(BaseSettings):
     """Every runtime setting of attnlens. Environment: `ATTNLENS_<FIELD>` or `ATTNLENS_<GROUP>__<FIELD>`."""
 
@@ -109,6 +158,9 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings, description="FAISS index.")
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Scenario mining.")
     api: APISettings = Field(default_factory=APISettings, description="HTTP server and request limits.")
+    analysis: AnalysisSettings = Field(
+        default_factory=AnalysisSettings, description="Clustering, cluster map, predictors, ablation statistics."
+    )
 
     @field_validator("data_dir")
     @classmethod
