@@ -91,7 +91,7 @@ class Generation:
     prompt_ids: list[int]
     new_ids: list[int]
     text: str
-    first_logits: Float[torch.Tensor, "vocab"]  # next-token logits at the hole, float32 on CPU
+    first_logits: Float[torch.Tensor, " vocab"]  # next-token logits at the hole, float32 on CPU
     stopped_by: str  # "stop_token" or "max_new_tokens"
     ablated: frozenset[HeadRef] = field(default_factory=frozenset)
 
@@ -221,7 +221,7 @@ class TargetModel:
     @torch.inference_mode()
     def next_token_logits(
         self, prompt_ids: Sequence[int], *, ablate: Iterable[HeadRef] = ()
-    ) -> Float[torch.Tensor, "vocab"]:
+    ) -> Float[torch.Tensor, " vocab"]:
         """Logits for the token after `prompt_ids` (no attention kept; cheap), float32 on CPU."""
         self._check_ids([prompt_ids])
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)

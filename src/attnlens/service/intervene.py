@@ -50,7 +50,7 @@ class AblationOutcome:
 
 
 def kl_divergence(
-    p_logits: Float[torch.Tensor, "vocab"], q_logits: Float[torch.Tensor, "vocab"]
+    p_logits: Float[torch.Tensor, " vocab"], q_logits: Float[torch.Tensor, " vocab"]
 ) -> float:
     """KL(P || Q) in nats between the softmax distributions of two logit vectors (float64 for accuracy)."""
     log_p = torch.log_softmax(p_logits.double(), dim=-1)
@@ -108,6 +108,6 @@ def ablate_and_regenerate(
     return outcome
 
 
-def _probability(logits: Float[torch.Tensor, "vocab"], token_id: int) -> float:
+def _probability(logits: Float[torch.Tensor, " vocab"], token_id: int) -> float:
     value = float(torch.softmax(logits.double(), dim=-1)[token_id])
     return 0.0 if math.isnan(value) else value
