@@ -7,7 +7,8 @@
     │   ├── BinaryInput
     │   ├── NotJava                    (422) does not parse as Java
     │   ├── InvalidHole                (422) the completion point or span is unusable
-    │   └── HeadOutOfRange             (422) a head name that the model does not have
+    │   ├── HeadOutOfRange             (422) a head name that the model does not have
+    │   └── InsufficientData           (422) too few rows, or one class only, for an analysis
     ├── NotFound                       (404) an id that does not exist
     ├── Busy                           (503) the worker is saturated; retry after `retry_after` seconds
     ├── ModelError                     (503)
@@ -173,3 +174,10 @@ class CorpusError(AttnLensError):
 
     status = 400
     code = "corpus_error"
+
+
+class InsufficientData(InvalidInput):
+    """Too few rows, or only one class, for a clustering, predictor or statistic to mean anything."""
+
+    status = 422
+    code = "insufficient_data"
