@@ -1,0 +1,1 @@
+"""The atlas: the pipeline from scenarios to stored head patterns (embeddings, thumbnails, statistics)."""

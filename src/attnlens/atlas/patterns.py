@@ -1,0 +1,65 @@
+"""Cheap per-head facts computed from raw attention while it is still in memory: a small thumbnail for the
+gallery and statistics that name common pattern types (diagonal, previous token, sink column, broad).
+
+Raw patterns are never stored (one 256x256 head is 256 KiB); these are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+
+STAT_NAMES = ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
+LOCAL_WINDOW = 8
+
+
+@dataclass(frozen=True)
+class PatternStats:
+    """Per-head statistics, each averaged over query rows. Shapes: one value per pattern."""
+
+    entropy: np.ndarray  # mean row entropy divided by log(row length): 0 = one key, 1 = uniform
+    diagonal_mass: np.ndarray  # attention on the query's own token
+    previous_token_mass: np.ndarray  # attention on the token just before (rows 1..)
+    first_token_mass: np.ndarray  # attention on token 0 (the "sink" column)
+    local_mass: np.ndarray  # attention within the last LOCAL_WINDOW tokens
+
+    def row(self, index: int) -> dict[str, float]:
+        return {name: float(getattr(self, name)[index]) for name in STAT_NAMES}
+
+
+def pattern_stats(patterns: Float[torch.Tensor, "batch q k"]) -> PatternStats:
+    """Statistics of causal attention patterns (rows sum to 1), vectorised over the batch."""
+    p = patterns.float()
+    n = p.shape[-1]
+    rows = torch.arange(n, device=p.device)
+    # Row i has i+1 keys; normalising by log(i+1) makes rows of all lengths comparable (row 0 has none).
+    plogp = torch.where(p > 0, p * torch.log(p.clamp_min(1e-30)), torch.zeros_like(p))
+    row_entropy = -plogp.sum(-1)  # (batch, q)
+    norm = torch.log((rows + 1).float())
+    entropy = (row_entropy[:, 1:] / norm[1:]).mean(-1) if n > 1 else torch.zeros(p.shape[0])
+    diagonal = torch.diagonal(p, dim1=-2, dim2=-1).mean(-1)
+    previous = torch.diagonal(p, offset=-1, dim1=-2, dim2=-1).mean(-1) if n > 1 else torch.zeros(p.shape[0])
+    first = p[..., :, 0].mean(-1)
+    distance = rows[:, None] - rows[None, :]  # q - k
+    local = ((distance >= 0) & (distance < LOCAL_WINDOW)).to(p.dtype)
+    local_mass = (p * local).sum(-1).mean(-1)
+    as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+    return PatternStats(as_np(entropy), as_np(diagonal), as_np(previous), as_np(first), as_np(local_mass))
+
+
+def thumbnails(patterns: Float[torch.Tensor, "batch q k"], size: int = 32) -> np.ndarray:
+    """`(batch, size, size)` uint8 images: average-pooled attention on a log scale (0 = nothing,
+    255 = the largest pooled value of that head), so that faint structure stays visible at gallery size."""
+    p = patterns.float()
+    n = p.shape[-1]
+    if n % size:
+        p = F.interpolate(p[:, None], size=(size, size), mode="area")[:, 0]
+    else:
+        p = F.avg_pool2d(p[:, None], kernel_size=n // size)[:, 0]
+    logged = torch.log1p(p * 1e3)  # attention spans many decades; a log scale shows more than a linear one
+    peak = logged.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    return (logged / peak * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()

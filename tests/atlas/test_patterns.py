@@ -1,0 +1,58 @@
+"""Pattern statistics and thumbnails on synthetic patterns whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnlens.atlas.patterns import pattern_stats, thumbnails
+
+N = 64
+
+
+def _diagonal() -> torch.Tensor:
+    return torch.eye(N)
+
+
+def _previous() -> torch.Tensor:
+    p = torch.zeros(N, N)
+    p[0, 0] = 1
+    p[torch.arange(1, N), torch.arange(N - 1)] = 1
+    return p
+
+
+def _sink() -> torch.Tensor:
+    p = torch.zeros(N, N)
+    p[:, 0] = 1
+    return p
+
+
+def _uniform() -> torch.Tensor:
+    p = torch.tril(torch.ones(N, N))
+    return p / p.sum(-1, keepdim=True)
+
+
+def test_stats_name_the_pattern_types():
+    stats = pattern_stats(torch.stack([_diagonal(), _previous(), _sink(), _uniform()]))
+    assert stats.diagonal_mass[0] == pytest.approx(1.0)
+    assert stats.previous_token_mass[1] == pytest.approx(1.0)
+    assert stats.first_token_mass[2] == pytest.approx(1.0)
+    assert stats.entropy[:3] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    assert stats.entropy[3] == pytest.approx(1.0, abs=1e-5)
+    assert stats.local_mass[0] == pytest.approx(1.0) and stats.local_mass[2] < 0.2
+    assert set(stats.row(3)) == {"entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass"}
+
+
+def test_thumbnails_are_small_uint8_and_keep_the_structure():
+    thumbs = thumbnails(torch.stack([_diagonal(), _sink()]), size=16)
+    assert thumbs.shape == (2, 16, 16) and thumbs.dtype == np.uint8
+    assert (np.diag(thumbs[0]) == 255).all()
+    assert thumbs[0][np.triu_indices(16, 1)].max() == 0  # causal: nothing above the diagonal
+    assert (thumbs[1][:, 0] == 255).all() and thumbs[1][:, 1:].max() == 0
+
+
+def test_thumbnails_of_odd_sizes_use_area_interpolation():
+    p = _uniform()[:50, :50]
+    p = p / p.sum(-1, keepdim=True)
+    assert thumbnails(p[None], size=32).shape == (1, 32, 32)
