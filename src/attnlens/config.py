@@ -127,8 +127,9 @@ class AnalysisSettings(BaseModel):
     predictor_pca_components: int = Field(
         4, description="Principal components kept per head by the embedding-based predictor.", ge=1
     )
-    predictor_l2: float = Field(
-        1.0, description="Inverse L2 strength C of the embedding predictor's logistic regression.", gt=0
+    predictor_logreg_c_grid: list[float] = Field(
+        [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        description="Inverse L2 strengths C the embedding predictor's logistic regression picks from (inner 3-fold CV, log-loss).",
     )
     cv_folds: int = Field(5, description="Stratified cross-validation folds for predictor evaluation.", ge=2)
     calibration_bins: int = Field(10, description="Equal-width probability bins of the reliability table.", ge=2)

@@ -1,0 +1,70 @@
+"""Analyses over pattern embeddings: pure functions, numpy in, numpy and dataclasses out.
+
+- `clustering`: per-head UMAP + HDBSCAN clusters, medoids and attribute counts (jobs only: UMAP compiles).
+- `cluster_map`: the global 2-D map (UMAP fitted on a sample, the rest transformed).
+- `assign`: k-nearest-neighbour cluster assignment of new inferences, no UMAP.
+- `predictors`, `evaluation`: correctness predictors per task, cross-validated, serialisable to bytes.
+- `importance`: per-head SHAP values with CatBoost's column layout read correctly.
+- `ablation`: head-selection rules and paired statistics of population ablation experiments.
+- `stats`: Wilson and bootstrap intervals, Brier score, reliability tables.
+
+Heavy libraries (umap, catboost, sklearn) are imported inside the functions that need them.
+"""
+
+from attnlens.analysis.ablation import (
+    SELECTION_RULES,
+    AblationStatistics,
+    HeadSelection,
+    ablation_statistics,
+    select_heads,
+)
+from attnlens.analysis.assign import ClusterAssigner, ClusterAssignment, assign_clusters
+from attnlens.analysis.cluster_map import ClusterMap, build_cluster_map
+from attnlens.analysis.clustering import NOISE, ClusterSummary, HeadClustering, cluster_head, cluster_heads
+from attnlens.analysis.evaluation import PredictorEvaluation, cross_validate_predictor, train_final_predictor
+from attnlens.analysis.importance import HeadShap, head_shap_values
+from attnlens.analysis.predictors import (
+    PREDICTOR_KINDS,
+    ClusterCatBoostPredictor,
+    CorrectnessPredictor,
+    EmbeddingPCAPredictor,
+    fit_cluster_predictor,
+    fit_embedding_predictor,
+    predictor_from_bytes,
+    predictor_to_bytes,
+)
+from attnlens.analysis.stats import Interval, ReliabilityBin, wilson_interval
+
+__all__ = [
+    "NOISE",
+    "PREDICTOR_KINDS",
+    "SELECTION_RULES",
+    "AblationStatistics",
+    "ClusterAssigner",
+    "ClusterAssignment",
+    "ClusterCatBoostPredictor",
+    "ClusterMap",
+    "ClusterSummary",
+    "CorrectnessPredictor",
+    "EmbeddingPCAPredictor",
+    "HeadClustering",
+    "HeadSelection",
+    "HeadShap",
+    "Interval",
+    "PredictorEvaluation",
+    "ReliabilityBin",
+    "ablation_statistics",
+    "assign_clusters",
+    "build_cluster_map",
+    "cluster_head",
+    "cluster_heads",
+    "cross_validate_predictor",
+    "fit_cluster_predictor",
+    "fit_embedding_predictor",
+    "head_shap_values",
+    "predictor_from_bytes",
+    "predictor_to_bytes",
+    "select_heads",
+    "train_final_predictor",
+    "wilson_interval",
+]
