@@ -73,6 +73,15 @@ class MiningSettings(BaseModel):
         1_000_000, description="Corpus files larger than this are skipped (counted as oversized).", gt=0
     )
     seed: int = Field(0, description="Seed for every random choice in mining.")
+    per_task: int = Field(1000, description="Scenarios mined per task (the paper used 1000).", ge=0)
+    max_target_tokens: int = Field(
+        64, description="Candidate targets longer than this many tokens (long text blocks) are not used.", gt=0
+    )
+    jsonl_field: str = Field("content", description="Field holding the source text in a JSONL corpus.")
+    hf_config: str | None = Field(
+        None, description="Config name of a Hugging Face dataset corpus (e.g. Stackless_Java_V2)."
+    )
+    hf_split: str = Field("test", description="Split of a Hugging Face dataset corpus (the paper analysed `test`).")
 
 
 class APISettings(BaseModel):

@@ -1,0 +1,65 @@
+"""Counts of one mining run: what was read, what was skipped and why, and what each task yielded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MiningStats:
+    """Filled in by `iter_corpus` (files) and `mine_scenarios` (files mined, candidates, scenarios).
+
+    `skipped` counts whole files by reason (for example `binary`, `not_utf8`, `empty`, `oversized`,
+    `duplicate`, `too_short`); `rejected` counts candidate spans that could not become a scenario.
+    """
+
+    files_read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    files_mined: int = 0
+    files_with_parse_errors: int = 0
+    candidates: Counter[str] = field(default_factory=Counter)  # task -> spans found in mined files
+    scenarios: Counter[str] = field(default_factory=Counter)  # task -> scenarios made
+    target_tokens: Counter[str] = field(default_factory=Counter)  # task -> sum of target lengths
+    rejected: Counter[str] = field(default_factory=Counter)  # reason -> candidate spans
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    def mean_target_tokens(self, task: str) -> float:
+        made = self.scenarios[task]
+        return self.target_tokens[task] / made if made else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_read": self.files_read,
+            "skipped": dict(sorted(self.skipped.items())),
+            "files_mined": self.files_mined,
+            "files_with_parse_errors": self.files_with_parse_errors,
+            "candidates": dict(self.candidates),
+            "scenarios": dict(self.scenarios),
+            "mean_target_tokens": {t: round(self.mean_target_tokens(t), 3) for t in self.scenarios},
+            "rejected": dict(sorted(self.rejected.items())),
+        }
+
+    def table(self, tasks: tuple[str, ...] | list[str]) -> str:
+        """The per-task table the CLI prints, followed by the file counts and skip reasons."""
+        lines = [f"{'task':<24}{'candidates':>12}{'scenarios':>11}{'mean target tokens':>20}"]
+        for task in tasks:
+            lines.append(
+                f"{task:<24}{self.candidates[task]:>12}{self.scenarios[task]:>11}"
+                f"{self.mean_target_tokens(task):>20.2f}"
+            )
+        lines.append(f"{'total':<24}{sum(self.candidates.values()):>12}{sum(self.scenarios.values()):>11}")
+        lines.append("")
+        lines.append(
+            f"files read: {self.files_read}   mined: {self.files_mined}   "
+            f"with parse errors: {self.files_with_parse_errors}"
+        )
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items())) or "none"
+        lines.append(f"files skipped: {sum(self.skipped.values())} ({skipped})")
+        if self.rejected:
+            rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(self.rejected.items()))
+            lines.append(f"candidate spans rejected: {rejected}")
+        return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Exact byte offsets of every token of a file, and moving a hole to the file's own token boundaries.
+
+Byte-level BPE tokenizers (GPT-2, StarCoder2, SmolLM2, Llama 3 ...) map every token to a fixed byte
+string, so summing token byte lengths gives exact byte offsets into the UTF-8 file. This is more
+reliable than `offset_mapping`, whose character offsets are trimmed or merged for some tokenizers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from attnlens.errors import InvalidInput
+from attnlens.model.target import FIM_TOKENS, FimTokens
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """The byte -> printable character table of byte-level BPE vocabularies (GPT-2's convention):
+    printable Latin-1 bytes map to themselves, the rest to code points from 256 upward, in byte order."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def fim_tokens_of(tokenizer: PreTrainedTokenizerBase) -> FimTokens | None:
+    """The FIM marker ids when the tokenizer has all three (`<fim_prefix>`, `<fim_middle>`, `<fim_suffix>`)."""
+    vocab = tokenizer.get_vocab()
+    if not all(token in vocab for token in FIM_TOKENS):
+        return None
+    prefix, middle, suffix = (vocab[token] for token in FIM_TOKENS)
+    return FimTokens(prefix=prefix, middle=middle, suffix=suffix)
+
+
+class TokenTable:
+    """A tokenizer plus each token id's byte length and the ids that must never come from source text."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        decoder = json.loads(backend.to_str()).get("decoder") if backend is not None else None
+        if not decoder or decoder.get("type") != "ByteLevel":
+            raise InvalidInput(
+                "mining needs a byte-level BPE tokenizer (StarCoder2, SmolLM2, GPT-2, Llama 3 style); "
+                f"{type(tokenizer).__name__} has decoder {decoder and decoder.get('type')!r}. Pick such a model."
+            )
+        self.tokenizer = tokenizer
+        to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
+        vocab = tokenizer.get_vocab()
+        size = max(vocab.values()) + 1
+        lengths = np.zeros(size, dtype=np.int64)
+        added = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})}
+        for token, index in vocab.items():
+            if index in added:
+                lengths[index] = len(token.encode("utf-8"))
+            else:
+                lengths[index] = sum(1 if char in to_byte else len(char.encode("utf-8")) for char in token)
+        self.byte_lengths = lengths
+        self.special_ids = frozenset(added) | frozenset(tokenizer.all_special_ids)
+        self.vocab_size = size
+        # Ordinary tokens, for the `noise` control (random vocabulary tokens, never markers).
+        self.ordinary_ids = np.array(sorted(set(range(size)) - self.special_ids), dtype=np.int64)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+@dataclass
+class FileTokens:
+    """A file's tokens and where each starts: token i covers bytes [starts[i], starts[i + 1])."""
+
+    ids: np.ndarray  # (n,) int64
+    starts: np.ndarray  # (n + 1,) int64; starts[n] == len(source)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def index_at(self, byte: int) -> int:
+        """Index of the token that contains `byte`."""
+        return int(np.searchsorted(self.starts, byte, side="right") - 1)
+
+
+def tokenize_file(table: TokenTable, text: str, source: bytes) -> FileTokens | str:
+    """The file's tokens, or the reason it cannot be mined (`special_token_text`, `tokenizer_mismatch`)."""
+    ids = np.asarray(table.encode(text), dtype=np.int64)
+    if len(ids) and (
+        ids.max() >= table.vocab_size or any(int(i) in table.special_ids for i in np.unique(ids))
+    ):
+        # Text such as `<|endoftext|>` inside a file would put a control token in the prompt.
+        return "special_token_text"
+    starts = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(table.byte_lengths[ids], out=starts[1:])
+    if starts[-1] != len(source):
+        # A normalizer changed the text; offsets would not point at the file's bytes.
+        return "tokenizer_mismatch"
+    return FileTokens(ids=ids, starts=starts)
+
+
+def is_char_boundary(source: bytes, byte: int) -> bool:
+    """Whether a cut at `byte` falls between UTF-8 characters (not inside a multi-byte one)."""
+    return byte <= 0 or byte >= len(source) or (source[byte] & 0xC0) != 0x80
