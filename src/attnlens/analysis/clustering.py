@@ -77,7 +77,10 @@ def jitter_duplicates(embeddings: np.ndarray, scale: float, rng: np.random.Gener
             return out
         out[dup] += rng.normal(0.0, scale * JITTER_GROWTH**attempt, size=(int(dup.sum()), out.shape[1]))
     if duplicate_rows(out).any():
-        out += rng.normal(0.0, scale * JITTER_GROWTH**JITTER_ATTEMPTS, size=out.shape).astype(np.float32)
+        # Last resort: noise on every row, at least a few float32 steps of the largest value so it cannot
+        # vanish in rounding (the paper's fixed scale does at large magnitudes).
+        std = max(scale * JITTER_GROWTH**JITTER_ATTEMPTS, 1e-5 * float(np.abs(out).max()))
+        out += rng.normal(0.0, std, size=out.shape).astype(np.float32)
     return out
 
 

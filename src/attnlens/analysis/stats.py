@@ -43,7 +43,10 @@ def wilson_interval(successes: int, trials: int) -> Interval:
     z2 = Z_95**2
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = Z_95 * np.sqrt(p * (1 - p) / trials + z2 / (4 * trials**2)) / (1 + z2 / trials)
-    return Interval(estimate=p, low=max(0.0, centre - half), high=min(1.0, centre + half), method="wilson")
+    # At 0 or n successes the bound is exactly 0 or 1; the formula gets there only up to rounding.
+    low = 0.0 if successes == 0 else max(0.0, float(centre - half))
+    high = 1.0 if successes == trials else min(1.0, float(centre + half))
+    return Interval(estimate=p, low=low, high=high, method="wilson")
 
 
 def bootstrap_intervals(
