@@ -1,0 +1,117 @@
+"""Engines, sessions and the `Store` handle: SQLite with WAL and foreign keys by default, any URL works."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from attnlens.config import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a SQLite connection waits for another process's write lock before failing.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_BEGIN_OPTION = "attnlens_sqlite_begin"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`. For SQLite: WAL journal, foreign keys enforced, a busy timeout, and real
+    transactions (Python's sqlite3 otherwise runs DDL outside any transaction and starts transactions
+    lazily, which breaks atomic migrations and read-then-write isolation)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    _configure_sqlite(engine, in_memory=not database or database == ":memory:")
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # With WAL, NORMAL is durable against application crashes and much faster than FULL.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock at once, so a read-then-write transaction cannot fail
+        # half-way because another process wrote in between (see Store.session(immediate=True)).
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """The database of one atlas. Build it with `open_store(settings)`."""
+
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._immediate_sessions = sessionmaker(
+            bind=engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}), expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back when it raises.
+
+        `immediate=True` (SQLite only; ignored elsewhere) takes the write lock when the transaction starts:
+        use it for read-then-write work that several processes may run at once.
+        """
+        factory = self._immediate_sessions if immediate and self.is_sqlite else self._sessions
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """Open the atlas database named by `settings`, creating the data dir.
+
+    With `migrate=True` (what the CLI and the app do at start) an empty or older database is upgraded to
+    the code's schema; with `migrate=False` an older one raises `DatabaseSchemaOutdated` naming the command.
+    """
+    from attnlens.store.migrate import ensure_schema
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(make_engine(settings.database_url), settings)
+    try:
+        ensure_schema(store.engine, migrate=migrate)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
