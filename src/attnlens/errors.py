@@ -20,7 +20,8 @@
     ├── StoreError                     (500)
     │   ├── IndexMissing
     │   ├── IndexDimensionMismatch
-    │   └── DatabaseSchemaOutdated
+    │   ├── DatabaseSchemaOutdated
+    │   └── JobNotHeld             (409) a worker reports on a job it no longer holds (requeued or cancelled)
     └── CorpusError                    (400) a corpus path that cannot be read
 
 Third-party exceptions are translated at the boundary with `raise ... from exc`.
@@ -181,3 +182,10 @@ class InsufficientData(InvalidInput):
 
     status = 422
     code = "insufficient_data"
+
+
+class JobNotHeld(StoreError):
+    """A worker reported on a job that it no longer holds: it was requeued (stale heartbeat) or finished."""
+
+    status = 409
+    code = "job_not_held"
