@@ -1,0 +1,176 @@
+"""The job queue: long tasks recorded in the `job` table, claimed and reported on by worker processes.
+
+Life of a job: `queued` -> (claimed) `running` -> `succeeded` | `failed` | `cancelled`.
+Every state change is one conditional UPDATE ("... WHERE state = 'queued'", "... WHERE worker = me"),
+so two workers can never both win: on SQLite the statement takes the database write lock, on PostgreSQL
+the row lock (and the claim's sub-select skips rows another worker has locked). Each helper runs in its
+own short transaction and commits at once, so progress is visible to readers while the job runs.
+
+A worker that dies stops sending heartbeats; `requeue_stale_jobs` puts its jobs back in the queue, and
+the dead worker, should it wake up, gets `JobNotHeld` on its next report.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from attnlens.errors import JobNotHeld, NotFound
+from attnlens.store.base import utc_now
+from attnlens.store.engine import Store
+from attnlens.store.models import Job
+
+FINISHED_STATES = ("succeeded", "failed", "cancelled")
+
+
+def enqueue_job(
+    store: Store, kind: str, parameters: dict[str, Any] | None = None, *, total: int | None = None
+) -> int:
+    """Add a queued job; returns its id."""
+    with store.session() as session:
+        job = Job(kind=kind, parameters=parameters or {}, progress_total=total)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def get_job(store: Store, job_id: int) -> Job:
+    """The job as it is now (a detached copy); `NotFound` if there is none."""
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"there is no job {job_id}; list jobs to see which exist.")
+        return job
+
+
+def claim_job(store: Store, worker: str, kinds: list[str] | None = None) -> Job | None:
+    """Take the oldest queued job (of one of `kinds`, if given) for `worker`; None when there is none."""
+    waiting = select(Job.id).where(Job.state == "queued", Job.cancel_requested.is_(False))
+    if kinds is not None:
+        waiting = waiting.where(Job.kind.in_(kinds))
+    candidate = waiting.order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+    for _ in range(10):
+        now = utc_now()
+        with store.session() as session:
+            claimed = session.scalar(
+                update(Job)
+                .where(Job.id == candidate.scalar_subquery(), Job.state == "queued")
+                .values(
+                    state="running",
+                    worker=worker,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempts=Job.attempts + 1,
+                )
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            )
+        if claimed is not None:
+            return get_job(store, claimed)
+        # Nothing claimed: either the queue is empty, or (PostgreSQL) another worker took our candidate
+        # between the sub-select and the update; only the second is worth another try.
+        with store.session() as session:
+            if not session.scalar(select(waiting.exists())):
+                return None
+    return None
+
+
+def _update_held(store: Store, job_id: int, worker: str, **values: Any) -> Job:
+    """Apply `values` to a running job held by `worker`, or raise `JobNotHeld`."""
+    with store.session() as session:
+        changed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.worker == worker, Job.state == "running")
+            .values(**values)
+            .returning(Job.cancel_requested)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if changed is None:
+        raise JobNotHeld(
+            f"job {job_id} is not running under worker {worker!r} any more (requeued after a missed "
+            "heartbeat, or finished); stop working on it."
+        )
+    return get_job(store, job_id)
+
+
+def heartbeat(store: Store, job_id: int, worker: str) -> bool:
+    """Tell the queue `worker` is alive on the job; returns True if cancellation was requested."""
+    return _update_held(store, job_id, worker, heartbeat_at=utc_now()).cancel_requested
+
+
+def report_progress(
+    store: Store, job_id: int, worker: str, *, done: int, total: int | None = None, message: str | None = None
+) -> bool:
+    """Record progress (`done` of `total` units) and a heartbeat; returns True if cancellation was requested."""
+    values: dict[str, Any] = {"progress_done": done, "heartbeat_at": utc_now()}
+    if total is not None:
+        values["progress_total"] = total
+    if message is not None:
+        values["message"] = message
+    return _update_held(store, job_id, worker, **values).cancel_requested
+
+
+def finish_job(store: Store, job_id: int, worker: str, result: dict[str, Any] | None = None) -> Job:
+    """Mark the job succeeded, with its result."""
+    now = utc_now()
+    return _update_held(
+        store, job_id, worker, state="succeeded", result=result, finished_at=now, heartbeat_at=now
+    )
+
+
+def fail_job(store: Store, job_id: int, worker: str, error: str) -> Job:
+    """Mark the job failed; `error` says what went wrong (and, ideally, what to do)."""
+    now = utc_now()
+    return _update_held(store, job_id, worker, state="failed", error=error, finished_at=now, heartbeat_at=now)
+
+
+def acknowledge_cancel(store: Store, job_id: int, worker: str, result: dict[str, Any] | None = None) -> Job:
+    """The worker stopped because cancellation was requested; `result` may hold partial output."""
+    now = utc_now()
+    return _update_held(
+        store, job_id, worker, state="cancelled", result=result, finished_at=now, heartbeat_at=now
+    )
+
+
+def request_cancel(store: Store, job_id: int) -> Job:
+    """Cancel a queued job at once, or ask the worker of a running one to stop (it sees it on its next report)."""
+    now = utc_now()
+    with store.session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(state="cancelled", cancel_requested=True, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running")
+            .values(cancel_requested=True)
+            .execution_options(synchronize_session=False)
+        )
+    return get_job(store, job_id)
+
+
+def requeue_stale_jobs(store: Store, stale_after_s: float) -> list[int]:
+    """Put running jobs whose last heartbeat is older than `stale_after_s` back in the queue."""
+    cutoff = utc_now() - timedelta(seconds=stale_after_s)
+    with store.session() as session:
+        rows = session.execute(
+            update(Job)
+            .where(Job.state == "running", Job.heartbeat_at < cutoff)
+            .values(state="queued", worker=None, message="requeued: its worker stopped sending heartbeats")
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(row[0] for row in rows)
+
+
+def list_jobs(store: Store, *, states: list[str] | None = None, limit: int = 100) -> list[Job]:
+    """Newest jobs first."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if states is not None:
+        query = query.where(Job.state.in_(states))
+    with store.session() as session:
+        return list(session.scalars(query))
