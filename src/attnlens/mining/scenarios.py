@@ -52,6 +52,7 @@ class Scenario:
     n_suffix_tokens: int  # file tokens after the hole in the prompt (0 for l2r)
     seed: int
     alignment: str  # "exact", "widened:left=L,right=R" (bytes) or "synthetic" (noise)
+    file_n_bytes: int | None = None  # size of the UTF-8 file (the store records it with the file)
 
     @property
     def prefix_ids(self) -> list[int]:
@@ -135,16 +136,16 @@ def _stream(
         if any(task in QUERY_TASKS or task == "random" for task in ordered):
             parsed = parser.parse(source)
             stats.files_with_parse_errors += int(parsed.has_error)
-            for task in ordered:
-                if task in QUERY_TASKS:
-                    stats.candidates[task] += len(parsed.spans.get(task, ()))
+        for task in ordered:  # candidates of every mined file, also for tasks already full
+            if task in QUERY_TASKS and parsed is not None:
+                stats.candidates[task] += len(parsed.spans.get(task, ()))
+            elif task == "random":
+                stats.candidates[task] += max(0, tokens.n - RANDOM_MIN_TOKENS + 1)
+            elif task == "noise":
+                stats.candidates[task] += 1
         for task in ordered:
             if remaining[task] == 0:
                 continue
-            if task == "noise":
-                stats.candidates[task] += 1
-            elif task == "random":
-                stats.candidates[task] += max(0, tokens.n - RANDOM_MIN_TOKENS + 1)
             scenario = miner.mine(file, source, tokens, parsed, task)
             if scenario is None:
                 continue
@@ -181,7 +182,7 @@ class _FileMiner:
     ) -> Scenario | None:
         rng = task_rng(self.seed, file.sha256, task)
         if task == "noise":
-            return self._noise(file, rng)
+            return self._noise(file, len(source), rng)
         if task == "random":
             return self._random(file, source, tokens, parsed, rng)
         spans = (parsed.spans if parsed is not None else {}).get(task, [])
@@ -280,9 +281,10 @@ class _FileMiner:
             n_suffix_tokens=window.n_suffix_tokens,
             seed=self.seed,
             alignment=hole.alignment,
+            file_n_bytes=len(source),
         )
 
-    def _noise(self, file: SourceFile, rng: random.Random) -> Scenario:
+    def _noise(self, file: SourceFile, n_bytes: int, rng: random.Random) -> Scenario:
         """Random vocabulary tokens framed like a real prompt; the `noise` control task."""
         pool = self.table.ordinary_ids
 
@@ -316,4 +318,5 @@ class _FileMiner:
             n_suffix_tokens=n_suffix,
             seed=self.seed,
             alignment="synthetic",
+            file_n_bytes=n_bytes,
         )
