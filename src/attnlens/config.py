@@ -53,6 +53,9 @@ class DatabaseSettings(BaseModel):
         None,
         description="SQLAlchemy URL; default is SQLite at <data_dir>/attnlens.db. PostgreSQL URLs work for shared atlases.",
     )
+    job_stale_after_s: float = Field(
+        300.0, description="A running job whose worker sent no heartbeat for this long goes back to the queue.", gt=0
+    )
 
 
 class IndexSettings(BaseModel):
@@ -62,6 +65,30 @@ class IndexSettings(BaseModel):
         200_000,
         description="Up to this many vectors the index is exact (flat); beyond it a compressed index is built.",
         gt=0,
+    )
+    metric: Literal["cosine", "l2"] = Field(
+        "cosine", description="Similarity of embeddings: cosine (unit vectors, inner product) or Euclidean."
+    )
+    ivf_lists: int | None = Field(
+        None, description="Inverted lists of the compressed index; default about 4*sqrt(vectors), a power of 2.", gt=0
+    )
+    pq_bytes: int = Field(
+        32, description="Bytes per vector in the compressed index's product quantizer (must divide the dimension).", gt=0
+    )
+    nprobe: int = Field(16, description="Lists the compressed index scans per query (more: slower, better recall).", gt=0)
+    rerank_factor: int = Field(
+        5,
+        description="The compressed index returns k times this many candidates, re-ranked exactly with the "
+        "database's embeddings.",
+        ge=1,
+    )
+    train_sample: int = Field(
+        65_536, description="Vectors the compressed index is trained on (a seeded random sample).", gt=0
+    )
+    search_threads: int = Field(
+        1,
+        description="FAISS threads per search. One query is latency-bound; more threads on a busy CPU made it slower.",
+        ge=1,
     )
 
 
@@ -148,6 +175,23 @@ class AnalysisSettings(BaseModel):
     )
 
 
+class AtlasSettings(BaseModel):
+    """Building atlases, including the demo atlas `make run` builds in the background."""
+
+    batch_size: int = Field(4, description="Scenarios per target-model forward pass in a build.", ge=1, le=256)
+    thumbnail_size: int = Field(32, description="Side of each stored head thumbnail (uint8, lower triangle kept).", ge=4, le=128)
+    index_save_every: int = Field(
+        25, description="Save the FAISS index after this many build batches (the database is always ahead; a restart syncs).", ge=1
+    )
+    demo_corpus: str = Field(
+        "/usr/lib/jvm/openjdk-17/lib/src.zip",
+        description="Corpus of the demo atlas built on first `attnlens serve` (the JDK sources from Debian's openjdk-17-source).",
+    )
+    demo_per_task: int = Field(12, description="Scenarios per task in the demo atlas.", ge=0)
+    demo_tasks: str = Field("all", description="Tasks of the demo atlas: `all` or comma-separated names.")
+    build_demo: bool = Field(True, description="Whether `attnlens serve` queues the demo atlas build when the atlas is empty.")
+
+
 class Settings(BaseSettings):
     """Every runtime setting of attnlens. Environment: `ATTNLENS_<FIELD>` or `ATTNLENS_<GROUP>__<FIELD>`."""
 
@@ -168,6 +212,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings, description="FAISS index.")
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Scenario mining.")
     api: APISettings = Field(default_factory=APISettings, description="HTTP server and request limits.")
+    atlas: AtlasSettings = Field(default_factory=AtlasSettings, description="Atlas builds and the demo atlas.")
     analysis: AnalysisSettings = Field(
         default_factory=AnalysisSettings, description="Clustering, cluster map, predictors, ablation statistics."
     )
