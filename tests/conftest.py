@@ -52,3 +52,55 @@ def smollm2(models_cache: Path):
     from attnlens.model import TargetModel
 
     return TargetModel.load("smollm2", models_dir=models_cache, device="cpu")
+
+
+JAVA_FIXTURES = REPO / "tests" / "data" / "java"
+TINY_TASKS = ("identifiers", "closing_bracket", "random", "boolean_operators")
+
+
+def make_tiny_apmae(folder: Path) -> Path:
+    """A tiny random AP-MAE (fixed seed) saved as a checkpoint folder; returns the folder."""
+    import torch
+
+    from attnlens.apmae import APMAE, APMAEConfig
+
+    config = APMAEConfig(
+        source_length=256, max_length=32, patch_size=8,
+        encoder_dim=32, encoder_layers=2, encoder_heads=2, encoder_dim_head=16, encoder_mlp_dim=64,
+        decoder_dim=32, decoder_layers=1, decoder_heads=2, decoder_dim_head=16, decoder_mlp_dim=64,
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        model = APMAE(config)
+    model.save_pretrained(folder)
+    return folder
+
+
+def tiny_settings(data_dir: Path, apmae_folder: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        model={"name": "tiny-starcoder2", "device": "cpu"},
+        apmae={"checkpoint": str(apmae_folder), "device": "cpu"},
+        atlas={"batch_size": 3, "build_demo": False},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_apmae_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_apmae(tmp_path_factory.mktemp("tiny-apmae"))
+
+
+@pytest.fixture(scope="session")
+def tiny_atlas(tmp_path_factory: pytest.TempPathFactory, tiny_model, tiny_apmae_folder: Path):
+    """A small real atlas: Java fixtures mined for 4 tasks, run through the tiny StarCoder2, embedded by a
+    tiny AP-MAE, stored in SQLite (and indexed). Shared by the atlas and API tests; treat it as read-only."""
+    from attnlens.apmae.load import load_apmae
+    from attnlens.atlas.build import BuildRequest, run_build
+    from attnlens.store import open_store
+
+    settings = tiny_settings(tmp_path_factory.mktemp("tiny-atlas") / "data", tiny_apmae_folder)
+    store = open_store(settings)
+    apmae = load_apmae(settings)
+    request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
+    report = run_build(settings, store, tiny_model, apmae.embed, request, embedder="tiny-apmae")
+    return settings, store, report

@@ -151,3 +151,20 @@ def test_tiny_model_is_the_same_in_every_process():
     a = build_tiny_starcoder2()
     b = build_tiny_starcoder2()
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("equal_lengths", [True, False])
+def test_capture_continuations_equal_generate(tiny_model: TargetModel, ids: list[int], equal_lengths: bool):
+    seqs = [ids[:40], ids[10:50], ids[3:43]] if equal_lengths else [ids[:40], ids[10:35], ids[3:43]]
+    budgets = [6, 1, 3]
+    cap = tiny_model.capture(seqs, continue_tokens=budgets)
+    for seq, n, got in zip(seqs, budgets, cap.continuations, strict=True):
+        assert got == tiny_model.generate(seq, n).new_ids
+    plain = tiny_model.capture(seqs)
+    assert torch.equal(plain.attention, cap.attention) and plain.continuations == []
+
+
+def test_capture_continuations_stop_at_stop_tokens(tiny_model: TargetModel, ids: list[int]):
+    first = tiny_model.generate(ids[:40], 1).new_ids[0]
+    cap = tiny_model.capture([ids[:40], ids[1:41]], continue_tokens=[5, 5], stop_ids=[first])
+    assert cap.continuations[0] == [first]

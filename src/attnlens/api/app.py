@@ -6,13 +6,15 @@ from fastapi import FastAPI
 
 from attnlens import __version__
 from attnlens.api.errors import install_error_handlers
-from attnlens.api.routes import health
+from attnlens.api.routes import health, inferences, jobs
 from attnlens.config import Settings
 from attnlens.service.protocol import WorkerClient
+from attnlens.store import Store, open_store
 
 
-def create_app(settings: Settings, worker: WorkerClient) -> FastAPI:
-    """Build the app. `worker` answers model questions (in-process under `attnlens serve`)."""
+def create_app(settings: Settings, worker: WorkerClient, store: Store | None = None) -> FastAPI:
+    """Build the app. `worker` answers model questions (in-process under `attnlens serve`); the store is
+    opened (and migrated) from `settings` unless one is given."""
     app = FastAPI(
         title="attnlens",
         version=__version__,
@@ -23,6 +25,8 @@ def create_app(settings: Settings, worker: WorkerClient) -> FastAPI:
     )
     app.state.settings = settings
     app.state.worker = worker
+    app.state.store = store if store is not None else open_store(settings)
     install_error_handlers(app)
-    app.include_router(health.router, prefix="/api")
+    for module in (health, inferences, jobs):
+        app.include_router(module.router, prefix="/api")
     return app

@@ -77,6 +77,8 @@ class Capture:
     last_logits: Float[torch.Tensor, "batch vocab"]  # at each sequence's last real token, float32
     lengths: list[int]
     logits: Float[torch.Tensor, "batch q vocab"] | None = None  # only when asked for
+    # Greedy continuations (new token ids) when `continue_tokens` was asked for; empty otherwise.
+    continuations: list[list[int]] = field(default_factory=list)
 
     def pattern(self, index: int) -> Float[torch.Tensor, "layer head q k"]:
         """The attention of sequence `index` over its real tokens only."""
@@ -177,11 +179,17 @@ class TargetModel:
         *,
         full_logits: bool = False,
         ablate: Iterable[HeadRef] = (),
+        continue_tokens: Sequence[int] | None = None,
+        stop_ids: Iterable[int] | None = None,
     ) -> Capture:
         """One forward pass over a batch with attention probabilities for every layer and query head.
 
         Sequences are right-padded (padding after the real tokens cannot change a causal model's view of
         them) and masked. The validity checks run on every call.
+
+        `continue_tokens[i]` > 0 also completes sequence i greedily by that many tokens (or to a stop
+        token), the same tokens `generate` gives. When all sequences have one length (atlas windows do),
+        decoding continues from this pass's KV cache, so the prompt is not run a second time.
         """
         self._check_ids(sequences)
         lengths = [len(s) for s in sequences]
@@ -193,12 +201,17 @@ class TargetModel:
             mask[i, : len(seq)] = 1
         last = torch.tensor(lengths) - 1
         keep: int | torch.Tensor = 0 if full_logits else torch.unique(last)
-        with self.ablation(ablate):
+        budgets = list(continue_tokens) if continue_tokens is not None else [0] * batch
+        if len(budgets) != batch or min(budgets) < 0:
+            raise InvalidInput("continue_tokens needs one count (0 or more) per sequence.")
+        reuse_cache = max(budgets) > 0 and len(set(lengths)) == 1
+        heads = frozenset(ablate)
+        with self.ablation(heads):
             out = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 output_attentions=True,
-                use_cache=False,
+                use_cache=reuse_cache,
                 logits_to_keep=keep.to(self.device) if isinstance(keep, torch.Tensor) else keep,
             )
         attentions = getattr(out, "attentions", None)
@@ -213,10 +226,50 @@ class TargetModel:
         logits = out.logits.float()
         if full_logits:
             last_logits = logits[torch.arange(batch), last.to(logits.device)]
-            return Capture(attention, last_logits, lengths, logits)
-        column = {int(pos): j for j, pos in enumerate(keep.tolist())}  # type: ignore[union-attr]
-        last_logits = torch.stack([logits[i, column[int(p)]] for i, p in enumerate(last)])
-        return Capture(attention, last_logits, lengths)
+            capture = Capture(attention, last_logits, lengths, logits)
+        else:
+            column = {int(pos): j for j, pos in enumerate(keep.tolist())}  # type: ignore[union-attr]
+            last_logits = torch.stack([logits[i, column[int(p)]] for i, p in enumerate(last)])
+            capture = Capture(attention, last_logits, lengths)
+        if max(budgets) > 0:
+            stops = set(stop_ids if stop_ids is not None else self.info.eos_ids)
+            if reuse_cache:
+                with self.ablation(heads):
+                    capture.continuations = self._continue(out.cache, last_logits, width, budgets, stops)
+            else:
+                capture.continuations = [
+                    self.generate(seq, n, ablate=heads, stop_ids=stops).new_ids if n else []
+                    for seq, n in zip(sequences, budgets, strict=True)
+                ]
+        return capture
+
+    def _continue(
+        self,
+        cache: Any,
+        last_logits: Float[torch.Tensor, "batch vocab"],
+        width: int,
+        budgets: list[int],
+        stops: set[int],
+    ) -> list[list[int]]:
+        """Greedy decoding from a filled KV cache of equal-length sequences; per-sequence budgets."""
+        batch = len(budgets)
+        token = last_logits.argmax(-1)  # (batch,)
+        outputs: list[list[int]] = [[] for _ in range(batch)]
+        active = [n > 0 for n in budgets]
+        for step in range(max(budgets)):
+            for i in range(batch):
+                if active[i]:
+                    outputs[i].append(int(token[i]))
+                    if int(token[i]) in stops or len(outputs[i]) >= budgets[i]:
+                        active[i] = False
+            if not any(active) or step == max(budgets) - 1:
+                break
+            mask = torch.ones((batch, width + step + 1), dtype=torch.long, device=self.device)
+            out = self.model(
+                input_ids=token[:, None].to(self.device), attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1
+            )
+            token = out.logits[:, -1].float().argmax(-1)
+        return outputs
 
     @torch.inference_mode()
     def next_token_logits(

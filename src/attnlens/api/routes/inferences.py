@@ -1,0 +1,132 @@
+"""Completions in the atlas: list, one with its tokens, and the grid of its heads."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query
+from sqlalchemy import func, or_, select
+
+from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep
+from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, InferencePublic, InferenceSummary
+from attnlens.errors import NotFound
+from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
+from attnlens.store.models import CorpusFile, HeadPattern, Inference, Scenario
+from attnlens.tokens import TokenDecoder
+
+router = APIRouter(tags=["inferences"])
+
+
+def _summary(inference: Inference) -> InferenceSummary:
+    scenario = inference.scenario
+    return InferenceSummary(
+        id=inference.id,
+        model_name=inference.model_name,
+        task=scenario.task if scenario else None,
+        file_path=scenario.corpus_file.path if scenario else None,
+        target_text=scenario.target_text if scenario else None,
+        completion_text=inference.completion_text,
+        first_token_correct=inference.first_token_correct,
+        span_correct=inference.span_correct,
+        expected_token_prob=inference.expected_token_prob,
+    )
+
+
+@router.get("/inferences", response_model=InferencePage)
+def read_inferences(
+    session: SessionDep,
+    task: Annotated[str | None, Query(max_length=64, description="Only this mining task.")] = None,
+    first_token_correct: Annotated[bool | None, Query(description="Only right (true) or wrong (false).")] = None,
+    span_correct: Annotated[bool | None, Query()] = None,
+    model: Annotated[str | None, Query(max_length=200, description="Only this target model.")] = None,
+    file: Annotated[str | None, Query(max_length=500, description="Substring of the source file path.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the target or the completion.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> InferencePage:
+    """Completions, newest first, with filters and paging."""
+    query = select(Inference).outerjoin(Scenario, Scenario.id == Inference.scenario_id)
+    if file is not None:
+        query = query.outerjoin(CorpusFile, CorpusFile.id == Scenario.corpus_file_id)
+        query = query.where(CorpusFile.path.contains(file, autoescape=True))
+    if task is not None:
+        query = query.where(Scenario.task == task)
+    if first_token_correct is not None:
+        query = query.where(Inference.first_token_correct == first_token_correct)
+    if span_correct is not None:
+        query = query.where(Inference.span_correct == span_correct)
+    if model is not None:
+        query = query.where(Inference.model_name == model)
+    if q:
+        query = query.where(
+            or_(Scenario.target_text.contains(q, autoescape=True), Inference.completion_text.contains(q, autoescape=True))
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Inference.id.desc()).limit(limit).offset(offset)).all()
+    return InferencePage(total=total, limit=limit, offset=offset, items=[_summary(r) for r in rows])
+
+
+@router.get("/inferences/{inference_id}", response_model=InferencePublic)
+def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferencePublic:
+    """One completion: prompt, target and completion as tokens, with the hole's place."""
+    decoder = TokenDecoder.for_model(inference.model_name, settings.models_dir)
+    scenario = inference.scenario
+    prompt_ids = unpack_token_ids(inference.prompt_ids) if inference.prompt_ids else []
+    if not prompt_ids and scenario is not None:
+        prompt_ids = unpack_token_ids(scenario.prompt_ids)
+    target_ids = unpack_token_ids(scenario.target_ids) if scenario else []
+    return InferencePublic(
+        **_summary(inference).model_dump(),
+        mode=scenario.mode if scenario else None,
+        node_type=scenario.node_type if scenario else None,
+        hole_start=scenario.hole_start if scenario else None,
+        hole_end=scenario.hole_end if scenario else None,
+        prompt_tokens=decoder.tokens(prompt_ids),
+        target_tokens=decoder.tokens(target_ids),
+        completion_tokens=decoder.tokens(unpack_token_ids(inference.completion_ids)),
+        n_prefix_tokens=scenario.n_prefix_tokens if scenario else None,
+        embedder=inference.embedder,
+        created_at=inference.created_at,
+    )
+
+
+@router.get("/inferences/{inference_id}/heads", response_model=HeadGridPublic)
+def read_inference_heads(inference: InferenceDep, session: SessionDep) -> HeadGridPublic:
+    """Every head of one inference: thumbnails packed in one payload, with names and statistics."""
+    rows = session.scalars(
+        select(HeadPattern)
+        .where(HeadPattern.inference_id == inference.id)
+        .order_by(HeadPattern.layer, HeadPattern.head)
+    ).all()
+    if not rows:
+        raise NotFound(f"inference {inference.id} has no stored head patterns.")
+    size = rows[0].thumbnail_size
+    n_layers = max(r.layer for r in rows) + 1
+    n_heads = max(r.head for r in rows) + 1
+    images = np.zeros((n_layers, n_heads, size, size), dtype=np.uint8)
+    for r in rows:
+        images[r.layer, r.head] = unpack_thumbnail(r.thumbnail, r.thumbnail_size)
+    cells = [
+        HeadCell(
+            id=r.id,
+            name=r.head_ref.name,
+            layer=r.layer,
+            head=r.head,
+            entropy=r.entropy,
+            diagonal_mass=r.diagonal_mass,
+            previous_token_mass=r.previous_token_mass,
+            first_token_mass=r.first_token_mass,
+            local_mass=r.local_mass,
+        )
+        for r in rows
+    ]
+    return HeadGridPublic(
+        inference_id=inference.id,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        thumbnail_size=size,
+        thumbnails=base64.b64encode(images.tobytes()).decode("ascii"),
+        heads=cells,
+    )

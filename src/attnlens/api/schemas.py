@@ -1,0 +1,92 @@
+"""What the API returns (`<Thing>Public`). The frontend reads exactly these shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class InferenceSummary(BaseModel):
+    """One completion in a list."""
+
+    id: int
+    model_name: str
+    task: str | None = Field(description="Mining task; null for pasted code.")
+    file_path: str | None
+    target_text: str | None = Field(description="The ground truth at the hole, when there is one.")
+    completion_text: str
+    first_token_correct: bool | None
+    span_correct: bool | None
+    expected_token_prob: float | None
+
+
+class InferencePage(BaseModel):
+    """A page of inferences and how many match in total."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[InferenceSummary]
+
+
+class InferencePublic(InferenceSummary):
+    """One completion with its tokens."""
+
+    mode: str | None = Field(description="`fim` (fill-in-the-middle) or `l2r` (left-to-right).")
+    node_type: str | None
+    hole_start: int | None = Field(description="Byte offset of the hole in the source file.")
+    hole_end: int | None
+    prompt_tokens: list[str] = Field(description="The model's input, one string per token.")
+    target_tokens: list[str]
+    completion_tokens: list[str]
+    n_prefix_tokens: int | None
+    embedder: str | None
+    created_at: datetime
+
+
+class HeadCell(BaseModel):
+    """One head of one inference in the grid."""
+
+    id: int = Field(description="Head pattern id (also its FAISS id).")
+    name: str = Field(description="`L{layer}H{head}`.")
+    layer: int
+    head: int
+    entropy: float
+    diagonal_mass: float
+    previous_token_mass: float
+    first_token_mass: float
+    local_mass: float
+
+
+class HeadGridPublic(BaseModel):
+    """Every head of one inference. `thumbnails` packs all images in one string: base64 of
+    n_layers * n_heads * size * size uint8 values, heads in (layer, head) order, rows top to bottom."""
+
+    inference_id: int
+    n_layers: int
+    n_heads: int
+    thumbnail_size: int
+    thumbnails: str
+    heads: list[HeadCell]
+
+
+class JobPublic(BaseModel):
+    """A long task and how far it got."""
+
+    id: int
+    kind: str
+    state: str
+    parameters: dict[str, Any]
+    progress_done: int
+    progress_total: int | None
+    message: str
+    error: str | None
+    result: dict[str, Any] | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    eta_seconds: float | None = Field(description="Estimated seconds left, from the rate so far.")

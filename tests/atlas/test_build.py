@@ -1,0 +1,72 @@
+"""The atlas build on real parts: tiny StarCoder2, tiny AP-MAE, SQLite on disk; resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import func, select
+
+from attnlens.apmae.load import load_apmae
+from attnlens.atlas.build import BuildRequest, run_build
+from attnlens.store import open_store
+from attnlens.store.codecs import unpack_embedding, unpack_token_ids
+from attnlens.store.models import HeadPattern, Inference, Scenario
+from tests.conftest import JAVA_FIXTURES, TINY_TASKS, tiny_settings
+
+
+def test_tiny_atlas_has_every_head_of_every_inference(tiny_atlas):
+    settings, store, report = tiny_atlas
+    assert report.failed == 0 and report.processed == report.scenarios == 3 * len(TINY_TASKS)
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Inference)) == report.processed
+        assert s.scalar(select(func.count()).select_from(HeadPattern)) == report.processed * 16
+        for inference in s.scalars(select(Inference)):
+            assert len(inference.head_patterns) == 16
+            assert {p.head_ref.name for p in inference.head_patterns} == {f"L{a}H{b}" for a in range(4) for b in range(4)}
+            assert unpack_embedding(inference.head_patterns[0].embedding).shape == (32,)
+            target = unpack_token_ids(inference.scenario.target_ids)
+            completion = unpack_token_ids(inference.completion_ids)
+            assert inference.span_correct == (completion == target)
+            if inference.span_correct:
+                assert inference.first_token_correct
+            assert inference.first_token_correct == (completion[:1] == target[:1])
+            assert 0.0 <= inference.expected_token_prob <= 1.0
+
+
+def _snapshot(store):
+    """Everything a build decides, keyed by what identifies a scenario (ids may differ between stores)."""
+    with store.session() as s:
+        rows = s.execute(
+            select(Scenario.task, Scenario.hole_start, Scenario.hole_end, Inference.completion_ids,
+                   Inference.first_token_correct, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding)
+            .join(Inference, Inference.scenario_id == Scenario.id)
+            .join(HeadPattern, HeadPattern.inference_id == Inference.id)
+        ).all()  # fmt: skip
+    return sorted((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows)
+
+
+class _StopAfter:
+    def __init__(self, batches: int) -> None:
+        self.calls, self.batches = 0, batches
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls > self.batches
+
+
+def test_interrupted_build_resumes_to_the_same_atlas(tmp_path, tiny_model, tiny_apmae_folder, tiny_atlas):
+    _, reference_store, reference = tiny_atlas
+    settings = tiny_settings(tmp_path / "data", tiny_apmae_folder)
+    store = open_store(settings)
+    embed = load_apmae(settings).embed
+    request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
+    first = run_build(settings, store, tiny_model, embed, request, embedder="tiny-apmae", should_stop=_StopAfter(2))
+    assert first.cancelled and first.processed == 6
+    second = run_build(settings, store, tiny_model, embed, request, embedder="tiny-apmae")
+    assert second.already_done == 6 and second.processed == reference.processed - 6
+    third = run_build(settings, store, tiny_model, embed, request, embedder="tiny-apmae")
+    assert third.processed == 0 and third.already_done == reference.processed
+    mine, theirs = _snapshot(store), _snapshot(reference_store)
+    assert len(mine) == len(theirs) == reference.processed * 16
+    for a, b in zip(mine, theirs, strict=True):
+        assert a[:7] == b[:7]
+        np.testing.assert_allclose(unpack_embedding(a[7]), unpack_embedding(b[7]), atol=2e-3)
