@@ -1,0 +1,187 @@
+"""Writing inferences and their head patterns, and the reads the index and the API need.
+
+Head patterns are written in bulk (a 30x9-head model gives 270 rows per inference) and read back in id
+order for index rebuilds; filters (layer, head, task, correctness, model) become SQL over the joined
+inference and scenario rows and return head-pattern ids (= FAISS ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from attnlens.errors import InvalidInput
+from attnlens.heads import HeadRef
+from attnlens.store.codecs import pack_embedding, pack_thumbnail, pack_token_ids, unpack_embeddings
+from attnlens.store.models import HeadPattern, Inference, Scenario
+
+STAT_COLUMNS = ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
+_LOOKUP_CHUNK = 500
+
+
+def save_inference(
+    session: Session,
+    *,
+    model_name: str,
+    scenario_id: int | None = None,
+    prompt_ids: Sequence[int] | None = None,
+    prompt_text: str | None = None,
+    completion_text: str = "",
+    completion_ids: Sequence[int] = (),
+    first_token_correct: bool | None = None,
+    span_correct: bool | None = None,
+    expected_token_prob: float | None = None,
+    embedder: str | None = None,
+) -> int:
+    """Store one model run; returns its id. `prompt_ids` may be left out when the scenario has them."""
+    if scenario_id is None and prompt_ids is None:
+        raise InvalidInput("an inference without a scenario needs its prompt_ids.")
+    row = Inference(
+        scenario_id=scenario_id,
+        model_name=model_name,
+        prompt_ids=None if prompt_ids is None else pack_token_ids(prompt_ids),
+        prompt_text=prompt_text,
+        completion_text=completion_text,
+        completion_ids=pack_token_ids(completion_ids),
+        first_token_correct=first_token_correct,
+        span_correct=span_correct,
+        expected_token_prob=expected_token_prob,
+        embedder=embedder,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _stat_column(stats: Any, name: str, n: int) -> np.ndarray:
+    values = stats[name] if isinstance(stats, Mapping) else getattr(stats, name)
+    column = np.asarray(values, dtype=np.float64).reshape(-1)
+    if column.shape != (n,):
+        raise InvalidInput(f"statistic {name!r} has {column.size} values for {n} head patterns.")
+    return column
+
+
+def save_head_patterns(
+    session: Session,
+    inference_id: int,
+    heads: Sequence[HeadRef],
+    embeddings: np.ndarray,  # (n, dim) float
+    thumbnails: np.ndarray,  # (n, size, size) uint8
+    stats: Any,  # attnlens.atlas.patterns.PatternStats, or a mapping name -> (n,) values
+) -> list[int]:
+    """Store the head patterns of one inference; returns their ids (the FAISS ids) in input order."""
+    n = len(heads)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    thumbnails = np.asarray(thumbnails)
+    if embeddings.ndim != 2 or embeddings.shape[0] != n:
+        raise InvalidInput(f"expected ({n}, dim) embeddings for {n} heads, got shape {embeddings.shape}.")
+    if thumbnails.ndim != 3 or thumbnails.shape[0] != n or thumbnails.shape[1] != thumbnails.shape[2]:
+        raise InvalidInput(
+            f"expected ({n}, size, size) thumbnails for {n} heads, got shape {thumbnails.shape}."
+        )
+    columns = {name: _stat_column(stats, name, n) for name in STAT_COLUMNS}
+    rows = [
+        HeadPattern(
+            inference_id=inference_id,
+            layer=ref.layer,
+            head=ref.head,
+            embedding=pack_embedding(embeddings[i]),
+            thumbnail=pack_thumbnail(thumbnails[i]),
+            thumbnail_size=thumbnails.shape[1],
+            **{name: float(columns[name][i]) for name in STAT_COLUMNS},
+        )
+        for i, ref in enumerate(heads)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
+
+
+@dataclass(frozen=True)
+class PatternFilter:
+    """Which head patterns a search may return. Unset fields do not filter."""
+
+    layer: int | None = None
+    head: int | None = None
+    task: str | None = None
+    first_token_correct: bool | None = None
+    span_correct: bool | None = None
+    model_name: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__dataclass_fields__)
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        """Add this filter's conditions to a query over `HeadPattern`."""
+        if self.layer is not None:
+            query = query.where(HeadPattern.layer == self.layer)
+        if self.head is not None:
+            query = query.where(HeadPattern.head == self.head)
+        needs_inference = (self.first_token_correct, self.span_correct, self.model_name, self.task)
+        if any(value is not None for value in needs_inference):
+            query = query.join(Inference, Inference.id == HeadPattern.inference_id)
+        if self.model_name is not None:
+            query = query.where(Inference.model_name == self.model_name)
+        if self.first_token_correct is not None:
+            query = query.where(Inference.first_token_correct == self.first_token_correct)
+        if self.span_correct is not None:
+            query = query.where(Inference.span_correct == self.span_correct)
+        if self.task is not None:
+            query = query.join(Scenario, Scenario.id == Inference.scenario_id).where(
+                Scenario.task == self.task
+            )
+        return query
+
+
+def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.ndarray:
+    """Sorted int64 ids of the head patterns that pass the filter (for `PatternIndex.search(filter_ids=)`)."""
+    ids = session.scalars(pattern_filter.apply(select(HeadPattern.id)).order_by(HeadPattern.id)).all()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def load_embeddings(session: Session, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """(len(ids), dim) float32 embeddings in the order of `ids`; `InvalidInput` if one is missing."""
+    wanted = [int(i) for i in ids]
+    found: dict[int, bytes] = {}
+    unique = list(dict.fromkeys(wanted))
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start : start + _LOOKUP_CHUNK]
+        rows = session.execute(select(HeadPattern.id, HeadPattern.embedding).where(HeadPattern.id.in_(chunk)))
+        found.update((row_id, blob) for row_id, blob in rows)
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise InvalidInput(f"no head pattern with id {missing[:5]}{'...' if len(missing) > 5 else ''}.")
+    return unpack_embeddings([found[i] for i in wanted])
+
+
+def iter_embedding_batches(
+    session: Session, batch_size: int = 50_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every stored embedding as `(ids (b,) int64, vectors (b, dim) float32)` batches in id order.
+
+    Keyset pagination (id > last id) keeps each batch query cheap however large the table is.
+    """
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(HeadPattern.id, HeadPattern.embedding)
+            .where(HeadPattern.id > last_id)
+            .order_by(HeadPattern.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        yield ids, unpack_embeddings([row[1] for row in rows])
+        last_id = int(ids[-1])
+
+
+def pattern_ids(session: Session) -> np.ndarray:
+    """Every head-pattern id, sorted (what `PatternIndex.check` compares with the index)."""
+    return np.asarray(session.scalars(select(HeadPattern.id).order_by(HeadPattern.id)).all(), dtype=np.int64)
