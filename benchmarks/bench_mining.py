@@ -5,10 +5,12 @@ per task per file (no per-task cap, so every file is mined for every task), and 
   * scenarios and files per second, end to end (zip read + tokenization + tree-sitter parse and query +
     selection + windows), and the time split between tokenizing and parsing;
   * per task: candidate spans, scenarios, mean target tokens, and how holes were aligned;
-  * the time to the CLI's default run shape (`--per-task 50`, all 13 tasks).
+  * the time to the CLI's default run shape (`--per-task 50`, all 13 tasks);
+  * with `--accuracy K`: first-token and greedy full-span accuracy of the model itself on K scenarios per
+    task (loads the model; about 1 s per scenario for SmolLM2 on 2 cores).
 
     .venv/bin/python benchmarks/bench_mining.py [--corpus /usr/lib/jvm/openjdk-17/lib/src.zip]
-        [--model smollm2] [--files 1000] [--context 256]
+        [--model smollm2] [--files 1000] [--context 256] [--accuracy 0]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accuracy", type=int, default=0, help="scenarios per task to run the model on")
     args = parser.parse_args()
 
     table = TokenTable(load_tokenizer(args.model, models_dir=ROOT / "data" / "models"))
@@ -115,6 +118,40 @@ def main() -> None:
         f"\n--per-task 50: {made} scenarios from {stats50.files_mined} files in "
         f"{time.perf_counter() - started:.1f} s"
     )
+    if args.accuracy:
+        accuracy(args, table, fim)
+
+
+def accuracy(args: argparse.Namespace, table: TokenTable, fim) -> None:
+    """First-token and full-span accuracy of the real model on `--accuracy` scenarios per task."""
+    from attnlens.mining import first_token_correct, span_correct
+    from attnlens.model import TargetModel
+
+    model = TargetModel.load(args.model, models_dir=ROOT / "data" / "models", device="cpu")
+    files = iter_corpus(args.corpus, max_file_bytes=1_000_000, shuffle_seed=args.seed)
+    scenarios = mine_scenarios(
+        files,
+        tokenizer=table,
+        fim=fim,
+        tasks=TASKS,
+        per_task=args.accuracy,
+        context_tokens=args.context,
+        seed=args.seed,
+    )
+    first, span, total = Counter(), Counter(), Counter()
+    started = time.perf_counter()
+    for scenario in scenarios:
+        correct_span, generation = span_correct(model, scenario)
+        total[scenario.task] += 1
+        first[scenario.task] += first_token_correct(generation.first_logits, scenario)
+        span[scenario.task] += correct_span
+    print(
+        f"\n{model.info.name}: accuracy on {args.accuracy} scenarios per task ({time.perf_counter() - started:.0f} s)"
+    )
+    print(f"  {'task':<24}{'first token':>12}{'full span':>11}")
+    for task in TASKS:
+        if total[task]:
+            print(f"  {task:<24}{first[task] / total[task]:>12.2f}{span[task] / total[task]:>11.2f}")
 
 
 if __name__ == "__main__":

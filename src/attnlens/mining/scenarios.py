@@ -124,6 +124,18 @@ def _stream(
     for file in files:
         stats.files_mined += 1
         source = file.text.encode("utf-8")
+        active = [task for task in ordered if remaining[task] > 0]
+        parsed = None
+        if any(task in QUERY_TASKS or task == "random" for task in active):
+            parsed = parser.parse(source)
+            stats.files_with_parse_errors += int(parsed.has_error)
+            for task in ordered:  # also for tasks already full, so the counts describe the files read
+                if task in QUERY_TASKS:
+                    stats.candidates[task] += len(parsed.spans.get(task, ()))
+            # Tokenizing costs more than parsing: skip it when no task still open can use this file
+            # (late in a run only rare tasks are open, and most files have none of their spans).
+            if not any(task in ("random", "noise") or parsed.spans.get(task) for task in active):
+                continue
         tokens = tokenize_file(table, file.text, source)
         if isinstance(tokens, str):
             stats.skip(tokens)
@@ -132,17 +144,10 @@ def _stream(
         if tokens.n < context_tokens - (FIM_MARKERS if fim is not None else 0) + 1:
             stats.skip("too_short")
             continue
-        parsed = None
-        if any(task in QUERY_TASKS or task == "random" for task in ordered):
-            parsed = parser.parse(source)
-            stats.files_with_parse_errors += int(parsed.has_error)
-        for task in ordered:  # candidates of every mined file, also for tasks already full
-            if task in QUERY_TASKS and parsed is not None:
-                stats.candidates[task] += len(parsed.spans.get(task, ()))
-            elif task == "random":
-                stats.candidates[task] += max(0, tokens.n - RANDOM_MIN_TOKENS + 1)
-            elif task == "noise":
-                stats.candidates[task] += 1
+        if "random" in ordered:
+            stats.candidates["random"] += max(0, tokens.n - RANDOM_MIN_TOKENS + 1)
+        if "noise" in ordered:
+            stats.candidates["noise"] += 1
         for task in ordered:
             if remaining[task] == 0:
                 continue

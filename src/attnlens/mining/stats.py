@@ -19,7 +19,9 @@ class MiningStats:
     skipped: Counter[str] = field(default_factory=Counter)
     files_mined: int = 0
     files_with_parse_errors: int = 0
-    candidates: Counter[str] = field(default_factory=Counter)  # task -> spans found in mined files
+    # task -> spans found in the files mined (random: possible start tokens, noise: 1 a file; these two
+    # only in files that were tokenized, i.e. that some open task could use)
+    candidates: Counter[str] = field(default_factory=Counter)
     scenarios: Counter[str] = field(default_factory=Counter)  # task -> scenarios made
     target_tokens: Counter[str] = field(default_factory=Counter)  # task -> sum of target lengths
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> candidate spans
