@@ -1,0 +1,90 @@
+"""FAISS searches with an id filter, and the exact scores used to re-rank compressed results.
+
+Filters are FAISS `IDSelectorBatch`es (a hash set of allowed ids) passed in the search parameters, so
+the index skips non-matching vectors while it scans instead of us over-fetching and discarding (see
+docs/benchmarks-store.md for the comparison). An IVF index scans `nprobe` of its lists; when only a
+fraction `s` of the vectors may match, it scans about `nprobe / s` lists, so that about as many matching
+vectors are seen as in an unfiltered search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from attnlens.config import IndexSettings
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Nearest neighbours of n queries."""
+
+    scores: np.ndarray  # (n, k) float32: cosine similarity (higher is nearer) or squared L2 (lower is nearer)
+    ids: np.ndarray  # (n, k) int64 head-pattern ids; -1 pads rows with fewer than k matches
+
+    @classmethod
+    def empty(cls, n: int, k: int, cosine: bool) -> SearchResult:
+        fill = -np.inf if cosine else np.inf
+        return cls(np.full((n, k), fill, dtype=np.float32), np.full((n, k), -1, dtype=np.int64))
+
+
+@contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """Run FAISS with `n` OpenMP threads inside the block, then restore the previous number."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def exact_scores(query: np.ndarray, vectors: np.ndarray, cosine: bool) -> np.ndarray:
+    """Scores of one (dim,) query against (m, dim) vectors, in the index's convention."""
+    if cosine:
+        return vectors @ query
+    diff = vectors - query[None, :]
+    return np.einsum("md,md->m", diff, diff)
+
+
+def filtered_nprobe(nprobe: int, nlist: int, n_allowed: int, n_total: int) -> int:
+    if n_total == 0 or n_allowed >= n_total:
+        return min(nprobe, nlist)
+    selectivity = max(n_allowed, 1) / n_total
+    return int(min(nlist, math.ceil(nprobe / selectivity)))
+
+
+def search_index(
+    index: faiss.Index,
+    queries: np.ndarray,  # (n, dim) float32, prepared for the index's metric
+    k: int,
+    allowed: np.ndarray | None,  # sorted unique int64 ids, or None for no filter
+    settings: IndexSettings,
+) -> SearchResult:
+    n = queries.shape[0]
+    cosine = index.metric_type == faiss.METRIC_INNER_PRODUCT
+    if allowed is not None and len(allowed) == 0:
+        return SearchResult.empty(n, k, cosine)
+    ivf = faiss.try_extract_index_ivf(index)
+    params = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
+    if ivf is not None:
+        n_allowed = index.ntotal if allowed is None else len(allowed)
+        params.nprobe = filtered_nprobe(settings.nprobe, ivf.nlist, n_allowed, index.ntotal)
+    selector = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(allowed)
+        params.sel = selector
+    with faiss_threads(settings.search_threads):
+        scores, ids = index.search(queries, min(k, max(index.ntotal, 1)), params=params)
+    del selector  # the parameters hold a raw pointer to it: keep it alive until the search is done
+    if scores.shape[1] < k:  # fewer stored vectors than k
+        pad = SearchResult.empty(n, k, cosine)
+        pad.scores[:, : scores.shape[1]] = scores
+        pad.ids[:, : ids.shape[1]] = ids
+        return pad
+    return SearchResult(scores.astype(np.float32), ids.astype(np.int64))

@@ -1,0 +1,245 @@
+"""PatternIndex on real SQLite and FAISS files: rebuild from the database, check finds every kind of
+mismatch, saves are atomic, and filtered searches return exactly the nearest allowed patterns."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import faiss
+import numpy as np
+import pytest
+
+from attnlens.config import Settings
+from attnlens.errors import IndexDimensionMismatch, StoreError
+from attnlens.index import PatternIndex
+from attnlens.index.files import temporary_path
+from attnlens.store import open_store
+from attnlens.store.patterns import PatternFilter, load_embeddings, matching_pattern_ids
+from tests.store.fake_atlas import fill_atlas
+
+
+def exact_neighbours(store, query_ids, candidate_ids, k):
+    """Brute force over the database's own embeddings (cosine)."""
+    with store.session() as session:
+        queries = load_embeddings(session, query_ids)
+        candidates = load_embeddings(session, candidate_ids)
+    faiss.normalize_L2(queries)
+    faiss.normalize_L2(candidates)
+    order = np.argsort(-(queries @ candidates.T), axis=1, kind="stable")[:, :k]
+    return np.asarray(candidate_ids)[order]
+
+
+@pytest.fixture
+def atlas_store(settings):
+    store = open_store(settings)
+    return store, fill_atlas(store, n_inferences=30)
+
+
+def test_rebuild_makes_a_flat_index_that_check_accepts(settings, atlas_store):
+    store, atlas = atlas_store
+    index = PatternIndex.open(settings, store)
+    assert index.kind == "empty"
+    assert not index.check(store).ok  # head patterns but no index file yet
+    assert index.rebuild_from_db(store) == len(atlas.pattern_ids)
+    reopened = PatternIndex.open(settings, store)
+    assert (reopened.kind, reopened.count, reopened.dim) == ("flat", len(atlas.pattern_ids), 32)
+    assert np.array_equal(reopened.ids(), np.sort(atlas.pattern_ids))
+    report = reopened.check(store)
+    assert report.ok, report.summary()
+    assert report.vectors_compared == min(200, len(atlas.pattern_ids))
+
+
+def test_search_returns_the_exact_nearest_patterns(settings, atlas_store):
+    store, atlas = atlas_store
+    index = PatternIndex.open(settings, store)
+    index.rebuild_from_db(store)
+    query_ids = atlas.pattern_ids[:5]
+    result = index.search(atlas.embeddings[:5], k=10)
+    assert np.array_equal(result.ids[:, 0], query_ids)  # each pattern is its own nearest neighbour
+    assert np.array_equal(result.ids, exact_neighbours(store, query_ids, atlas.pattern_ids, 10))
+    assert np.all(np.diff(result.scores, axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize(
+    "pattern_filter",
+    [
+        PatternFilter(layer=1, head=2),
+        PatternFilter(task="identifier", first_token_correct=True),
+        PatternFilter(model_name="other"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["flat", "ivfpq"])
+def test_filtered_search_returns_the_nearest_allowed_patterns(tmp_path, kind, pattern_filter):
+    overrides = (
+        {}
+        if kind == "flat"
+        else {"flat_max_vectors": 100, "ivf_lists": 8, "pq_bytes": 8, "train_sample": 400}
+    )
+    settings = Settings(data_dir=tmp_path / "data", index=overrides)
+    store = open_store(settings)
+    atlas = fill_atlas(store, n_inferences=30 if kind == "flat" else 180)
+    index = PatternIndex.open(settings, store)
+    index.rebuild_from_db(store)
+    assert index.kind == kind
+    with store.session() as session:
+        allowed = matching_pattern_ids(session, pattern_filter)
+    result = index.search(atlas.embeddings[:4], k=5, filter_ids=allowed)
+    assert np.isin(result.ids, allowed).all()
+    expected = exact_neighbours(store, atlas.pattern_ids[:4], allowed, 5)
+    if kind == "flat":
+        assert np.array_equal(result.ids, expected)
+    else:  # approximate candidates, re-ranked exactly: the best match is found, most of the rest too
+        assert np.array_equal(result.ids[:, 0], expected[:, 0])
+        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(result.ids, expected, strict=True)])
+        assert recall >= 0.9
+
+
+def test_filter_with_fewer_matches_than_k_pads_with_minus_one(settings, atlas_store):
+    store, atlas = atlas_store
+    index = PatternIndex.open(settings, store)
+    index.rebuild_from_db(store)
+    result = index.search(atlas.embeddings[:2], k=4, filter_ids=atlas.pattern_ids[:3])
+    assert np.array_equal(np.sort(result.ids[:, :3], axis=1), np.tile(np.sort(atlas.pattern_ids[:3]), (2, 1)))
+    assert (result.ids[:, 3] == -1).all()
+    assert (index.search(atlas.embeddings[:1], k=3, filter_ids=[]).ids == -1).all()
+
+
+def _compressed(tmp_path, **overrides):
+    index_settings = {
+        "flat_max_vectors": 100,
+        "ivf_lists": 8,
+        "pq_bytes": 8,
+        "train_sample": 400,
+        **overrides,
+    }
+    return Settings(data_dir=tmp_path / "data", index=index_settings)
+
+
+def _recall(found, expected):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, expected, strict=True)])
+
+
+def test_compressed_index_reranks_candidates_with_exact_scores(tmp_path):
+    settings = _compressed(tmp_path)
+    store = open_store(settings)
+    atlas = fill_atlas(store, n_inferences=180)
+    index = PatternIndex.open(settings, store)
+    index.rebuild_from_db(store)
+    assert index.kind == "ivfpq"
+    report = index.check(store)
+    assert report.ok, report.summary()
+    query_ids = atlas.pattern_ids[::50]
+    queries = atlas.embeddings[::50]
+    expected = exact_neighbours(store, query_ids, atlas.pattern_ids, 10)
+
+    reranked = index.search(queries, k=10)
+    with store.session() as session:
+        for row, ids in enumerate(reranked.ids):  # the scores are exact cosines of the returned ids
+            stored = load_embeddings(session, ids)
+            query = queries[row] / np.linalg.norm(queries[row])
+            exact = stored @ query / np.linalg.norm(stored, axis=1)
+            np.testing.assert_allclose(reranked.scores[row], exact, rtol=1e-4, atol=1e-4)
+    codes_only = PatternIndex.open(settings).search(queries, k=10)  # no store: scores from the PQ codes
+    assert _recall(reranked.ids, expected) >= _recall(codes_only.ids, expected)
+    assert np.array_equal(reranked.ids[:, 0], query_ids)
+
+    # When every stored vector is a candidate, re-ranking is exact search.
+    everything = PatternIndex.open(_compressed(tmp_path, rerank_factor=200), store)
+    assert np.array_equal(everything.search(queries, k=10).ids, expected)
+
+
+def test_check_reports_missing_extra_and_changed_vectors(settings, atlas_store):
+    store, atlas = atlas_store
+    index = PatternIndex.open(settings, store)
+    index.rebuild_from_db(store)
+    index.remove(atlas.pattern_ids[:3])
+    index.add([10**6], np.ones((1, 32), dtype=np.float32))
+    index.add(atlas.pattern_ids[3:5], -atlas.embeddings[3:5])  # wrong vectors under real ids
+    index.save()
+    report = PatternIndex.open(settings).check(store)
+    assert not report.ok
+    assert np.array_equal(report.only_in_database, np.sort(atlas.pattern_ids[:3]))
+    assert np.array_equal(report.only_in_index, [10**6])
+    assert set(report.vectors_differing) == set(atlas.pattern_ids[3:5].tolist())
+    assert "attnlens index rebuild" in report.summary()
+    PatternIndex.open(settings).rebuild_from_db(store)
+    assert PatternIndex.open(settings).check(store).ok
+
+
+def test_check_reports_a_dimension_mismatch(settings, atlas_store):
+    store, atlas = atlas_store
+    index = PatternIndex.open(settings, store)
+    index.add(atlas.pattern_ids, np.zeros((len(atlas.pattern_ids), 16), dtype=np.float32) + 1)
+    index.save()
+    report = PatternIndex.open(settings).check(store)
+    assert not report.ok
+    assert any("16-d" in problem for problem in report.problems)
+    with pytest.raises(IndexDimensionMismatch, match="rebuild"):
+        index.add([1], np.ones((1, 32), dtype=np.float32))
+
+
+def test_adding_an_id_again_replaces_its_vector(settings):
+    index = PatternIndex.open(settings)
+    vectors = np.eye(4, dtype=np.float32)
+    index.add([1, 2], vectors[:2])
+    index.add([1], vectors[2:3])
+    assert index.count == 2
+    assert index.search(vectors[2:3], k=1).ids[0, 0] == 1
+
+
+def _save_then_crash(data_dir: str) -> None:
+    settings = Settings(data_dir=data_dir)
+    index = PatternIndex.open(settings)
+    index.add(np.arange(100, 200), np.random.default_rng(1).standard_normal((100, 8)).astype(np.float32))
+    # Die after the new file is fully written but before it replaces the old one: the worst moment.
+    os.replace = lambda *args: os._exit(17)
+    index.save()
+
+
+def test_a_crash_during_save_leaves_the_old_index_readable(settings):
+    index = PatternIndex.open(settings)
+    index.add(np.arange(10), np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32))
+    index.save()
+    child = multiprocessing.get_context("fork").Process(
+        target=_save_then_crash, args=(str(settings.data_dir),)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 17
+    assert temporary_path(index.path).exists()  # the crashed save's leftovers
+    survivor = PatternIndex.open(settings)
+    assert np.array_equal(survivor.ids(), np.arange(10))
+    survivor.add([10], np.ones((1, 8), dtype=np.float32))
+    survivor.save()
+    assert not temporary_path(index.path).exists()
+    assert PatternIndex.open(settings).count == 11
+
+
+def test_a_torn_index_file_says_to_rebuild(settings):
+    index = PatternIndex.open(settings)
+    index.add(np.arange(10), np.ones((10, 8), dtype=np.float32))
+    index.save()
+    index.path.write_bytes(index.path.read_bytes()[:50])
+    with pytest.raises(StoreError, match="attnlens index rebuild"):
+        PatternIndex.open(settings)
+
+
+def test_reload_if_changed_sees_another_writers_save(settings):
+    reader = PatternIndex.open(settings)
+    assert reader.reload_if_changed() is False
+    writer = PatternIndex.open(settings)
+    writer.add([1, 2], np.eye(2, 8, dtype=np.float32))
+    writer.save()
+    assert reader.reload_if_changed() is True
+    assert reader.count == 2
+
+
+def test_rebuild_of_an_empty_database_removes_the_index(settings):
+    store = open_store(settings)
+    index = PatternIndex.open(settings, store)
+    index.add([1], np.ones((1, 8), dtype=np.float32))
+    index.save()
+    assert index.rebuild_from_db(store) == 0
+    assert not index.path.exists()
+    assert PatternIndex.open(settings).check(store).ok
