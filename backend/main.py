@@ -18,5 +18,5 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
     worker = LocalWorker(settings)
-    worker.start(background=True)
+    worker.start(background=True, run_jobs=True)
     return _create_app(settings, worker)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         settings = type(settings).model_validate(merged)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         worker = LocalWorker(settings)
-        worker.start(background=True)
+        worker.start(background=True, run_jobs=True)
         app = create_app(settings, worker)
         typer.echo(
             f"attnlens: serving on http://{settings.api.host}:{settings.api.port}/ "

@@ -1,58 +1,89 @@
-"""`LocalWorker`: the worker living inside the serving process (what `attnlens serve` uses)."""
+"""`LocalWorker`: the worker living inside the serving process (what `attnlens serve` uses).
+
+It loads the target model and AP-MAE in a background thread (so the server answers at once), then runs
+queued jobs; on an empty atlas it queues the demo build. Heavy imports happen in that thread, so the API
+process never imports torch just by constructing a worker.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attnlens.errors import AttnLensError, ModelUnavailable
 
 if TYPE_CHECKING:
+    from attnlens.apmae import APMAE
     from attnlens.config import Settings
     from attnlens.model import TargetModel
+    from attnlens.service.jobs import JobRunner
+    from attnlens.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class LocalWorker:
-    """Loads the target model in a background thread, so the server answers at once while it loads."""
+    """Holds the models and runs jobs, in this process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
+        self.store = store
         self._model: TargetModel | None = None
+        self._apmae: APMAE | None = None
         self._state = "starting"
         self._error: str | None = None
+        self._apmae_error: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.runner: JobRunner | None = None
 
-    def start(self, *, background: bool = True) -> None:
-        """Begin loading the model (in a thread unless `background` is False)."""
+    def start(self, *, background: bool = True, run_jobs: bool = False) -> None:
+        """Load the models (in a thread unless `background` is False); then, with `run_jobs`, run jobs."""
         if background:
-            self._thread = threading.Thread(target=self._load, name="attnlens-model-loader", daemon=True)
+            target = lambda: self._load(run_jobs=run_jobs)  # noqa: E731
+            self._thread = threading.Thread(target=target, name="attnlens-model-loader", daemon=True)
             self._thread.start()
         else:
-            self._load()
+            self._load(run_jobs=run_jobs)
 
-    def _load(self) -> None:
+    def _load(self, *, run_jobs: bool) -> None:
         with self._lock:
             self._state = "loading"
         try:
             from attnlens.model import TargetModel
 
             model = TargetModel.from_settings(self.settings)
-        except AttnLensError as exc:
-            log.error("model failed to load: %s", exc.message)
-            with self._lock:
-                self._state, self._error = "error", exc.message
-            return
         except Exception as exc:  # a load failure must show in /api/health, not kill the server
-            log.exception("model failed to load")
+            message = exc.message if isinstance(exc, AttnLensError) else f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", message)
             with self._lock:
-                self._state, self._error = "error", f"{type(exc).__name__}: {exc}"
+                self._state, self._error = "error", message
             return
+        apmae, apmae_error = None, None
+        try:
+            from attnlens.apmae.load import load_apmae
+
+            apmae = load_apmae(self.settings)
+        except Exception as exc:
+            apmae_error = exc.message if isinstance(exc, AttnLensError) else f"{type(exc).__name__}: {exc}"
+            log.error("AP-MAE failed to load: %s", apmae_error)
         with self._lock:
-            self._model, self._state = model, "ready"
+            self._model, self._apmae, self._apmae_error, self._state = model, apmae, apmae_error, "ready"
+        if run_jobs:
+            self._start_jobs()
+
+    def _start_jobs(self) -> None:
+        from attnlens.atlas.jobs import ATLAS_BUILD, queue_demo_build, run_atlas_build
+        from attnlens.service.jobs import JobRunner
+        from attnlens.store import open_store
+
+        if self.store is None:
+            self.store = open_store(self.settings)
+        queue_demo_build(self.settings, self.store)
+        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build})
+        self.runner.start()
 
     def wait_ready(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -60,19 +91,45 @@ class LocalWorker:
 
     @property
     def model(self) -> TargetModel:
-        """The loaded model; `ModelUnavailable` (503) while it loads or after it failed."""
+        """The loaded target model; `ModelUnavailable` (503) while it loads or after it failed."""
         with self._lock:
             if self._model is None:
                 detail = f": {self._error}" if self._error else "; retry in a few seconds"
                 raise ModelUnavailable(f"the model is {self._state}{detail}")
             return self._model
 
+    @property
+    def apmae(self) -> APMAE:
+        """The loaded AP-MAE; `ModelUnavailable` while loading or when the checkpoint could not load."""
+        with self._lock:
+            if self._apmae is None:
+                detail = self._apmae_error or f"the worker is {self._state}; retry in a few seconds"
+                raise ModelUnavailable(f"AP-MAE is not available: {detail}")
+            return self._apmae
+
+    @property
+    def embedder_name(self) -> str:
+        """Names the embeddings' origin in stored rows: the checkpoint setting, as a folder name if a path."""
+        checkpoint = self.settings.apmae.checkpoint
+        return checkpoint if checkpoint == "default" else str(Path(checkpoint).expanduser().resolve())
+
     def status(self) -> dict[str, Any]:
         with self._lock:
-            info = self._model.info.to_dict() if self._model is not None else None
+            apmae = None
+            if self._apmae is not None:
+                config = self._apmae.config
+                apmae = {
+                    "checkpoint": self.embedder_name,
+                    "embedding_dim": config.encoder_dim,
+                    "input_size": config.max_length,
+                    "patch_size": config.patch_size,
+                    "decoder_mode": config.decoder_mode,
+                }
             return {
                 "state": self._state,
                 "model_name": self.settings.model.name,
-                "model": info,
+                "model": self._model.info.to_dict() if self._model is not None else None,
+                "apmae": apmae,
+                "apmae_error": self._apmae_error,
                 "error": self._error,
             }

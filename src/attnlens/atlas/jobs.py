@@ -1,0 +1,80 @@
+"""Atlas jobs for the worker's job runner: `atlas_build`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from attnlens.atlas.build import BuildRequest, run_build
+from attnlens.atlas.indexing import sync_index
+from attnlens.errors import CorpusError
+from attnlens.mining import parse_tasks
+from attnlens.service.jobs import JobContext, require
+
+ATLAS_BUILD = "atlas_build"
+log = logging.getLogger(__name__)
+
+
+def build_parameters(corpus: str, tasks: str, per_task: int, seed: int, batch_size: int) -> dict[str, Any]:
+    """Job parameters of an atlas build, validated now so a bad request fails before it is queued."""
+    if not corpus.startswith("hf:") and not Path(corpus).exists():
+        raise CorpusError(f"corpus {corpus!r} does not exist; give a folder of .java files, a zip/jar or a JSONL file.")
+    return {"corpus": corpus, "tasks": list(parse_tasks(tasks)), "per_task": per_task, "seed": seed, "batch_size": batch_size}
+
+
+def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
+    """Mine, run, embed and store; sync the index every few batches so search fills in as it goes."""
+    p = ctx.job.parameters
+    request = BuildRequest(
+        corpus=require(p, "corpus", str),
+        tasks=require(p, "tasks", list),
+        per_task=require(p, "per_task", int),
+        seed=int(p.get("seed", 0)),
+        batch_size=int(p.get("batch_size", ctx.settings.atlas.batch_size)),
+    )
+    runtime = ctx.runtime
+    model, apmae = runtime.model, runtime.apmae
+    every = ctx.settings.atlas.index_save_every
+    calls = {"n": 0}
+
+    def progress(done: int, total: int, message: str) -> None:
+        calls["n"] += 1
+        if calls["n"] % every == 0:
+            sync_index(ctx.settings, ctx.store)
+        ctx.progress(done, total, message)
+
+    report = run_build(
+        ctx.settings,
+        ctx.store,
+        model,
+        apmae.embed,
+        request,
+        embedder=runtime.embedder_name,
+        progress=progress,
+        should_stop=ctx.should_stop,
+    )
+    result = report.to_dict()
+    result["index"] = sync_index(ctx.settings, ctx.store)
+    return result
+
+
+def queue_demo_build(settings, store) -> int | None:  # (Settings, Store) -> job id or None
+    """Queue the demo atlas build if the atlas has never had a build and the demo corpus is here."""
+    from attnlens.store.jobs import enqueue_job, list_jobs
+
+    if not settings.atlas.build_demo:
+        return None
+    if any(job.kind == ATLAS_BUILD for job in list_jobs(store, limit=1000)):
+        return None
+    corpus = settings.atlas.demo_corpus
+    if not Path(corpus).exists():
+        log.warning("no demo atlas: %s is missing (apt-get install openjdk-17-source)", corpus)
+        return None
+    parameters = build_parameters(
+        corpus, settings.atlas.demo_tasks, settings.atlas.demo_per_task, settings.mining.seed, settings.atlas.batch_size
+    )
+    parameters["demo"] = True
+    job_id = enqueue_job(store, ATLAS_BUILD, parameters)
+    log.info("queued the demo atlas build (job %d): %d scenarios per task from %s", job_id, settings.atlas.demo_per_task, corpus)
+    return job_id
