@@ -8,20 +8,38 @@ A database is never used silently with an older schema: `ensure_schema` upgrades
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 from attnlens.errors import DatabaseSchemaOutdated
+
+# Alembic announces each of its plugins at INFO when it is imported; nobody needs those lines.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPGRADE_COMMAND = "attnlens db upgrade"
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic logs a dozen INFO lines per command ("setup plugin ..."); ours says what happened instead.
+    logger = logging.getLogger("alembic")
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -43,7 +61,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision stamped in the database, or None for a database that Alembic never touched."""
-    with engine.connect() as connection:
+    with _quiet_alembic(), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -64,7 +82,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             # child rows. The pragma is ignored inside a transaction, so it goes to the driver directly.
             _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
         try:
-            with connection.begin():
+            with _quiet_alembic(), connection.begin():
                 command.upgrade(alembic_config(connection), revision)
         finally:
             if sqlite:
