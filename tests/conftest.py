@@ -96,6 +96,7 @@ def tiny_atlas(tmp_path_factory: pytest.TempPathFactory, tiny_model, tiny_apmae_
     tiny AP-MAE, stored in SQLite (and indexed). Shared by the atlas and API tests; treat it as read-only."""
     from attnlens.apmae.load import load_apmae
     from attnlens.atlas.build import BuildRequest, run_build
+    from attnlens.atlas.indexing import sync_index
     from attnlens.store import open_store
 
     settings = tiny_settings(tmp_path_factory.mktemp("tiny-atlas") / "data", tiny_apmae_folder)
@@ -103,4 +104,5 @@ def tiny_atlas(tmp_path_factory: pytest.TempPathFactory, tiny_model, tiny_apmae_
     apmae = load_apmae(settings)
     request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
     report = run_build(settings, store, tiny_model, apmae.embed, request, embedder="tiny-apmae")
+    sync_index(settings, store)
     return settings, store, report

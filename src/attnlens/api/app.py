@@ -6,8 +6,9 @@ from fastapi import FastAPI
 
 from attnlens import __version__
 from attnlens.api.errors import install_error_handlers
-from attnlens.api.routes import health, inferences, jobs
+from attnlens.api.routes import ablations, health, inferences, jobs, patterns
 from attnlens.config import Settings
+from attnlens.index import PatternIndex
 from attnlens.service.protocol import WorkerClient
 from attnlens.store import Store, open_store
 
@@ -26,7 +27,8 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.settings = settings
     app.state.worker = worker
     app.state.store = store if store is not None else open_store(settings)
+    app.state.index = PatternIndex.open(settings, app.state.store)
     install_error_handlers(app)
-    for module in (health, inferences, jobs):
+    for module in (health, inferences, patterns, ablations, jobs):
         app.include_router(module.router, prefix="/api")
     return app

@@ -90,3 +90,80 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None
     finished_at: datetime | None
     eta_seconds: float | None = Field(description="Estimated seconds left, from the rate so far.")
+
+
+class PatternPublic(BaseModel):
+    """One head's full attention pattern on its inference, with the tokens on both axes."""
+
+    id: int
+    name: str
+    layer: int
+    head: int
+    inference_id: int
+    task: str | None
+    tokens: list[str] = Field(description="Token strings; row i is query token i, column j key token j.")
+    values: list[list[float]] = Field(description="Attention weights, rows = queries, columns = keys.")
+    stats: dict[str, float]
+
+
+class NeighborHit(BaseModel):
+    """One nearby pattern in the atlas."""
+
+    id: int
+    name: str
+    layer: int
+    head: int
+    inference_id: int
+    task: str | None
+    target_text: str | None
+    first_token_correct: bool | None
+    score: float = Field(description="Cosine similarity of the AP-MAE embeddings (1 = identical direction).")
+    thumbnail_size: int
+    thumbnail: str = Field(description="base64 of size*size uint8, rows top to bottom.")
+
+
+class NeighborsPublic(BaseModel):
+    """Nearest patterns to a query pattern."""
+
+    query_id: int | None
+    hits: list[NeighborHit]
+
+
+class PatternSearch(BaseModel):
+    """Search the atlas with a pattern of your own (a causal attention matrix, rows summing to 1)."""
+
+    values: list[list[float]] = Field(description="Square attention matrix, the size the AP-MAE takes (e.g. 256).")
+    k: int = Field(12, ge=1, le=200)
+    layer: int | None = Field(None, ge=0, le=4096)
+    head: int | None = Field(None, ge=0, le=4096)
+    task: str | None = Field(None, max_length=64)
+    first_token_correct: bool | None = None
+
+
+class AblationRequest(BaseModel):
+    """Heads to zero-ablate (named `L{layer}H{head}`) and how much to generate."""
+
+    heads: list[str] = Field(description="Heads to ablate; an empty list reproduces the baseline exactly.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Default: the target's length, at least 8.")
+
+
+class DiffOpPublic(BaseModel):
+    op: str = Field(description="equal, replace, delete (only in the baseline) or insert (only when ablated).")
+    baseline: list[str]
+    ablated: list[str]
+
+
+class AblationPublic(BaseModel):
+    """Baseline vs ablated completion of one inference's prompt."""
+
+    inference_id: int
+    heads: list[str]
+    baseline_text: str
+    ablated_text: str
+    changed: bool
+    diff: list[DiffOpPublic]
+    kl_at_hole: float = Field(description="KL(baseline || ablated) of the next-token distribution at the hole, nats.")
+    expected_token: str | None
+    p_expected_baseline: float | None
+    p_expected_ablated: float | None
+    delta_p_expected: float | None

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attnlens.errors import AttnLensError, ModelUnavailable
+from attnlens.service.gate import ModelGate
 
 if TYPE_CHECKING:
     from attnlens.apmae import APMAE
     from attnlens.config import Settings
+    from attnlens.heads import HeadRef
     from attnlens.model import TargetModel
+    from attnlens.service.intervene import AblationOutcome
     from attnlens.service.jobs import JobRunner
     from attnlens.store import Store
 
@@ -38,6 +41,8 @@ class LocalWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.runner: JobRunner | None = None
+        self.gate = ModelGate(settings.api.max_concurrent_model_calls, settings.api.max_queued_requests)
+        self._attention_cache: Any = None
 
     def start(self, *, background: bool = True, run_jobs: bool = False) -> None:
         """Load the models (in a thread unless `background` is False); then, with `run_jobs`, run jobs."""
@@ -112,6 +117,40 @@ class LocalWorker:
         """Names the embeddings' origin in stored rows: the checkpoint setting, as a folder name if a path."""
         checkpoint = self.settings.apmae.checkpoint
         return checkpoint if checkpoint == "default" else str(Path(checkpoint).expanduser().resolve())
+
+    # -- interactive model calls (each through the gate) ---------------------------------------------
+
+    def head_pattern(self, prompt_ids: list[int], ref: HeadRef) -> Any:
+        """The (q, k) float32 attention of one head on a prompt (numpy)."""
+        from attnlens.service import calls
+
+        with self.gate.slot():
+            if self._attention_cache is None:
+                self._attention_cache = calls.AttentionCache()
+            return calls.head_pattern(self.model, self._attention_cache, prompt_ids, ref)
+
+    def embed_pattern(self, pattern: Any) -> Any:
+        """AP-MAE embedding (numpy, (dim,)) of one raw (n, n) attention pattern."""
+        from attnlens.service import calls
+
+        with self.gate.slot():
+            return calls.embed_pattern(self.apmae, pattern)
+
+    def ablate(
+        self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
+    ) -> AblationOutcome:
+        """Generate with and without `heads` ablated and compare."""
+        from attnlens.service import calls
+
+        with self.gate.slot():
+            return calls.ablate(
+                self.model, prompt_ids, heads, max_new_tokens=max_new_tokens, expected_token_id=expected_token_id
+            )
+
+    def model_shape(self) -> tuple[int, int]:
+        """(layers, query heads per layer) of the loaded model."""
+        info = self.model.info
+        return info.n_layers, info.n_heads
 
     def status(self) -> dict[str, Any]:
         with self._lock:

@@ -1,19 +1,43 @@
 """The interface between the API (which never imports torch) and the worker (which owns the models).
 
 Under `attnlens serve` the worker runs in the same process (`LocalWorker`); in the split deployment an
-HTTP client with the same methods stands in its place.
+HTTP client with the same methods stands in its place. Arrays cross it as numpy arrays.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attnlens.heads import HeadRef
 
 WorkerState = Literal["starting", "loading", "ready", "error"]
 
 
 class WorkerClient(Protocol):
-    """What the API may ask of the worker."""
+    """What the API may ask of the worker. Model calls raise `Busy` when the worker is saturated and
+    `ModelUnavailable` while the models load."""
 
     def status(self) -> dict[str, Any]:
-        """`{"state": WorkerState, "model": ModelInfo dict or None, "error": str or None}`."""
+        """`{"state": WorkerState, "model": ModelInfo dict or None, "apmae": ..., "error": str or None}`."""
+        ...
+
+    def model_shape(self) -> tuple[int, int]:
+        """(layers, query heads per layer) of the loaded model."""
+        ...
+
+    def head_pattern(self, prompt_ids: list[int], ref: HeadRef) -> np.ndarray:
+        """The full (q, k) attention of one head on a prompt, recomputed (and cached) by the worker."""
+        ...
+
+    def embed_pattern(self, pattern: np.ndarray) -> np.ndarray:
+        """AP-MAE embedding of one raw attention pattern."""
+        ...
+
+    def ablate(
+        self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
+    ) -> Any:
+        """An `AblationOutcome`: baseline vs ablated completion, diff, KL and expected-token probability."""
         ...

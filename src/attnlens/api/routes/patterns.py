@@ -1,0 +1,133 @@
+"""Head patterns: the full pattern (recomputed by the worker), nearest patterns, search by upload."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from attnlens.api.deps import SessionDep, SettingsDep, WorkerDep
+from attnlens.api.schemas import NeighborHit, NeighborsPublic, PatternPublic, PatternSearch
+from attnlens.errors import NotFound
+from attnlens.index import PatternIndex
+from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
+from attnlens.store.models import HeadPattern
+from attnlens.store.patterns import STAT_COLUMNS, PatternFilter, load_embeddings, matching_pattern_ids
+from attnlens.tokens import TokenDecoder
+
+router = APIRouter(tags=["patterns"])
+
+
+def valid_pattern_id(
+    pattern_id: Annotated[int, Path(ge=1, le=2**62, description="A head pattern id.")], session: SessionDep
+) -> HeadPattern:
+    row = session.get(HeadPattern, pattern_id)
+    if row is None:
+        raise NotFound(f"no head pattern with id {pattern_id}; open an inference's heads to find ids.")
+    return row
+
+
+PatternDep = Annotated[HeadPattern, Depends(valid_pattern_id)]
+
+
+def get_index(request: Request) -> PatternIndex:
+    index: PatternIndex = request.app.state.index
+    index.reload_if_changed()  # a running build saves new versions
+    return index
+
+
+IndexDep = Annotated[PatternIndex, Depends(get_index)]
+
+
+def prompt_ids_of(row: HeadPattern) -> list[int]:
+    inference = row.inference
+    if inference.prompt_ids:
+        return unpack_token_ids(inference.prompt_ids)
+    return unpack_token_ids(inference.scenario.prompt_ids)
+
+
+@router.get("/patterns/{pattern_id}", response_model=PatternPublic)
+def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> PatternPublic:
+    """One head's full pattern with token labels (the worker recomputes it; raw patterns are not stored)."""
+    prompt = prompt_ids_of(row)
+    values = worker.head_pattern(prompt, row.head_ref)
+    decoder = TokenDecoder.for_model(row.inference.model_name, settings.models_dir)
+    scenario = row.inference.scenario
+    return PatternPublic(
+        id=row.id,
+        name=row.head_ref.name,
+        layer=row.layer,
+        head=row.head,
+        inference_id=row.inference_id,
+        task=scenario.task if scenario else None,
+        tokens=decoder.tokens(prompt),
+        values=np.round(values, 6).tolist(),
+        stats={name: getattr(row, name) for name in STAT_COLUMNS},
+    )
+
+
+def _hits(session: Session, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int) -> list[NeighborHit]:
+    hits = []
+    for pattern_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        if pattern_id < 0 or pattern_id == skip:
+            continue
+        row = session.get(HeadPattern, pattern_id)
+        if row is None:  # the index may briefly know rows a concurrent rebuild dropped
+            continue
+        scenario = row.inference.scenario
+        image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
+        hits.append(
+            NeighborHit(
+                id=row.id,
+                name=row.head_ref.name,
+                layer=row.layer,
+                head=row.head,
+                inference_id=row.inference_id,
+                task=scenario.task if scenario else None,
+                target_text=scenario.target_text if scenario else None,
+                first_token_correct=row.inference.first_token_correct,
+                score=float(score),
+                thumbnail_size=row.thumbnail_size,
+                thumbnail=base64.b64encode(image.tobytes()).decode("ascii"),
+            )
+        )
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _search(session: Session, index: PatternIndex, vector: np.ndarray, k: int, filters: PatternFilter, skip: int | None) -> list[NeighborHit]:
+    allowed = None if filters.is_empty else matching_pattern_ids(session, filters)
+    if allowed is not None and len(allowed) == 0:
+        return []
+    result = index.search(vector[None], k + (1 if skip is not None else 0), filter_ids=allowed)
+    return _hits(session, result.ids[0], result.scores[0], skip, k)
+
+
+@router.get("/patterns/{pattern_id}/neighbors", response_model=NeighborsPublic)
+def read_pattern_neighbors(
+    row: PatternDep,
+    session: SessionDep,
+    index: IndexDep,
+    k: Annotated[int, Query(ge=1, le=200)] = 12,
+    layer: Annotated[int | None, Query(ge=0, le=4096)] = None,
+    head: Annotated[int | None, Query(ge=0, le=4096)] = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
+    first_token_correct: Annotated[bool | None, Query()] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+) -> NeighborsPublic:
+    """The k patterns nearest to this one across the atlas (AP-MAE embeddings), with optional filters."""
+    vector = load_embeddings(session, [row.id])[0]
+    filters = PatternFilter(layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model)
+    return NeighborsPublic(query_id=row.id, hits=_search(session, index, vector, k, filters, skip=row.id))
+
+
+@router.post("/patterns/search", response_model=NeighborsPublic)
+def search_patterns(body: PatternSearch, session: SessionDep, index: IndexDep, worker: WorkerDep) -> NeighborsPublic:
+    """Nearest stored patterns to an uploaded attention matrix (the worker embeds it with AP-MAE)."""
+    vector = worker.embed_pattern(np.asarray(body.values, dtype=np.float32))
+    filters = PatternFilter(layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct)
+    return NeighborsPublic(query_id=None, hits=_search(session, index, vector, body.k, filters, skip=None))

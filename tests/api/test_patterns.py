@@ -1,0 +1,85 @@
+"""Full patterns recomputed by the worker, nearest patterns, search by upload, ablation through the API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnlens.store.codecs import unpack_embedding
+from attnlens.store.models import HeadPattern
+
+
+@pytest.fixture(scope="module")
+def one_grid(atlas_client):
+    first = atlas_client.get("/api/inferences", params={"task": "identifiers", "limit": 1}).json()["items"][0]
+    return first, atlas_client.get(f"/api/inferences/{first['id']}/heads").json()
+
+
+def test_full_pattern_is_a_causal_softmax_with_token_labels(atlas_client, one_grid):
+    _, grid = one_grid
+    cell = grid["heads"][5]
+    body = atlas_client.get(f"/api/patterns/{cell['id']}").json()
+    values = np.asarray(body["values"])
+    assert values.shape == (256, 256) and len(body["tokens"]) == 256
+    assert np.allclose(values.sum(1), 1, atol=2e-3)
+    assert np.triu(values, 1).max() == 0
+    assert body["name"] == cell["name"] and body["stats"]["entropy"] == pytest.approx(cell["entropy"])
+    again = atlas_client.get(f"/api/patterns/{cell['id']}").json()
+    assert again["values"] == body["values"]
+
+
+def test_neighbors_are_sorted_filtered_and_exclude_the_query(atlas_client, one_grid, tiny_atlas):
+    _, store, _ = tiny_atlas
+    _, grid = one_grid
+    query = grid["heads"][0]
+    hits = atlas_client.get(f"/api/patterns/{query['id']}/neighbors", params={"k": 8}).json()["hits"]
+    assert len(hits) == 8 and query["id"] not in [h["id"] for h in hits]
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    with store.session() as s:
+        q = unpack_embedding(s.get(HeadPattern, query["id"]).embedding)
+        h = unpack_embedding(s.get(HeadPattern, hits[0]["id"]).embedding)
+    assert scores[0] == pytest.approx(float(q @ h / np.linalg.norm(q) / np.linalg.norm(h)), abs=2e-3)
+    same_head = atlas_client.get(
+        f"/api/patterns/{query['id']}/neighbors", params={"k": 5, "layer": 2, "head": 1, "task": "random"}
+    ).json()["hits"]
+    assert same_head and all(x["name"] == "L2H1" and x["task"] == "random" for x in same_head)
+    assert atlas_client.get("/api/patterns/999999/neighbors").status_code == 404
+
+
+def test_search_by_uploaded_pattern_finds_the_pattern_itself(atlas_client, one_grid):
+    _, grid = one_grid
+    cell = grid["heads"][9]
+    values = atlas_client.get(f"/api/patterns/{cell['id']}").json()["values"]
+    hits = atlas_client.post("/api/patterns/search", json={"values": values, "k": 3}).json()["hits"]
+    assert hits[0]["id"] == cell["id"] and hits[0]["score"] > 0.999
+    upper = np.tril(np.ones((256, 256))) / np.arange(1, 257)[:, None]
+    upper[0, 5] = 0.5
+    bad = atlas_client.post("/api/patterns/search", json={"values": upper.tolist()})
+    assert bad.status_code == 400 and "causal" in bad.json()["error"]
+    small = atlas_client.post("/api/patterns/search", json={"values": [[1.0]]})
+    assert small.status_code == 400 and "256 x 256" in small.json()["error"]
+    wrong_type = atlas_client.post("/api/patterns/search", json={"values": "not a matrix"})
+    assert wrong_type.status_code == 422 and wrong_type.json()["code"] == "invalid_request"
+
+
+def test_ablating_nothing_through_the_api_reproduces_the_baseline(atlas_client, one_grid):
+    first, _ = one_grid
+    body = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": []}).json()
+    assert body["changed"] is False and body["kl_at_hole"] == 0.0 and body["delta_p_expected"] == 0.0
+    assert body["baseline_text"] == body["ablated_text"]
+    assert body["baseline_text"].startswith(first["completion_text"])
+
+
+def test_ablating_heads_reports_the_change(atlas_client, one_grid):
+    first, _ = one_grid
+    heads = [f"L{a}H{b}" for a in range(4) for b in range(4)]
+    body = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": heads, "max_new_tokens": 4}).json()
+    assert body["heads"] == sorted(heads, key=lambda n: (int(n[1:].split("H")[0]), int(n.split("H")[1])))
+    assert body["kl_at_hole"] > 0 and body["p_expected_baseline"] != body["p_expected_ablated"]
+    bad = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": ["L9H0"]})
+    assert bad.status_code == 422 and bad.json()["code"] == "head_out_of_range"
+    junk = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": ["layer one"]})
+    assert junk.status_code == 422 and "L<layer>H<head>" in junk.json()["error"]
+    big = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": [], "max_new_tokens": 10_000})
+    assert big.status_code == 413
