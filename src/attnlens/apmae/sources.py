@@ -1,0 +1,131 @@
+"""Where AP-MAE training patterns come from: `random`-task completion windows over a Java corpus.
+
+This is the one place that decides the data source. When `attnlens.mining` is installed, windows are its
+`random`-task scenarios; until then (and for tests that must not depend on it) they are cut here from the
+corpus's own tokenisation: one window per file, ending at a uniformly random token, the target being the
+next 3-10 tokens (the paper's random span; only its first token decides correctness).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attnlens.errors import CorpusError
+
+if TYPE_CHECKING:
+    from attnlens.model import TargetModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One completion scenario: what the model sees and the token it should produce next."""
+
+    file_path: str
+    prompt_ids: list[int]
+    target_ids: list[int]
+
+
+def is_heldout(file_path: str, heldout_percent: int) -> bool:
+    """Deterministic split by file: a file is in the held-out set in every run, never in training."""
+    digest = hashlib.sha256(file_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < heldout_percent
+
+
+def source_kind(choice: str = "auto") -> str:
+    """`mining` when attnlens.mining provides the `random` task, else `windows` (cut here); an explicit
+    `mining` or `windows` choice is kept (a cache records which one produced it)."""
+    if choice in ("mining", "windows"):
+        return choice
+    try:
+        import attnlens.mining  # noqa: F401
+    except ImportError:
+        return "windows"
+    return "mining"
+
+
+def iter_windows(
+    model: TargetModel,
+    corpus: Path,
+    *,
+    context_tokens: int,
+    seed: int,
+    max_file_bytes: int,
+    source: str = "auto",
+) -> Iterator[Window]:
+    """Deterministic stream of `random`-task windows of exactly `context_tokens` prompt tokens."""
+    if source_kind(source) == "mining":
+        yield from _mined_windows(
+            model, corpus, context_tokens=context_tokens, seed=seed, max_file_bytes=max_file_bytes
+        )
+    else:
+        yield from _cut_windows(
+            model, corpus, context_tokens=context_tokens, seed=seed, max_file_bytes=max_file_bytes
+        )
+
+
+def _mined_windows(
+    model: TargetModel, corpus: Path, *, context_tokens: int, seed: int, max_file_bytes: int
+) -> Iterator[Window]:
+    from attnlens.mining import iter_corpus, mine_scenarios
+
+    files = iter_corpus(corpus, max_file_bytes=max_file_bytes)
+    scenarios = mine_scenarios(
+        files,
+        tokenizer=model.tokenizer,
+        fim=model.info.fim,
+        tasks=["random"],
+        per_task=10**9,  # the caller stops the stream when it has enough
+        context_tokens=context_tokens,
+        seed=seed,
+    )
+    for scenario in scenarios:
+        yield Window(scenario.file_path, list(scenario.prompt_ids), list(scenario.target_ids))
+
+
+@contextmanager
+def _java_corpus(corpus: Path, max_file_bytes: int) -> Iterator[tuple[list[str], Callable[[str], bytes]]]:
+    """The .java file names of a folder or a zip (such as the JDK's src.zip), sorted, and a reader that
+    loads one file at a time (a whole corpus is never held in memory)."""
+    if not corpus.exists():
+        raise CorpusError(f"corpus {corpus} does not exist; pass a folder or a .zip of .java files.")
+    if corpus.is_file() and zipfile.is_zipfile(corpus):
+        with zipfile.ZipFile(corpus) as archive:
+            names = sorted(
+                m.filename
+                for m in archive.infolist()
+                if m.filename.endswith(".java") and m.file_size <= max_file_bytes
+            )
+            yield names, archive.read
+        return
+    if corpus.is_dir():
+        paths = sorted(p for p in corpus.rglob("*.java") if p.stat().st_size <= max_file_bytes)
+        yield [str(p.relative_to(corpus)) for p in paths], lambda name: (corpus / name).read_bytes()
+        return
+    raise CorpusError(
+        f"corpus {corpus} is neither a folder nor a zip; pass a folder or a .zip of .java files."
+    )
+
+
+def _cut_windows(
+    model: TargetModel, corpus: Path, *, context_tokens: int, seed: int, max_file_bytes: int
+) -> Iterator[Window]:
+    rng = random.Random(seed)
+    with _java_corpus(corpus, max_file_bytes) as (names, read):
+        rng.shuffle(names)  # a seeded random order, so any prefix of the stream spans the corpus
+        for name in names:
+            ids = model.encode(read(name).decode("utf-8", errors="replace"))
+            if len(ids) < context_tokens + 10:
+                continue
+            end = rng.randint(context_tokens, len(ids) - 10)
+            span = rng.randint(3, 10)
+            yield Window(name, ids[end - context_tokens : end], ids[end : end + span])
