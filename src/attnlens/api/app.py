@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from attnlens import __version__
 from attnlens.api.errors import install_error_handlers
 from attnlens.api.routes import ablations, health, inferences, jobs, patterns
+from attnlens.api.static import mount_frontend
 from attnlens.config import Settings
 from attnlens.index import PatternIndex
 from attnlens.service.protocol import WorkerClient
@@ -31,4 +32,5 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     install_error_handlers(app)
     for module in (health, inferences, patterns, ablations, jobs):
         app.include_router(module.router, prefix="/api")
+    mount_frontend(app, settings)
     return app
