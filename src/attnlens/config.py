@@ -126,6 +126,9 @@ class APISettings(BaseModel):
     max_new_tokens: int = Field(64, description="Most tokens one generation request may ask for.", gt=0)
     max_ablate_heads: int = Field(2048, description="Most heads one ablation request may name.", gt=0)
     max_concurrent_model_calls: int = Field(1, description="Model calls running at once in the worker.", gt=0)
+    frontend_dir: Path | None = Field(
+        None, description="Folder of the static pages; default: frontend/static of this source tree."
+    )
     max_queued_requests: int = Field(
         16, description="Model calls allowed to wait; beyond this the API answers 503 with Retry-After.", ge=0
     )
