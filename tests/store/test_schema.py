@@ -29,6 +29,7 @@ def test_sqlite_runs_with_wal_and_foreign_keys(settings):
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 16384
     with pytest.raises(IntegrityError), store.session() as session:
         session.add(Inference(scenario_id=12345, model_name="m"))
 
