@@ -152,7 +152,7 @@ class APMAEConfig(PretrainedConfig):
             "encoder_dim_head": 32,
             "encoder_mlp_dim": 512,
             "decoder_dim": 128,
-            "decoder_layers": 4,
+            "decoder_layers": 2,
             "decoder_heads": 4,
             "decoder_dim_head": 32,
             "decoder_mlp_dim": 512,

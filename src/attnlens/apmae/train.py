@@ -202,7 +202,7 @@ def train(
         out.loss.backward()
         optimizer.step()
         step += 1
-        value = float(out.loss)
+        value = float(out.loss.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step - 1, plan):.2e}")
