@@ -167,3 +167,62 @@ class AblationPublic(BaseModel):
     p_expected_baseline: float | None
     p_expected_ablated: float | None
     delta_p_expected: float | None
+
+
+class HoleSpec(BaseModel):
+    """Where to complete: a selection [start, end), or a cursor and a task. Offsets count Unicode code points."""
+
+    start: int | None = Field(None, ge=0)
+    end: int | None = Field(None, ge=0)
+    cursor: int | None = Field(None, ge=0)
+    task: str | None = Field(None, max_length=64)
+
+
+class AnalyzeRequest(BaseModel):
+    """Pasted Java and where to complete it; with no hole, one target per task in `tasks` is picked."""
+
+    code: str = Field(description="Java source: a class, a method or statements.")
+    hole: HoleSpec | None = None
+    tasks: list[str] | None = Field(None, max_length=4, description="Tasks for automatic holes (default: identifiers).")
+
+
+class PredictorInfo(BaseModel):
+    name: str
+    kind: str
+    task: str | None
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    chance: float
+
+
+class Prediction(BaseModel):
+    """Predicted probability that the model's completion is correct, before and independent of the truth."""
+
+    probability_correct: float
+    predictor: PredictorInfo
+
+
+class HeadImportance(BaseModel):
+    name: str
+    importance: float
+
+
+class AnalyzedHole(BaseModel):
+    inference_id: int
+    task: str | None
+    target_text: str
+    completion_text: str
+    first_token_correct: bool
+    span_correct: bool
+    expected_token_prob: float
+
+
+class AnalyzePublic(AnalyzedHole):
+    """The first hole in full (with its head grid); further holes in `others`."""
+
+    prediction: Prediction | None
+    prediction_unavailable: str | None = Field(None, description="Why there is no prediction, when there is none.")
+    top_heads: list[HeadImportance]
+    grid: HeadGridPublic
+    others: list[AnalyzedHole]

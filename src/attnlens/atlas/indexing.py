@@ -7,6 +7,7 @@ index may lag behind; `sync_index` adds what it lacks and drops what the databas
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from attnlens.config import Settings
@@ -16,10 +17,18 @@ from attnlens.store.patterns import load_embeddings
 
 log = logging.getLogger(__name__)
 _CHUNK = 20_000
+# Index writers of one process take turns (a build's job thread and pasted-code analyses). Across
+# processes saves are atomic and a lost update heals at the next sync, because the database decides.
+_WRITE_LOCK = threading.Lock()
 
 
 def sync_index(settings: Settings, store: Store, index: PatternIndex | None = None) -> dict[str, Any]:
     """Make the saved index agree with the database; returns what was done."""
+    with _WRITE_LOCK:
+        return _sync(settings, store, index)
+
+
+def _sync(settings: Settings, store: Store, index: PatternIndex | None) -> dict[str, Any]:
     index = index if index is not None else PatternIndex.open(settings, store)
     report = index.check(store)
     if index.needs_rebuild or (report.index_dim is not None and report.database_dims and report.database_dims != [report.index_dim]):

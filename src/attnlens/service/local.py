@@ -80,6 +80,7 @@ class LocalWorker:
             self._start_jobs()
 
     def _start_jobs(self) -> None:
+        from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
         from attnlens.atlas.jobs import ATLAS_BUILD, queue_demo_build, run_atlas_build
         from attnlens.service.jobs import JobRunner
         from attnlens.store import open_store
@@ -87,7 +88,7 @@ class LocalWorker:
         if self.store is None:
             self.store = open_store(self.settings)
         queue_demo_build(self.settings, self.store)
-        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build})
+        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build, **ANALYSIS_HANDLERS})
         self.runner.start()
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -146,6 +147,23 @@ class LocalWorker:
             return calls.ablate(
                 self.model, prompt_ids, heads, max_new_tokens=max_new_tokens, expected_token_id=expected_token_id
             )
+
+    def token_table(self) -> Any:
+        """The mining token table of the loaded model's tokenizer (built once)."""
+        if getattr(self, "_token_table", None) is None:
+            from attnlens.mining import TokenTable
+
+            self._token_table = TokenTable(self.model.tokenizer)
+        return self._token_table
+
+    def analyze(self, code: str, hole: dict[str, Any] | None, tasks: list[str] | None) -> list[dict[str, Any]]:
+        """Run pasted code (see `attnlens.service.analyze`); stores each hole as an inference."""
+        from attnlens.service.analyze import analyze_code
+        from attnlens.store import open_store
+
+        if self.store is None:
+            self.store = open_store(self.settings)
+        return analyze_code(self, code, hole, tasks)
 
     def model_shape(self) -> tuple[int, int]:
         """(layers, query heads per layer) of the loaded model."""

@@ -41,3 +41,8 @@ class WorkerClient(Protocol):
     ) -> Any:
         """An `AblationOutcome`: baseline vs ablated completion, diff, KL and expected-token probability."""
         ...
+
+    def analyze(self, code: str, hole: dict[str, Any] | None, tasks: list[str] | None) -> list[dict[str, Any]]:
+        """Pasted Java: one result per hole (inference_id, task, target_text, completion_text, correctness,
+        expected_token_prob, embeddings (heads, dim))."""
+        ...

@@ -8,6 +8,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep
 from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, InferencePublic, InferenceSummary
@@ -95,13 +96,18 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
 @router.get("/inferences/{inference_id}/heads", response_model=HeadGridPublic)
 def read_inference_heads(inference: InferenceDep, session: SessionDep) -> HeadGridPublic:
     """Every head of one inference: thumbnails packed in one payload, with names and statistics."""
+    return head_grid(session, inference.id)
+
+
+def head_grid(session: Session, inference_id: int) -> HeadGridPublic:
+    """The packed head grid of one inference."""
     rows = session.scalars(
         select(HeadPattern)
-        .where(HeadPattern.inference_id == inference.id)
+        .where(HeadPattern.inference_id == inference_id)
         .order_by(HeadPattern.layer, HeadPattern.head)
     ).all()
     if not rows:
-        raise NotFound(f"inference {inference.id} has no stored head patterns.")
+        raise NotFound(f"inference {inference_id} has no stored head patterns.")
     size = rows[0].thumbnail_size
     n_layers = max(r.layer for r in rows) + 1
     n_heads = max(r.head for r in rows) + 1
@@ -123,7 +129,7 @@ def read_inference_heads(inference: InferenceDep, session: SessionDep) -> HeadGr
         for r in rows
     ]
     return HeadGridPublic(
-        inference_id=inference.id,
+        inference_id=inference_id,
         n_layers=n_layers,
         n_heads=n_heads,
         thumbnail_size=size,

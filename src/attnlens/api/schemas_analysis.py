@@ -1,0 +1,41 @@
+"""What the map and cluster endpoints return. The frontend reads exactly these shapes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class MapPoints(BaseModel):
+    """Column arrays of the shown points: entry i of every list describes point i."""
+
+    x: list[float]
+    y: list[float]
+    id: list[int] = Field(description="Head pattern id (open it with GET /api/patterns/{id}).")
+    layer: list[int]
+    head: list[int]
+    task: list[str | None]
+    correct: list[bool | None] = Field(description="First-token correctness of the pattern's inference.")
+    cluster: list[int | None] = Field(
+        description="The pattern's cluster in its head (latest clustering; -1 noise, null if not clustered)."
+    )
+
+
+class MapPublic(BaseModel):
+    """The newest 2-D map of a model, downsampled (deterministically) when it has more than `max_points`."""
+
+    map_id: int
+    model: str
+    total: int = Field(description="Points on the whole map.")
+    shown: int = Field(description="Points in this answer.")
+    clustering_id: int | None = Field(description="The clustering the `cluster` column comes from.")
+    points: MapPoints
+
+
+class ClusterPublic(BaseModel):
+    """One cluster of one head (label -1 summarises the head's noise points)."""
+
+    label: int
+    size: int
+    medoid_pattern_id: int | None = Field(description="The member nearest all others (none for noise).")
+    tasks: dict[str, int] = Field(description="Task -> members of that task.")
+    node_types: dict[str, int] = Field(description="Syntax node type of the hole -> members.")
