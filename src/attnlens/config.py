@@ -96,6 +96,13 @@ class IndexSettings(BaseModel):
         "shared 2-core CPU, 2 OpenMP threads made training 14x slower than 1.",
         ge=1,
     )
+    overfetch_min_fraction: float = Field(
+        0.25,
+        description="A search filter that admits at least this fraction of all patterns is applied by over-fetching "
+        "and discarding; a narrower one by a FAISS id selector (faster for narrow filters, slower for broad ones).",
+        gt=0,
+        le=1,
+    )
 
 
 class MiningSettings(BaseModel):

@@ -243,3 +243,22 @@ def test_rebuild_of_an_empty_database_removes_the_index(settings):
     assert index.rebuild_from_db(store) == 0
     assert not index.path.exists()
     assert PatternIndex.open(settings).check(store).ok
+
+
+@pytest.mark.parametrize("pattern_filter", [PatternFilter(layer=0), PatternFilter(first_token_correct=False)])
+def test_selector_and_over_fetch_give_the_same_filtered_results(tmp_path, pattern_filter):
+    results = {}
+    for fraction in (1.0, 1e-6):  # always the id selector; always over-fetch
+        settings = Settings(data_dir=tmp_path / "data", index={"overfetch_min_fraction": fraction})
+        store = open_store(settings)
+        if fraction == 1.0:
+            atlas = fill_atlas(store, n_inferences=30)
+            PatternIndex.open(settings, store).rebuild_from_db(store)
+        with store.session() as session:
+            allowed = matching_pattern_ids(session, pattern_filter)
+        results[fraction] = PatternIndex.open(settings, store).search(
+            atlas.embeddings[:6], k=7, filter_ids=allowed
+        )
+    assert np.isin(results[1.0].ids, allowed).all()
+    assert np.array_equal(results[1.0].ids, results[1e-6].ids)
+    np.testing.assert_allclose(results[1.0].scores, results[1e-6].scores, rtol=1e-5)

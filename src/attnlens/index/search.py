@@ -1,10 +1,14 @@
 """FAISS searches with an id filter, and the exact scores used to re-rank compressed results.
 
-Filters are FAISS `IDSelectorBatch`es (a hash set of allowed ids) passed in the search parameters, so
-the index skips non-matching vectors while it scans instead of us over-fetching and discarding (see
-docs/benchmarks-store.md for the comparison). An IVF index scans `nprobe` of its lists; when only a
-fraction `s` of the vectors may match, it scans about `nprobe / s` lists, so that about as many matching
-vectors are seen as in an unfiltered search.
+Two ways to apply a filter, picked by how much of the index it admits (docs/benchmarks-store.md):
+- narrow filters: a FAISS `IDSelectorBatch` (a hash set of allowed ids) in the search parameters, so the
+  index skips other vectors while it scans. An IVF index scans `nprobe` of its lists; when only a
+  fraction `s` of the vectors may match, it scans about `nprobe / s` lists, so that about as many
+  matching vectors are seen as in an unfiltered search.
+- broad filters (at least `overfetch_min_fraction`): an ordinary search for about 2k/s neighbours, keeping
+  the allowed ones. FAISS's selector path gives up the batched matrix products of a flat scan, which made
+  it slower than over-fetching once a filter admits a large share. Rows left with fewer than k matches
+  are searched again with the selector, so the result never depends on which way was taken.
 """
 
 from __future__ import annotations
@@ -70,6 +74,45 @@ def search_index(
     cosine = index.metric_type == faiss.METRIC_INNER_PRODUCT
     if allowed is not None and len(allowed) == 0:
         return SearchResult.empty(n, k, cosine)
+    if allowed is not None and len(allowed) >= settings.overfetch_min_fraction * index.ntotal:
+        return _over_fetch(index, queries, k, allowed, settings, cosine)
+    return _search(index, queries, k, allowed, settings, cosine)
+
+
+def _over_fetch(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    allowed: np.ndarray,
+    settings: IndexSettings,
+    cosine: bool,
+) -> SearchResult:
+    fetch = math.ceil(2 * k * index.ntotal / len(allowed))
+    wide = _search(index, queries, fetch, None, settings, cosine)
+    out = SearchResult.empty(len(queries), k, cosine)
+    short = []
+    for row in range(len(queries)):
+        keep = np.flatnonzero(np.isin(wide.ids[row], allowed))[:k]
+        out.ids[row, : len(keep)] = wide.ids[row, keep]
+        out.scores[row, : len(keep)] = wide.scores[row, keep]
+        if len(keep) < min(k, len(allowed)):
+            short.append(row)
+    if short:
+        again = _search(index, queries[short], k, allowed, settings, cosine)
+        out.ids[short] = again.ids
+        out.scores[short] = again.scores
+    return out
+
+
+def _search(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    settings: IndexSettings,
+    cosine: bool,
+) -> SearchResult:
+    n = queries.shape[0]
     ivf = faiss.try_extract_index_ivf(index)
     params = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
     if ivf is not None:
