@@ -1,0 +1,243 @@
+"""Database reads and writes behind the analysis jobs: which patterns a model's analyses cover, one head's
+embeddings at a time, per-task feature matrices, and the latest finished clustering, map and predictors.
+
+Only atlas inferences (those with a scenario) are analysed: they carry a task, a syntax node type and a
+ground truth. Pasted code is placed into the finished analyses by kNN (`attnlens.atlas.prediction`).
+Analyses are also restricted to one embedder (AP-MAE checkpoint): embeddings of two checkpoints live in
+different spaces, and mixing them would cluster checkpoints, not patterns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from attnlens.errors import InsufficientData
+from attnlens.heads import HeadRef
+from attnlens.store import Store
+from attnlens.store.codecs import unpack_embeddings
+from attnlens.store.models import (
+    ClusterAssignment,
+    Clustering,
+    HeadPattern,
+    Inference,
+    PatternMap,
+    Predictor,
+    PredictorEvaluation,
+    Scenario,
+)
+
+NOISE_TASK = "noise"
+# How far back the "latest finished" lookups look; older unfinished runs beyond this are ignored.
+_RECENT = 50
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The patterns an analysis covers: one model's atlas inferences embedded by one checkpoint."""
+
+    model_name: str
+    embedder: str | None
+
+    def where(self, query: Select[Any]) -> Select[Any]:
+        """Restrict a query that already joins `Inference` (and `Scenario` via an inner join)."""
+        query = query.where(Inference.model_name == self.model_name, Inference.scenario_id.is_not(None))
+        if self.embedder is None:
+            return query.where(Inference.embedder.is_(None))
+        return query.where(Inference.embedder == self.embedder)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name, "embedder": self.embedder}
+
+
+def choose_selection(session: Session, model_name: str) -> Selection:
+    """The model's atlas inferences under the embedder most of them used; `InsufficientData` if none."""
+    counts = session.execute(
+        select(Inference.embedder, func.count())
+        .where(Inference.model_name == model_name, Inference.scenario_id.is_not(None))
+        .group_by(Inference.embedder)
+        .order_by(func.count().desc())
+    ).all()
+    if not counts:
+        raise InsufficientData(
+            f"the atlas has no inferences of model {model_name!r}; build one with `attnlens atlas build` "
+            "(or pass the model the atlas was built with)."
+        )
+    return Selection(model_name, counts[0][0])
+
+
+def _joined(*columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .join(Inference, Inference.id == HeadPattern.inference_id)
+        .join(Scenario, Scenario.id == Inference.scenario_id)
+    )
+
+
+def selected_heads(session: Session, selection: Selection) -> list[HeadRef]:
+    """Every head with stored patterns in the selection, in (layer, head) order."""
+    rows = session.execute(
+        selection.where(_joined(HeadPattern.layer, HeadPattern.head)).distinct().order_by(HeadPattern.layer, HeadPattern.head)
+    ).all()
+    return [HeadRef(int(layer), int(head)) for layer, head in rows]
+
+
+@dataclass(frozen=True)
+class HeadRows:
+    """One head's patterns in the selection, in pattern-id order."""
+
+    pattern_ids: np.ndarray  # (n,) int64
+    embeddings: np.ndarray  # (n, dim) float32
+    tasks: list[str]
+    node_types: list[str]
+    correct: list[str]  # "true", "false" or "unknown" (first-token correctness)
+
+
+def load_head_rows(session: Session, selection: Selection, head: HeadRef) -> HeadRows:
+    """One head's embeddings and attributes; the (layer, head) filter runs in SQL, so memory holds one head."""
+    rows = session.execute(
+        selection.where(
+            _joined(HeadPattern.id, HeadPattern.embedding, Scenario.task, Scenario.node_type, Inference.first_token_correct)
+        )
+        .where(HeadPattern.layer == head.layer, HeadPattern.head == head.head)
+        .order_by(HeadPattern.id)
+    ).all()
+    correct = ["unknown" if r[4] is None else str(bool(r[4])).lower() for r in rows]
+    return HeadRows(
+        pattern_ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+        embeddings=unpack_embeddings([r[1] for r in rows]),
+        tasks=[r[2] for r in rows],
+        node_types=[r[3] for r in rows],
+        correct=correct,
+    )
+
+
+def iter_selection_embeddings(session: Session, selection: Selection, batch_size: int = 50_000):
+    """(ids (b,) int64, vectors (b, dim) float32) batches of every pattern in the selection, in id order
+    (keyset pagination, like `store.patterns.iter_embedding_batches`)."""
+    last_id = 0
+    while True:
+        rows = session.execute(
+            selection.where(_joined(HeadPattern.id, HeadPattern.embedding))
+            .where(HeadPattern.id > last_id)
+            .order_by(HeadPattern.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        yield ids, unpack_embeddings([r[1] for r in rows])
+        last_id = int(ids[-1])
+
+
+@dataclass(frozen=True)
+class TaskRows:
+    """One task's inferences as predictor inputs: one row per inference, one column per head."""
+
+    task: str
+    inference_ids: np.ndarray  # (rows,) int64
+    heads: tuple[HeadRef, ...]
+    cluster_ids: np.ndarray  # (rows, head) int64
+    embeddings: np.ndarray  # (rows, head, dim) float32
+    correct: np.ndarray  # (rows,) bool
+    dropped: int  # inferences left out: a head without a pattern or without a cluster label
+
+
+def task_names(session: Session, selection: Selection) -> list[str]:
+    """Tasks with at least one inference in the selection, sorted."""
+    query = select(Scenario.task).join(Inference, Inference.scenario_id == Scenario.id).distinct()
+    return sorted(session.scalars(selection.where(query)).all())
+
+
+def load_task_rows(
+    session: Session, selection: Selection, task: str, clustering_id: int, heads: Sequence[HeadRef]
+) -> TaskRows:
+    """Cluster ids and embeddings of every head for the task's inferences with a known first-token
+    correctness. The `noise` control has no meaningful ground truth (its targets are random tokens), so,
+    as in the paper, its labels alternate correct/incorrect in inference order."""
+    column = {ref: i for i, ref in enumerate(heads)}
+    query = (
+        _joined(HeadPattern.inference_id, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding,
+                ClusterAssignment.label, Inference.first_token_correct)
+        .outerjoin(
+            ClusterAssignment,
+            (ClusterAssignment.head_pattern_id == HeadPattern.id) & (ClusterAssignment.clustering_id == clustering_id),
+        )
+        .where(Scenario.task == task)
+        .order_by(HeadPattern.inference_id)
+    )  # fmt: skip
+    if task != NOISE_TASK:
+        query = query.where(Inference.first_token_correct.is_not(None))
+    rows = session.execute(selection.where(query)).all()
+    inference_ids = sorted({int(r[0]) for r in rows})
+    position = {inference_id: i for i, inference_id in enumerate(inference_ids)}
+    n, n_heads = len(inference_ids), len(heads)
+    dim = len(rows[0][3]) // 2 if rows else 0
+    cluster_ids = np.full((n, n_heads), -2, dtype=np.int64)  # -2: no label in this clustering
+    filled = np.zeros((n, n_heads), dtype=bool)
+    blobs: list[bytes] = [b"\x00" * (2 * dim)] * (n * n_heads)
+    correct = np.zeros(n, dtype=bool)
+    for inference_id, layer, head, blob, label, is_correct in rows:
+        j = column.get(HeadRef(int(layer), int(head)))
+        if j is None:
+            continue
+        i = position[int(inference_id)]
+        blobs[i * n_heads + j] = blob
+        filled[i, j] = True
+        if label is not None:
+            cluster_ids[i, j] = int(label)
+        correct[i] = bool(is_correct)
+    keep = filled.all(axis=1) & (cluster_ids != -2).all(axis=1)
+    if task == NOISE_TASK:
+        correct = np.arange(n) % 2 == 0
+    embeddings = unpack_embeddings(blobs).reshape(n, n_heads, dim) if n else np.zeros((0, n_heads, 0), np.float32)
+    return TaskRows(
+        task=task,
+        inference_ids=np.asarray(inference_ids, dtype=np.int64)[keep],
+        heads=tuple(heads),
+        cluster_ids=cluster_ids[keep],
+        embeddings=embeddings[keep],
+        correct=correct[keep],
+        dropped=int((~keep).sum()),
+    )
+
+
+def latest_clustering(store: Store, model_name: str) -> Clustering | None:
+    """The newest finished clustering of a model (a cancelled or crashed run is not finished)."""
+    with store.session() as session:
+        for row in session.scalars(
+            select(Clustering).where(Clustering.model_name == model_name).order_by(Clustering.id.desc()).limit(_RECENT)
+        ):
+            if (row.parameters or {}).get("complete"):
+                return row
+    return None
+
+
+def latest_map(store: Store, model_name: str) -> PatternMap | None:
+    """The newest finished 2-D map of a model."""
+    with store.session() as session:
+        for row in session.scalars(select(PatternMap).order_by(PatternMap.id.desc()).limit(_RECENT)):
+            parameters = row.parameters or {}
+            if parameters.get("complete") and parameters.get("model") == model_name:
+                return row
+    return None
+
+
+def latest_predictors(store: Store, model_name: str) -> list[tuple[Predictor, PredictorEvaluation | None]]:
+    """The newest predictor of each (task, kind) of a model, with its evaluation, sorted by task and kind."""
+    newest: dict[tuple[str | None, str], tuple[Predictor, PredictorEvaluation | None]] = {}
+    with store.session() as session:
+        rows = session.execute(
+            select(Predictor, PredictorEvaluation)
+            .outerjoin(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
+            .where(Predictor.model_name == model_name)
+            .order_by(Predictor.id.desc())
+        ).all()
+        for predictor, evaluation in rows:
+            newest.setdefault((predictor.task, predictor.kind), (predictor, evaluation))
+    return [newest[key] for key in sorted(newest, key=lambda k: (k[0] or "", k[1]))]

@@ -1,0 +1,261 @@
+"""Analysis jobs end to end on a synthetic atlas with a known signal, written through the store into a real
+SQLite file: clustering (UMAP + HDBSCAN) recovers each head's clusters, the map covers every pattern, the
+predictors recover the signal head while shuffled labels and the `noise` control stay at chance, and
+`predict_for_inference` places new patterns and predicts from them. UMAP compiles once per process, so
+the clustering and the map run once in a module fixture (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Integer, cast, func, select
+
+from attnlens.atlas.analysis_jobs import (
+    ANALYSIS_HANDLERS,
+    ATLAS_CLUSTER,
+    ATLAS_MAP,
+    TRAIN_PREDICTORS,
+    predictor_parameters,
+)
+from attnlens.atlas.prediction import predict_for_inference
+from attnlens.config import Settings
+from attnlens.heads import HeadRef
+from attnlens.service.jobs import run_job_here
+from attnlens.store import Store, open_store, save_scenarios
+from attnlens.store.jobs import enqueue_job
+from attnlens.store.models import Cluster, ClusterAssignment, MapPoint, Predictor, PredictorEvaluation
+from attnlens.store.patterns import STAT_COLUMNS, save_head_patterns, save_inference
+from tests.store.fake_atlas import FakeScenario
+
+pytestmark = pytest.mark.slow
+
+MODEL = "synthetic"
+HEADS = tuple(HeadRef(layer, head) for layer in range(3) for head in range(2))
+SIGNAL = HeadRef(1, 0)  # its cluster decides the odds of correctness in `identifiers`
+ROWS = {"identifiers": 160, "noise": 160, "eol": 6}  # eol: too few rows for 4-fold CV
+DIM = 16
+ATTNLENS = Path(sys.executable).with_name("attnlens")
+ANALYSIS = {
+    "umap_neighbors": 10,
+    "hdbscan_min_samples": 5,
+    "hdbscan_min_cluster_size": 15,
+    "predictor_iterations": 200,
+    "cv_folds": 4,
+    "bootstrap_resamples": 200,
+    "map_fit_sample": 1000,  # the other 956 points are placed by transform
+}
+
+
+@dataclass
+class SyntheticAtlas:
+    settings: Settings
+    store: Store
+    centres: np.ndarray  # (head, 3, dim): each head's three pattern directions
+    truth: dict[int, int]  # head pattern id -> true cluster (0..2) within its head
+
+
+def synthetic_settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, model={"name": MODEL}, analysis=ANALYSIS)
+
+
+def write_synthetic_atlas(settings: Settings, seed: int = 0) -> SyntheticAtlas:
+    """Every head has three clusters of directions (what cosine UMAP sees). In `identifiers`, a row is
+    correct with p 0.9 when SIGNAL is in cluster 0 and 0.1 otherwise; `noise` rows have no signal."""
+    rng = np.random.default_rng(seed)
+    store = open_store(settings)
+    centres = rng.normal(size=(len(HEADS), 3, DIM)).astype(np.float32)
+    truth: dict[int, int] = {}
+    signal_column = HEADS.index(SIGNAL)
+    with store.session() as session:
+        for task, n in ROWS.items():
+            scenarios = [
+                FakeScenario("synthetic", f"{task}/F{i}.java", sha256(f"{task}{i}".encode()).hexdigest(), task, task, 0, 1, "x", [5], [1, 2])
+                for i in range(n)
+            ]  # fmt: skip
+            for i, scenario_id in enumerate(save_scenarios(session, scenarios, model_name=MODEL)):
+                members = rng.integers(0, 3, size=len(HEADS))
+                if task == "identifiers":
+                    correct = bool(rng.random() < (0.9 if members[signal_column] == 0 else 0.1))
+                else:
+                    correct = bool(i % 2)
+                inference_id = save_inference(
+                    session, model_name=MODEL, scenario_id=scenario_id, first_token_correct=correct, embedder="synthetic-apmae"
+                )
+                vectors = centres[np.arange(len(HEADS)), members] + rng.normal(0, 0.15, size=(len(HEADS), DIM))
+                stats = {name: np.zeros(len(HEADS)) for name in STAT_COLUMNS}
+                thumbnails = np.zeros((len(HEADS), 4, 4), dtype=np.uint8)
+                ids = save_head_patterns(session, inference_id, HEADS, vectors, thumbnails, stats)
+                truth.update(zip(ids, members.tolist(), strict=True))
+    return SyntheticAtlas(settings, store, centres, truth)
+
+
+def run_kind(atlas: SyntheticAtlas, kind: str, parameters: dict):
+    job_id = enqueue_job(atlas.store, kind, parameters)
+    return run_job_here(atlas.settings, atlas.store, job_id, None, ANALYSIS_HANDLERS[kind])
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory):
+    atlas = write_synthetic_atlas(synthetic_settings(tmp_path_factory.mktemp("synthetic") / "data"))
+    jobs = {
+        ATLAS_CLUSTER: run_kind(atlas, ATLAS_CLUSTER, {"model": MODEL}),
+        ATLAS_MAP: run_kind(atlas, ATLAS_MAP, {"model": MODEL}),
+        TRAIN_PREDICTORS: run_kind(atlas, TRAIN_PREDICTORS, predictor_parameters(None, MODEL)),
+    }
+    return atlas, jobs
+
+
+def test_clustering_recovers_each_heads_clusters(analysed):
+    from sklearn.metrics import adjusted_rand_score
+
+    atlas, jobs = analysed
+    job = jobs[ATLAS_CLUSTER]
+    assert job.state == "succeeded", job.error
+    assert job.result["heads"] == len(HEADS) and job.result["heads_all_noise"] == {}
+    clustering_id = job.result["clustering_id"]
+    n_patterns = len(HEADS) * sum(ROWS.values())
+    with atlas.store.session() as session:
+        rows = session.execute(
+            select(ClusterAssignment.head_pattern_id, ClusterAssignment.label).where(
+                ClusterAssignment.clustering_id == clustering_id
+            )
+        ).all()
+        clusters = session.scalars(select(Cluster).where(Cluster.clustering_id == clustering_id)).all()
+    assert len(rows) == n_patterns
+    labels = dict(rows)
+    for column, ref in enumerate(HEADS):
+        ids = [pid for pid in labels if (pid - 1) % len(HEADS) == column]  # ids are written head by head
+        assert adjusted_rand_score([atlas.truth[i] for i in ids], [labels[i] for i in ids]) > 0.95, ref.name
+        head_clusters = [c for c in clusters if (c.layer, c.head) == (ref.layer, ref.head)]
+        assert sum(c.size for c in head_clusters) == sum(ROWS.values())
+        assert sum(1 for c in head_clusters if c.label >= 0) == 3
+        for cluster in head_clusters:
+            assert sum(cluster.attributes["task"].values()) == cluster.size
+            if cluster.label >= 0:
+                assert labels[cluster.medoid_head_pattern_id] == cluster.label
+
+
+def test_map_places_every_pattern_once(analysed):
+    atlas, jobs = analysed
+    job = jobs[ATLAS_MAP]
+    assert job.state == "succeeded", job.error
+    n_patterns = len(HEADS) * sum(ROWS.values())
+    assert job.result["points"] == n_patterns
+    with atlas.store.session() as session:
+        count, fitted = session.execute(
+            select(func.count(), func.sum(cast(MapPoint.fitted, Integer))).where(MapPoint.pattern_map_id == job.result["map_id"])
+        ).one()
+    assert count == n_patterns
+    assert fitted == 1000
+
+
+def _evaluations(atlas: SyntheticAtlas, task: str) -> dict[str, PredictorEvaluation]:
+    with atlas.store.session() as session:
+        rows = session.execute(
+            select(Predictor.kind, PredictorEvaluation)
+            .join(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
+            .where(Predictor.task == task)
+        ).all()
+    return dict(rows)
+
+
+def test_predictors_recover_the_signal_head(analysed):
+    atlas, jobs = analysed
+    assert jobs[TRAIN_PREDICTORS].state == "succeeded", jobs[TRAIN_PREDICTORS].error
+    evaluations = _evaluations(atlas, "identifiers")
+    assert set(evaluations) == {"clusters_catboost", "embeddings_pca_logreg"}
+    for kind, evaluation in evaluations.items():
+        assert evaluation.n_rows == ROWS["identifiers"]
+        assert evaluation.accuracy_low > 0.75, kind  # best possible is about 0.9
+        details = evaluation.details
+        assert details["head_importance"][0]["name"] == SIGNAL.name, kind
+        assert len(details["head_importance"]) == len(HEADS)
+        control = details["shuffled_control"]["accuracy"]
+        assert control["low"] <= details["chance"] <= control["high"] or control["high"] < details["chance"], kind
+
+
+def test_noise_control_sits_at_chance_and_small_tasks_are_skipped(analysed):
+    atlas, jobs = analysed
+    result = jobs[TRAIN_PREDICTORS].result
+    assert "correct" in result["skipped"]["eol"]  # the InsufficientData message names the classes
+    assert {(t["task"], t["kind"]) for t in result["trained"]} == {
+        (task, kind) for task in ("identifiers", "noise") for kind in ("clusters_catboost", "embeddings_pca_logreg")
+    }
+    for kind, evaluation in _evaluations(atlas, "noise").items():
+        assert evaluation.details["chance"] == 0.5
+        assert evaluation.accuracy_low < 0.5, kind
+
+
+def test_predict_for_inference_follows_the_signal_head(analysed):
+    atlas, _ = analysed
+    rng = np.random.default_rng(1)
+    background = {ref.name: atlas.centres[i, rng.integers(0, 3)] for i, ref in enumerate(HEADS)}
+    column = HEADS.index(SIGNAL)
+    likely, reason = predict_for_inference(
+        atlas.settings, atlas.store, {**background, SIGNAL.name: atlas.centres[column, 0]}, "identifiers"
+    )
+    assert reason is None
+    unlikely, _ = predict_for_inference(
+        atlas.settings, atlas.store, {**background, SIGNAL.name: atlas.centres[column, 2]}, "identifiers"
+    )
+    assert likely["probability_correct"] > 0.7 > 0.3 > unlikely["probability_correct"]
+    assert likely["top_heads"][0]["name"] == SIGNAL.name
+    assert likely["top_heads"][0]["importance"] > 0 > unlikely["top_heads"][0]["importance"]
+    assert set(likely["clusters"]) == {ref.name for ref in HEADS}
+    assert likely["clusters"][SIGNAL.name] != unlikely["clusters"][SIGNAL.name]
+    predictor = likely["predictor"]
+    assert predictor["task"] == "identifiers" and predictor["accuracy_low"] <= predictor["accuracy"] <= predictor["accuracy_high"]
+
+
+def test_predict_for_inference_says_why_it_cannot(analysed, tmp_path: Path):
+    atlas, _ = analysed
+    vectors = {ref.name: atlas.centres[i, 0] for i, ref in enumerate(HEADS)}
+    prediction, reason = predict_for_inference(atlas.settings, atlas.store, vectors, "eol")
+    assert prediction is None and "attnlens predictors train" in reason
+    empty = synthetic_settings(tmp_path / "empty")
+    prediction, reason = predict_for_inference(empty, open_store(empty), vectors, "identifiers")
+    assert prediction is None and "attnlens predictors train" in reason
+
+
+def test_clustering_needs_an_atlas(tmp_path: Path):
+    settings = synthetic_settings(tmp_path / "data")
+    store = open_store(settings)
+    job = run_job_here_failing(settings, store, ATLAS_CLUSTER)
+    assert job.state == "failed" and "attnlens atlas build" in job.error
+    job = run_job_here_failing(settings, store, TRAIN_PREDICTORS)
+    assert job.state == "failed" and "attnlens atlas cluster" in job.error
+
+
+def run_job_here_failing(settings: Settings, store: Store, kind: str):
+    from attnlens.errors import InsufficientData
+    from attnlens.store.jobs import get_job
+
+    job_id = enqueue_job(store, kind, {"model": MODEL})
+    with pytest.raises(InsufficientData):
+        run_job_here(settings, store, job_id, None, ANALYSIS_HANDLERS[kind])
+    return get_job(store, job_id)
+
+
+def test_cli_trains_and_reports(analysed):
+    atlas, _ = analysed
+    env = {**os.environ, "ATTNLENS_DATA_DIR": str(atlas.settings.data_dir), "ATTNLENS_MODEL__NAME": MODEL}
+    env.update({f"ATTNLENS_ANALYSIS__{k.upper()}": str(v) for k, v in ANALYSIS.items()})
+    done = subprocess.run(
+        [str(ATTNLENS), "predictors", "train", "--tasks", "identifiers"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert result["state"] == "succeeded" and [t["task"] for t in result["trained"]] == ["identifiers"] * 2
+    done = subprocess.run([str(ATTNLENS), "predictors", "report"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = {tuple(line.split()[:2]): line for line in done.stdout.splitlines() if line.startswith(("identifiers", "noise"))}
+    assert set(lines) == {(t, k) for t in ("identifiers", "noise") for k in ("clusters_catboost", "embeddings_pca_logreg")}
+    assert " 160 " in lines[("identifiers", "clusters_catboost")]
