@@ -168,3 +168,11 @@ def test_capture_continuations_stop_at_stop_tokens(tiny_model: TargetModel, ids:
     first = tiny_model.generate(ids[:40], 1).new_ids[0]
     cap = tiny_model.capture([ids[:40], ids[1:41]], continue_tokens=[5, 5], stop_ids=[first])
     assert cap.continuations[0] == [first]
+
+
+def test_batched_next_token_logits_equal_single_ones(tiny_model: TargetModel, ids: list[int]):
+    seqs = [ids[:30], ids[4:20], ids[7:37]]
+    heads = [HeadRef(1, 1), HeadRef(3, 0)]
+    batched = tiny_model.next_token_logits_batch(seqs, ablate=heads)
+    for row, seq in zip(batched, seqs, strict=True):
+        assert torch.allclose(row, tiny_model.next_token_logits(seq, ablate=heads), atol=1e-5)

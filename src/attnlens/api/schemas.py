@@ -226,3 +226,18 @@ class AnalyzePublic(AnalyzedHole):
     top_heads: list[HeadImportance]
     grid: HeadGridPublic
     others: list[AnalyzedHole]
+
+
+class ExperimentRequest(BaseModel):
+    """A population ablation experiment: ablate n heads chosen by each rule over held-out scenarios of a task."""
+
+    task: str = Field(max_length=64, description="Mining task of the held-out scenarios, e.g. identifiers.")
+    rules: list[str] = Field(
+        default_factory=lambda: ["top_positive", "top_negative", "neutral", "random"],
+        max_length=4,
+        description="top_positive (alias pos), top_negative (neg), neutral, random.",
+    )
+    n: list[int] = Field(default_factory=lambda: [1, 2, 5, 10, 20, 50], max_length=20, description="Head counts.")
+    scenarios: int = Field(60, ge=2, le=5000, description="Held-out scenarios to mine and test.")
+    corpus: str | None = Field(None, max_length=1000, description="Default: the corpus of the latest atlas build.")
+    seed: int = Field(0, ge=0, le=2**31)

@@ -283,6 +283,28 @@ class TargetModel:
         return out.logits[0, -1].float().cpu()
 
     @torch.inference_mode()
+    def next_token_logits_batch(
+        self, sequences: Sequence[Sequence[int]], *, ablate: Iterable[HeadRef] = ()
+    ) -> Float[torch.Tensor, "batch vocab"]:
+        """Next-token logits after each sequence, batched (right-padded), without attention; float32 CPU."""
+        self._check_ids(sequences)
+        lengths = [len(s) for s in sequences]
+        input_ids = torch.full((len(sequences), max(lengths)), self.info.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for i, seq in enumerate(sequences):
+            input_ids[i, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+            mask[i, : len(seq)] = 1
+        last = torch.tensor(lengths) - 1
+        keep = torch.unique(last)
+        with self.ablation(ablate):
+            out = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False,
+                logits_to_keep=keep.to(self.device),
+            )  # fmt: skip
+        column = {int(pos): j for j, pos in enumerate(keep.tolist())}
+        return torch.stack([out.logits[i, column[int(p)]] for i, p in enumerate(last)]).float().cpu()
+
+    @torch.inference_mode()
     def generate(
         self,
         prompt_ids: Sequence[int],

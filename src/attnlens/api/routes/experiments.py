@@ -1,0 +1,29 @@
+"""Population ablation experiments, run as jobs by the worker."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from attnlens.api.deps import SettingsDep, StoreDep
+from attnlens.api.routes.jobs import job_public
+from attnlens.api.schemas import ExperimentRequest, JobPublic
+from attnlens.atlas.experiments import ABLATION_EXPERIMENT, experiment_parameters
+from attnlens.mining import parse_tasks
+from attnlens.store.jobs import enqueue_job, get_job, list_jobs
+
+router = APIRouter(tags=["experiments"])
+
+RULE_ALIASES = {"pos": "top_positive", "neg": "top_negative"}
+
+
+@router.post("/experiments", response_model=JobPublic, status_code=202)
+def create_experiment(body: ExperimentRequest, store: StoreDep, settings: SettingsDep) -> JobPublic:
+    """Queue an experiment; follow it with GET /api/jobs/{id}. Its result holds one row per (rule, n)."""
+    (task,) = parse_tasks(body.task) if body.task != "all" else ("",)
+    corpus = body.corpus
+    if corpus is None:
+        builds = [j for j in list_jobs(store, states=["succeeded", "running"], limit=200) if j.kind == "atlas_build"]
+        corpus = builds[0].parameters["corpus"] if builds else settings.atlas.demo_corpus
+    rules = [RULE_ALIASES.get(r, r) for r in body.rules]
+    parameters = experiment_parameters(task, rules, body.n, body.scenarios, corpus, body.seed)
+    return job_public(get_job(store, enqueue_job(store, ABLATION_EXPERIMENT, parameters)))
