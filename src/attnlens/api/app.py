@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from attnlens import __version__
 from attnlens.api.errors import install_error_handlers
-from attnlens.api.routes import ablations, analyze, clusters, health, inferences, jobs, maps, patterns
+from attnlens.api.routes import ablations, analyze, clusters, experiments, health, inferences, jobs, maps, patterns
 from attnlens.api.static import mount_frontend
 from attnlens.config import Settings
 from attnlens.index import PatternIndex
@@ -30,7 +30,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.store = store if store is not None else open_store(settings)
     app.state.index = PatternIndex.open(settings, app.state.store)
     install_error_handlers(app)
-    for module in (health, inferences, patterns, ablations, analyze, jobs, maps, clusters):
+    for module in (health, inferences, patterns, ablations, analyze, experiments, jobs, maps, clusters):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)
     return app

@@ -81,6 +81,7 @@ class LocalWorker:
 
     def _start_jobs(self) -> None:
         from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
+        from attnlens.atlas.experiments import ABLATION_EXPERIMENT, run_ablation_experiment
         from attnlens.atlas.jobs import ATLAS_BUILD, queue_demo_build, run_atlas_build
         from attnlens.service.jobs import JobRunner
         from attnlens.store import open_store
@@ -88,7 +89,7 @@ class LocalWorker:
         if self.store is None:
             self.store = open_store(self.settings)
         queue_demo_build(self.settings, self.store)
-        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build, **ANALYSIS_HANDLERS})
+        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build, ABLATION_EXPERIMENT: run_ablation_experiment, **ANALYSIS_HANDLERS})
         self.runner.start()
 
     def wait_ready(self, timeout: float | None = None) -> None:
