@@ -1,0 +1,52 @@
+"""Population ablation experiments: queued through the API, run by the worker's job runner."""
+
+from __future__ import annotations
+
+from attnlens.atlas.experiments import ABLATION_EXPERIMENT, run_ablation_experiment
+from attnlens.service.jobs import JobRunner
+from attnlens.service.local import LocalWorker
+from tests.conftest import JAVA_FIXTURES
+
+
+def _run_queued(tiny_atlas) -> None:
+    settings, store, _ = tiny_atlas
+    worker = LocalWorker(settings, store)
+    worker.start(background=False)
+    assert JobRunner(settings, store, worker, {ABLATION_EXPERIMENT: run_ablation_experiment}).run_once()
+
+
+def test_random_rule_experiment_runs_to_a_dose_table(atlas_client, tiny_atlas):
+    body = {"task": "identifiers", "rules": ["random"], "n": [4, 1, 16], "scenarios": 3, "corpus": str(JAVA_FIXTURES)}
+    queued = atlas_client.post("/api/experiments", json=body)
+    assert queued.status_code == 202 and queued.json()["state"] == "queued"
+    _run_queued(tiny_atlas)
+    job = atlas_client.get(f"/api/jobs/{queued.json()['id']}").json()
+    assert job["state"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["scenarios"] >= 2 and [r["n"] for r in result["rows"]] == [1, 4, 16]
+    for row in result["rows"]:
+        assert row["n_heads"] == row["n"] and len(set(row["heads"])) == row["n"]
+        assert 0 <= row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"] <= 1
+        assert row["change"] == row["accuracy"] - result["baseline_accuracy"]
+        assert row["i2c"] >= 0 and row["c2i"] >= 0
+    assert job["progress_done"] == job["progress_total"] == 4
+
+
+def test_shap_rules_without_a_predictor_fail_with_the_fix(atlas_client, tiny_atlas):
+    body = {"task": "identifiers", "rules": ["pos"], "n": [1], "scenarios": 3, "corpus": str(JAVA_FIXTURES)}
+    queued = atlas_client.post("/api/experiments", json=body).json()
+    _run_queued(tiny_atlas)
+    job = atlas_client.get(f"/api/jobs/{queued['id']}").json()
+    assert job["state"] == "failed" and "attnlens predictors train" in job["error"]
+
+
+def test_bad_experiments_are_refused_before_queueing(atlas_client):
+    def status(body):
+        r = atlas_client.post("/api/experiments", json=body)
+        return r.status_code, r.json().get("code")
+
+    assert status({"task": "identifiers", "rules": ["best"]}) == (400, "invalid_input")
+    assert status({"task": "nonsense"}) == (400, "invalid_input")
+    assert status({"task": "identifiers", "corpus": "/no/such/corpus"}) == (400, "corpus_error")
+    assert status({"task": "identifiers", "n": [-1]}) == (400, "invalid_input")
+    assert status({"task": "identifiers", "scenarios": 1}) == (422, "invalid_request")
