@@ -203,7 +203,9 @@ class AtlasSettings(BaseModel):
         "/usr/lib/jvm/openjdk-17/lib/src.zip",
         description="Corpus of the demo atlas built on first `attnlens serve` (the JDK sources from Debian's openjdk-17-source).",
     )
-    demo_per_task: int = Field(12, description="Scenarios per task in the demo atlas.", ge=0)
+    demo_per_task: int = Field(
+        40, description="Scenarios per task in the demo atlas (enough rows per task for the correctness predictors).", ge=0
+    )
     demo_tasks: str = Field("all", description="Tasks of the demo atlas: `all` or comma-separated names.")
     build_demo: bool = Field(True, description="Whether `attnlens serve` queues the demo atlas build when the atlas is empty.")
 

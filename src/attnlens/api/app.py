@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from attnlens import __version__
 from attnlens.api.errors import install_error_handlers
-from attnlens.api.routes import ablations, analyze, clusters, experiments, health, inferences, jobs, maps, patterns
+from attnlens.api.routes import (
+    ablations,
+    analyze,
+    clusters,
+    experiments,
+    health,
+    inferences,
+    jobs,
+    maps,
+    patterns,
+)
 from attnlens.api.static import mount_frontend
 from attnlens.config import Settings
 from attnlens.index import PatternIndex

@@ -223,6 +223,7 @@ class AnalyzePublic(AnalyzedHole):
 
     prediction: Prediction | None
     prediction_unavailable: str | None = Field(None, description="Why there is no prediction, when there is none.")
+    predicted_with_task: str | None = Field(None, description="Whose task's predictor was used (a selection that is no task's target uses `random`).")
     top_heads: list[HeadImportance]
     grid: HeadGridPublic
     others: list[AnalyzedHole]

@@ -76,5 +76,13 @@ def queue_demo_build(settings, store) -> int | None:  # (Settings, Store) -> job
     )
     parameters["demo"] = True
     job_id = enqueue_job(store, ATLAS_BUILD, parameters)
-    log.info("queued the demo atlas build (job %d): %d scenarios per task from %s", job_id, settings.atlas.demo_per_task, corpus)
+    # The runner takes jobs in id order, one at a time: each analysis starts once the build is done.
+    from attnlens.atlas.analysis_jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
+
+    for kind in (ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS):
+        enqueue_job(store, kind, {"demo": True})
+    log.info(
+        "queued the demo atlas (job %d, then clustering, map and predictors): %d scenarios per task from %s",
+        job_id, settings.atlas.demo_per_task, corpus,
+    )  # fmt: skip
     return job_id

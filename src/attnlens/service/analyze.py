@@ -142,6 +142,14 @@ def build_scenario(model: TargetModel, table: TokenTable, code: str, source: byt
     )
 
 
+def task_of_selection(parsed: Any, span: Span) -> str:
+    """The task whose target is exactly this span; else `random` (the task of arbitrary spans)."""
+    for task in SPAN_TASKS:
+        if any(s.start == span.start and s.end == span.end for s in parsed.spans.get(task, [])):
+            return task
+    return "random"
+
+
 def embed_padded(apmae: APMAE, heads: torch.Tensor) -> torch.Tensor:
     """Embed (n_heads, q, k) patterns, zero-padding patterns shorter than the AP-MAE input."""
     size = apmae.config.source_length
@@ -197,8 +205,11 @@ def analyze_code(
     context = min(settings.mining.context_tokens, apmae.config.source_length)
     sha = hashlib.sha256(source).hexdigest()
     results = []
+    from attnlens.atlas.prediction import predict_for_inference
+
     for task, span in holes_for(code, parsed, hole, tasks):
         pasted = build_scenario(model, table, code, source, task, span, context)
+        predict_task = task or task_of_selection(parsed, span)
         scenario = Scenario(
             corpus="pasted", file_path=f"pasted/{sha[:12]}.java", file_sha256=sha, task=task or "selection",
             node_type=pasted.node_type, hole_start=pasted.hole_start, hole_end=pasted.hole_end,
@@ -230,8 +241,13 @@ def analyze_code(
                         select(Inference.id).where(Inference.scenario_id == scenario_id, Inference.model_name == model.info.name)
                     )
             sync_index(settings, store)
+        by_head = {ref.name: run["embeddings"][i] for i, ref in enumerate(run["heads"])}
+        prediction, reason = predict_for_inference(settings, store, by_head, predict_task)
         results.append(
             {
+                "prediction": prediction,
+                "prediction_unavailable": reason,
+                "predicted_with_task": predict_task,
                 "inference_id": int(existing),
                 "task": task,
                 "target_text": pasted.target_text,

@@ -6,11 +6,9 @@ from fastapi import APIRouter
 
 from attnlens.api.deps import SessionDep, WorkerDep
 from attnlens.api.routes.inferences import head_grid
-from attnlens.api.schemas import AnalyzedHole, AnalyzePublic, AnalyzeRequest
+from attnlens.api.schemas import AnalyzedHole, AnalyzePublic, AnalyzeRequest, HeadImportance, Prediction
 
 router = APIRouter(tags=["analyze"])
-
-NO_PREDICTOR = "no correctness predictor is trained for this atlas yet (run `attnlens predictors train`)."
 
 
 @router.post("/analyze", response_model=AnalyzePublic)
@@ -19,12 +17,14 @@ def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> Ana
     hole = body.hole.model_dump(exclude_none=True) if body.hole is not None else None
     results = worker.analyze(body.code, hole or None, body.tasks)
     holes = [AnalyzedHole(**{k: v for k, v in r.items() if k in AnalyzedHole.model_fields}) for r in results]
-    first = holes[0]
+    first, result = holes[0], results[0]
+    prediction = result["prediction"]
     return AnalyzePublic(
         **first.model_dump(),
-        prediction=None,
-        prediction_unavailable=NO_PREDICTOR,
-        top_heads=[],
+        prediction=Prediction(**{k: prediction[k] for k in ("probability_correct", "predictor")}) if prediction else None,
+        prediction_unavailable=result["prediction_unavailable"],
+        predicted_with_task=result["predicted_with_task"],
+        top_heads=[HeadImportance(**h) for h in prediction["top_heads"]] if prediction else [],
         grid=head_grid(session, first.inference_id),
         others=holes[1:],
     )
