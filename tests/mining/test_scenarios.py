@@ -83,20 +83,31 @@ def test_per_task_limits_and_stops_reading(fixture_files, tiny_table, tiny_fim):
     assert mine(fixture_files, tiny_table, tiny_fim, per_task=0) == []
 
 
-def test_short_and_unusable_files_are_skipped_and_counted(tiny_table, tiny_fim):
+def test_short_files_are_skipped_and_special_token_text_stays_text(tiny_table, tiny_fim):
     def source(path, text):
         return SourceFile(path=path, text=text, sha256=path * 8, corpus="mem")
 
     long_body = "".join(f"    int v{i} = {i} + v{i};\n" for i in range(60))
+    special = "class T {\n" + long_body + '  String s = "<fim_middle><|endoftext|>";\n}\n'
     files = [
         source("Short", "class S { int x = 1; }\n"),
-        source("Special", "class T {\n" + long_body + '  String s = "<fim_middle>";\n}\n'),
+        source("Special", special),
         source("Long", "class L {\n" + long_body + "}\n"),
     ]
     stats = MiningStats()
-    scenarios = mine(files, tiny_table, tiny_fim, stats=stats, tasks=["numeric_literals"])
-    assert dict(stats.skipped) == {"too_short": 1, "special_token_text": 1}
-    assert [s.file_path for s in scenarios] == ["Long"]
+    scenarios = mine(files, tiny_table, tiny_fim, stats=stats, tasks=["numeric_literals", "string_literals"])
+    assert dict(stats.skipped) == {"too_short": 1}
+    assert {s.file_path for s in scenarios} == {"Special", "Long"}
+    strings = [s for s in scenarios if s.task == "string_literals"]
+    assert len(strings) == 1 and "<fim_middle><|endoftext|>" in strings[0].target_text
+    for scenario in scenarios:
+        check_scenario(
+            scenario,
+            (special if scenario.file_path == "Special" else files[2].text).encode(),
+            tiny_table,
+            tiny_fim,
+        )
+    assert not set(strings[0].target_ids) & tiny_table.special_ids
 
 
 def test_crlf_files_keep_their_bytes(tmp_path, tiny_table):

@@ -62,20 +62,26 @@ class TokenTable:
         vocab = tokenizer.get_vocab()
         size = max(vocab.values()) + 1
         lengths = np.zeros(size, dtype=np.int64)
-        added = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})}
+        added_tokens = getattr(tokenizer, "added_tokens_decoder", {})
+        # Added tokens are stored as plain text, not in the byte alphabet. Only the special ones are
+        # control tokens; others (some tokenizers add whitespace runs) are ordinary text.
+        added = {int(i) for i in added_tokens}
+        special = {int(i) for i, token in added_tokens.items() if getattr(token, "special", True)}
         for token, index in vocab.items():
             if index in added:
                 lengths[index] = len(token.encode("utf-8"))
             else:
                 lengths[index] = sum(1 if char in to_byte else len(char.encode("utf-8")) for char in token)
         self.byte_lengths = lengths
-        self.special_ids = frozenset(added) | frozenset(tokenizer.all_special_ids)
+        self.special_ids = frozenset(special) | frozenset(tokenizer.all_special_ids)
         self.vocab_size = size
         # Ordinary tokens, for the `noise` control (random vocabulary tokens, never markers).
         self.ordinary_ids = np.array(sorted(set(range(size)) - self.special_ids), dtype=np.int64)
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Token ids of source text. Text that spells a special token (`<filename>` in a comment, say)
+        is tokenized as ordinary text, so no control token ever comes from a file."""
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -103,7 +109,7 @@ def tokenize_file(table: TokenTable, text: str, source: bytes) -> FileTokens | s
     if len(ids) and (
         ids.max() >= table.vocab_size or any(int(i) in table.special_ids for i in np.unique(ids))
     ):
-        # Text such as `<|endoftext|>` inside a file would put a control token in the prompt.
+        # `encode` splits special-token text, so this only guards against tokenizers that ignore that.
         return "special_token_text"
     starts = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(table.byte_lengths[ids], out=starts[1:])
