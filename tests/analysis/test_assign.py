@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnlens.analysis import ClusterAssigner, assign_clusters
+from attnlens.analysis import ClusterAssigner, assign_clusters, place_on_map
 from attnlens.errors import InsufficientData, InvalidInput
 
 
@@ -61,3 +61,16 @@ def test_bad_inputs_are_refused():
         ClusterAssigner(np.ones((4, 3)), np.zeros(5), k=3)
     with pytest.raises(InvalidInput, match="3 columns"):
         ClusterAssigner(np.eye(3), np.arange(3), k=1).assign(np.ones((2, 4)))
+
+
+def test_place_on_map_puts_new_points_among_their_neighbours():
+    points, labels = directional_clusters(n_per=60, dim=16, n_clusters=3, spread=0.1, seed=4)
+    # A stand-in map: each cluster drawn around its own 2-D centre.
+    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float32)
+    coordinates = centres[labels] + np.random.default_rng(5).normal(0, 0.5, size=(len(labels), 2))
+    queries, query_labels = directional_clusters(n_per=5, dim=16, n_clusters=3, spread=0.1, seed=4)
+    placed = place_on_map(points, coordinates, queries + 0.01, k=10)
+    assert placed.shape == (15, 2)
+    assert np.all(np.linalg.norm(placed - centres[query_labels], axis=1) < 1.0)
+    with pytest.raises(InvalidInput):
+        place_on_map(points, coordinates[:-1], queries, k=10)

@@ -136,3 +136,16 @@ def test_wrong_shapes_and_kinds_are_refused(task, fast_settings):
 def test_damaged_blob_is_refused():
     with pytest.raises(InvalidInput, match="damaged"):
         predictor_from_bytes(b"not a zip")
+
+
+def test_signed_mean_shap_over_the_training_rows_hides_direction(task, fast_settings):
+    """Why `mean_per_head` takes a row subset: over the rows a tree model was fitted on, each head's SHAP
+    values are centred (signed mean near 0) even for the head that drives every prediction; over the
+    incorrect rows, the same head's mean is clearly negative and over the correct rows clearly positive."""
+    predictor = train_final_predictor("clusters_catboost", task.cluster_ids, task.correct, task.heads, fast_settings)
+    shap = head_shap_values(predictor, task.cluster_ids)
+    signal = task.heads[task.signal_head]
+    assert abs(shap.mean_per_head()[signal]) < 0.05
+    assert shap.mean_abs_per_head()[signal] > 0.3
+    assert shap.mean_per_head(~task.correct)[signal] < -0.15
+    assert shap.mean_per_head(np.flatnonzero(task.correct))[signal] > 0.15

@@ -2,7 +2,7 @@
 
 - `clustering`: per-head UMAP + HDBSCAN clusters, medoids and attribute counts (jobs only: UMAP compiles).
 - `cluster_map`: the global 2-D map (UMAP fitted on a sample, the rest transformed).
-- `assign`: k-nearest-neighbour cluster assignment of new inferences, no UMAP.
+- `assign`: k-nearest-neighbour cluster assignment and map placement of new inferences, no UMAP.
 - `predictors`, `evaluation`: correctness predictors per task, cross-validated, serialisable to bytes.
 - `importance`: per-head SHAP values with CatBoost's column layout read correctly.
 - `ablation`: head-selection rules and paired statistics of population ablation experiments.
@@ -18,7 +18,7 @@ from attnlens.analysis.ablation import (
     ablation_statistics,
     select_heads,
 )
-from attnlens.analysis.assign import ClusterAssigner, ClusterAssignment, assign_clusters
+from attnlens.analysis.assign import ClusterAssigner, ClusterAssignment, assign_clusters, place_on_map
 from attnlens.analysis.cluster_map import ClusterMap, build_cluster_map
 from attnlens.analysis.clustering import NOISE, ClusterSummary, HeadClustering, cluster_head, cluster_heads
 from attnlens.analysis.evaluation import PredictorEvaluation, cross_validate_predictor, train_final_predictor
@@ -62,6 +62,7 @@ __all__ = [
     "fit_cluster_predictor",
     "fit_embedding_predictor",
     "head_shap_values",
+    "place_on_map",
     "predictor_from_bytes",
     "predictor_to_bytes",
     "select_heads",

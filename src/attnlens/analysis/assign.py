@@ -75,3 +75,25 @@ def assign_clusters(
 ) -> ClusterAssignment:
     """One-shot form of `ClusterAssigner(labelled_embeddings, labels, k).assign(queries)`."""
     return ClusterAssigner(labelled_embeddings, labels, k).assign(queries)
+
+
+def place_on_map(
+    map_embeddings: np.ndarray, map_coordinates: np.ndarray, queries: np.ndarray, k: int
+) -> np.ndarray:
+    """2-D positions (q, 2) for new embeddings without UMAP: the mean map position of each query's k most
+    cosine-similar mapped points, so a pasted snippet can be shown on an existing map within a request."""
+    x = np.asarray(map_embeddings)
+    xy = np.asarray(map_coordinates, dtype=np.float32)
+    q = np.asarray(queries)
+    if q.ndim == 1:
+        q = q[None, :]
+    if x.ndim != 2 or xy.shape != (len(x), 2):
+        raise InvalidInput(f"need (n, d) embeddings and (n, 2) coordinates; got {x.shape} and {xy.shape}.")
+    if len(x) == 0:
+        raise InsufficientData("the map has no points yet; build the map first.")
+    if q.ndim != 2 or q.shape[1] != x.shape[1]:
+        raise InvalidInput(f"queries must have {x.shape[1]} columns, got shape {q.shape}.")
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(_unit_rows(x))
+    _, neighbour = index.search(_unit_rows(q), min(k, len(x)))  # (q, k)
+    return xy[neighbour].mean(axis=1)
