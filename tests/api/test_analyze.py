@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-
 import pytest
-from fastapi.testclient import TestClient
-
-from attnlens.api import create_app
-from attnlens.service.local import LocalWorker
-from attnlens.store import open_store
 
 
 @pytest.fixture(scope="module")
-def atlas_client(tiny_atlas, tmp_path_factory):
-    """A private copy of the tiny atlas: analyses add inferences, and the shared one stays as built."""
-    settings, _, _ = tiny_atlas
-    data = tmp_path_factory.mktemp("pasted") / "data"
-    data.mkdir()
-    with sqlite3.connect(settings.data_dir / "attnlens.db") as source, sqlite3.connect(data / "attnlens.db") as copy:
-        source.backup(copy)
-    shutil.copytree(settings.index_dir, data / "index")
-    mine = settings.model_copy(update={"data_dir": data})
-    store = open_store(mine)
-    worker = LocalWorker(mine, store)
-    worker.start(background=False)
-    with TestClient(create_app(mine, worker, store)) as client:
-        yield client
+def atlas_client(private_atlas_client):
+    return private_atlas_client
+
 
 JAVA = """public class Pair {
     private final int left;

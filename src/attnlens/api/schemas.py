@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class InferenceSummary(BaseModel):
@@ -132,8 +132,17 @@ class NeighborsPublic(BaseModel):
 class PatternSearch(BaseModel):
     """Search the atlas with a pattern of your own (a causal attention matrix, rows summing to 1)."""
 
-    values: list[list[float]] = Field(description="Square attention matrix, the size the AP-MAE takes (e.g. 256).")
+    values: list[list[float]] = Field(
+        max_length=4096, description="Square attention matrix, the size the AP-MAE takes (e.g. 256)."
+    )
     k: int = Field(12, ge=1, le=200)
+
+    @field_validator("values")
+    @classmethod
+    def _square(cls, values: list[list[float]]) -> list[list[float]]:
+        if not values or any(len(row) != len(values) for row in values):
+            raise ValueError("values must be a non-empty square matrix (n rows of n numbers)")
+        return values
     layer: int | None = Field(None, ge=0, le=4096)
     head: int | None = Field(None, ge=0, le=4096)
     task: str | None = Field(None, max_length=64)
