@@ -121,7 +121,9 @@ class PatternIndex:
         return f"PatternIndex({self.kind}, {self.count} vectors, dim={self.dim}, {self.path})"
 
     # -- writes --------------------------------------------------------------------------------------
-    def _prepare(self, vectors: np.ndarray, *, check_dim: bool = True) -> np.ndarray:
+    def _prepare(
+        self, vectors: np.ndarray, *, check_dim: bool = True, cosine: bool | None = None
+    ) -> np.ndarray:
         """(n, dim) float32, contiguous, unit length for the cosine metric."""
         x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
         if x.ndim != 2:
@@ -131,7 +133,7 @@ class PatternIndex:
                 f"the index holds {self.dim}-d vectors, these are {x.shape[1]}-d: embeddings from another "
                 "AP-MAE checkpoint? Rebuild with `attnlens index rebuild` after re-embedding."
             )
-        if self.settings.metric == "cosine" if self.index is None else self.cosine:
+        if self.cosine if cosine is None else cosine:
             x = x.copy()
             faiss.normalize_L2(x)
         return x
@@ -281,7 +283,11 @@ class PatternIndex:
         sample_size = min(count, max(self.settings.train_sample, 40 * nlist))
         all_ids = pattern_ids(session)
         sample = np.sort(np.random.default_rng(seed).choice(all_ids, size=sample_size, replace=False))
-        index.train(self._prepare(load_embeddings(session, sample), check_dim=False))
+        index.train(
+            self._prepare(
+                load_embeddings(session, sample), check_dim=False, cosine=metric == faiss.METRIC_INNER_PRODUCT
+            )
+        )
         index.nprobe = self.settings.nprobe
         return index
 
