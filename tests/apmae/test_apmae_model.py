@@ -210,6 +210,19 @@ def test_save_load_round_trip_gives_bit_identical_embeddings(tmp_path: Path):
     assert as_mae.config.decoder_mode == "mae"
 
 
+def test_a_released_style_config_loads_in_paper_mode(tmp_path: Path):
+    import json
+
+    tiny("mae").save_pretrained(tmp_path / "released")
+    config_path = tmp_path / "released" / "config.json"
+    config = json.loads(config_path.read_text())
+    for ours in ("decoder_mode", "source_length"):
+        del config[ours]  # the released config.json has neither field
+    config_path.write_text(json.dumps(config))
+    loaded = load_apmae(tmp_path / "released", "cpu")
+    assert loaded.config.decoder_mode == "paper" and loaded.config.source_length == loaded.config.max_length
+
+
 def test_load_from_settings_and_missing_checkpoint(tmp_path: Path, settings):
     tiny().save_pretrained(tmp_path / "ckpt")
     chosen = settings.model_copy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,8 +37,8 @@ def load_apmae(
 
     `settings_or_path` is a `Settings` (uses `settings.apmae.checkpoint` and, unless `device` is given,
     `settings.apmae.device`), `"default"`, or a folder with config.json + model.safetensors. A released
-    checkpoint (no `decoder_mode` in its config.json) is loaded as-is; pass `decoder_mode="paper"` to make
-    its decoder behave as it did in training.
+    checkpoint (its config.json has no `decoder_mode`) gets the `paper` decoder it was trained with, unless
+    `decoder_mode` says otherwise.
     """
     from attnlens.apmae.configuration import APMAEConfig
     from attnlens.apmae.model import APMAE
@@ -56,6 +57,8 @@ def load_apmae(
             "or train one with `attnlens train-apmae` and point ATTNLENS_APMAE__CHECKPOINT at its folder."
         )
     torch_device = device if isinstance(device, torch.device) else resolve_device(str(device))
+    if decoder_mode is None and "decoder_mode" not in json.loads((folder / "config.json").read_text()):
+        decoder_mode = "paper"  # a released AP-MAE-SC2 checkpoint: its decoder only ever saw the CLS vector
     overrides = {"decoder_mode": decoder_mode} if decoder_mode else {}
     try:
         config = APMAEConfig.from_pretrained(folder, **overrides)
