@@ -30,7 +30,7 @@ from attnlens.config import Settings
 from attnlens.heads import HeadRef
 from attnlens.service.jobs import run_job_here
 from attnlens.store import Store, open_store, save_scenarios
-from attnlens.store.jobs import enqueue_job
+from attnlens.store.jobs import enqueue_job, get_job
 from attnlens.store.models import Cluster, ClusterAssignment, MapPoint, Predictor, PredictorEvaluation
 from attnlens.store.patterns import STAT_COLUMNS, save_head_patterns, save_inference
 from tests.store.fake_atlas import FakeScenario
@@ -105,8 +105,11 @@ def run_kind(atlas: SyntheticAtlas, kind: str, parameters: dict):
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory):
     atlas = write_synthetic_atlas(synthetic_settings(tmp_path_factory.mktemp("synthetic") / "data"))
+    # The clustering runs as users run it (the CLI in a subprocess), the rest in this process.
+    done = subprocess.run([str(ATTNLENS), "atlas", "cluster"], capture_output=True, text=True, timeout=600, env=cli_env(atlas))
+    assert done.returncode == 0, done.stderr
     jobs = {
-        ATLAS_CLUSTER: run_kind(atlas, ATLAS_CLUSTER, {"model": MODEL}),
+        ATLAS_CLUSTER: get_job(atlas.store, json.loads(done.stdout)["job"]),
         ATLAS_MAP: run_kind(atlas, ATLAS_MAP, {"model": MODEL}),
         TRAIN_PREDICTORS: run_kind(atlas, TRAIN_PREDICTORS, predictor_parameters(None, MODEL)),
     }
@@ -244,10 +247,15 @@ def run_job_here_failing(settings: Settings, store: Store, kind: str):
     return get_job(store, job_id)
 
 
-def test_cli_trains_and_reports(analysed):
-    atlas, _ = analysed
+def cli_env(atlas: SyntheticAtlas) -> dict[str, str]:
     env = {**os.environ, "ATTNLENS_DATA_DIR": str(atlas.settings.data_dir), "ATTNLENS_MODEL__NAME": MODEL}
     env.update({f"ATTNLENS_ANALYSIS__{k.upper()}": str(v) for k, v in ANALYSIS.items()})
+    return env
+
+
+def test_cli_trains_and_reports(analysed):
+    atlas, _ = analysed
+    env = cli_env(atlas)
     done = subprocess.run(
         [str(ATTNLENS), "predictors", "train", "--tasks", "identifiers"], capture_output=True, text=True, timeout=300, env=env
     )
