@@ -1,0 +1,91 @@
+// The JSON API: one fetch wrapper that turns the server's error shape into ApiError, and retries a busy
+// model (503 + Retry-After) while telling the page what it is waiting for.
+
+export class ApiError extends Error {
+  constructor(status, code, message, errors = []) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.errors = errors;
+  }
+  // An endpoint the server does not have yet (older backend): pages show "not available yet".
+  get missingEndpoint() {
+    return (this.status === 404 || this.status === 405) && this.message === (this.status === 404 ? "Not Found" : "Method Not Allowed");
+  }
+}
+
+const MAX_BUSY_RETRIES = 8;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function errorOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's HTML page): fall back to the status line below.
+  }
+  if (body && body.ok === false) return new ApiError(body.status, body.code, body.error, body.errors || []);
+  const detail = body && typeof body.detail === "string" ? body.detail : response.statusText;
+  return new ApiError(response.status, "http_error", detail || `HTTP ${response.status}`);
+}
+
+/**
+ * Call the API. `onWait(text)` is told what a slow call is waiting for ("model busy, retrying in 2 s");
+ * it is called with null when the wait is over.
+ */
+export async function api(path, { method = "GET", body, onWait, signal } = {}) {
+  const init = { method, signal, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  for (let attempt = 0; ; attempt++) {
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "network", "The server did not answer: is `attnlens serve` running?");
+    }
+    if (response.status === 503 && attempt < MAX_BUSY_RETRIES) {
+      const seconds = Math.max(1, Number(response.headers.get("Retry-After")) || 1);
+      for (let left = seconds; left > 0; left--) {
+        onWait?.(`model busy, retrying in ${left} s`);
+        await sleep(1000);
+      }
+      continue;
+    }
+    onWait?.(null);
+    if (!response.ok) throw await errorOf(response);
+    return response.json();
+  }
+}
+
+export const query = (params) => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+};
+
+let openapiPaths = null;
+
+/** Whether the server has an endpoint (read once from the OpenAPI document), e.g. has("/api/analyze", "post"). */
+export async function has(path, method = "get") {
+  if (openapiPaths === null) {
+    try {
+      openapiPaths = (await api("/api/openapi.json")).paths || {};
+    } catch {
+      openapiPaths = {};
+    }
+  }
+  return Boolean(openapiPaths[path] && openapiPaths[path][method]);
+}
+
+/** Decode a base64 payload of uint8 values (the packed head thumbnails). */
+export function decodeBytes(b64) {
+  const text = atob(b64);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}

@@ -1,0 +1,255 @@
+// The layer x head grid of pattern thumbnails on one canvas. All thumbnails are painted once into an
+// offscreen image with putImageData (from the one packed payload), then blitted per cell: this stays fast at
+// 40 x 48 = 1,920 heads, where 1,920 <img> elements would not.
+
+import { decodeBytes } from "./api.js";
+import { MARK, paintThumbnail } from "./colors.js";
+import { h, num } from "./dom.js";
+
+const LABEL_W = 34; // room for "L39" at the left
+const LABEL_H = 16; // room for "H47" on top
+const MIN_CELL = 6;
+const MAX_CELL = 64;
+
+export class HeadGrid {
+  /**
+   * grid: the API's HeadGridPublic. options: onActivate(cell) (click / Enter), onLayer(layer) (click on a
+   * layer label), describe(cell) -> extra tooltip lines, label (aria label).
+   */
+  constructor(grid, { onActivate, onLayer, describe, label = "Attention heads" } = {}) {
+    this.grid = grid;
+    this.nLayers = grid.n_layers;
+    this.nHeads = grid.n_heads;
+    this.size = grid.thumbnail_size;
+    this.cells = new Array(this.nLayers * this.nHeads).fill(null);
+    for (const cell of grid.heads) this.cells[cell.layer * this.nHeads + cell.head] = cell;
+    this.byName = new Map(grid.heads.map((c) => [c.name, c]));
+    this.onActivate = onActivate;
+    this.onLayer = onLayer;
+    this.describe = describe;
+    this.selected = null;
+    this.ablated = new Set();
+    this.top = new Set();
+    this.focus = { layer: 0, head: 0 };
+
+    this.source = this.#paintSource(decodeBytes(grid.thumbnails));
+    this.canvas = h("canvas", { class: "grid-canvas", tabindex: "0", role: "application", "aria-label": `${label}: arrow keys move, Enter picks` });
+    this.tooltip = h("div", { class: "tooltip", hidden: true });
+    this.live = h("div", { class: "sr-only", "aria-live": "polite" });
+    this.element = h("div", { class: "grid-wrap" }, this.canvas, this.tooltip, this.live);
+    this.canvas.addEventListener("mousemove", (e) => this.#hover(e));
+    this.canvas.addEventListener("mouseleave", () => (this.tooltip.hidden = true));
+    this.canvas.addEventListener("click", (e) => this.#click(e));
+    this.canvas.addEventListener("keydown", (e) => this.#key(e));
+    this.canvas.addEventListener("focus", () => this.draw());
+    this.canvas.addEventListener("blur", () => { this.tooltip.hidden = true; this.draw(); });
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(this.element);
+  }
+
+  #paintSource(bytes) {
+    const { nLayers, nHeads, size } = this;
+    const source = document.createElement("canvas");
+    source.width = nHeads * size;
+    source.height = nLayers * size;
+    const ctx = source.getContext("2d");
+    const image = ctx.createImageData(source.width, source.height);
+    for (let l = 0; l < nLayers; l++)
+      for (let hd = 0; hd < nHeads; hd++) paintThumbnail(image, bytes, (l * nHeads + hd) * size * size, size, hd * size, l * size);
+    ctx.putImageData(image, 0, 0);
+    return source;
+  }
+
+  layout() {
+    const width = this.element.clientWidth || 600;
+    this.cell = Math.max(MIN_CELL, Math.min(MAX_CELL, Math.floor((width - LABEL_W) / this.nHeads)));
+    this.gap = this.cell >= 12 ? 2 : this.cell >= 8 ? 1 : 0;
+    const cssW = LABEL_W + this.nHeads * this.cell;
+    const cssH = LABEL_H + this.nLayers * this.cell;
+    const ratio = window.devicePixelRatio || 1;
+    this.canvas.width = Math.round(cssW * ratio);
+    this.canvas.height = Math.round(cssH * ratio);
+    this.canvas.style.width = `${cssW}px`;
+    this.canvas.style.height = `${cssH}px`;
+    this.ratio = ratio;
+    // Where cells are, for tests and for anyone scripting the page.
+    Object.assign(this.canvas.dataset, { cell: this.cell, left: LABEL_W, top: LABEL_H });
+    this.draw();
+  }
+
+  draw() {
+    if (!this.cell) return;
+    const { cell, gap, size, nLayers, nHeads } = this;
+    const ctx = this.canvas.getContext("2d");
+    ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.imageSmoothingEnabled = cell < size;
+    ctx.fillStyle = "#555";
+    ctx.font = "10px ui-monospace, monospace";
+    ctx.textBaseline = "middle";
+    const layerStep = Math.ceil(12 / cell); // keep labels legible when cells are tiny
+    ctx.textAlign = "right";
+    for (let l = 0; l < nLayers; l += layerStep) ctx.fillText(`L${l}`, LABEL_W - 4, LABEL_H + l * cell + cell / 2);
+    ctx.textAlign = "center";
+    const headStep = Math.ceil(22 / cell);
+    for (let hd = 0; hd < nHeads; hd += headStep) ctx.fillText(`H${hd}`, LABEL_W + hd * cell + cell / 2, LABEL_H / 2);
+    for (let l = 0; l < nLayers; l++) {
+      for (let hd = 0; hd < nHeads; hd++) {
+        const x = LABEL_W + hd * cell;
+        const y = LABEL_H + l * cell;
+        if (!this.cells[l * nHeads + hd]) {
+          ctx.fillStyle = "#ddd";
+          ctx.fillRect(x, y, cell - gap, cell - gap);
+          continue;
+        }
+        ctx.drawImage(this.source, hd * size, l * size, size, size, x, y, cell - gap, cell - gap);
+      }
+    }
+    for (const name of this.ablated) this.#mark(name, "ablated");
+    for (const name of this.top) this.#mark(name, "top");
+    if (this.selected) this.#mark(this.selected, "selected");
+    if (document.activeElement === this.canvas) this.#outline(this.focus.layer, this.focus.head, MARK.focus, 1, [3, 2]);
+  }
+
+  #mark(name, kind) {
+    const c = this.byName.get(name);
+    if (!c) return;
+    const ctx = this.canvas.getContext("2d");
+    const { cell, gap } = this;
+    const x = LABEL_W + c.head * cell;
+    const y = LABEL_H + c.layer * cell;
+    if (kind === "ablated") {
+      // Dimmed with a cross: readable without relying on hue.
+      ctx.fillStyle = "rgba(255,255,255,0.55)";
+      ctx.fillRect(x, y, cell - gap, cell - gap);
+      ctx.strokeStyle = MARK.ablated;
+      ctx.lineWidth = Math.max(1.5, cell / 12);
+      ctx.beginPath();
+      ctx.moveTo(x + 2, y + 2);
+      ctx.lineTo(x + cell - gap - 2, y + cell - gap - 2);
+      ctx.moveTo(x + cell - gap - 2, y + 2);
+      ctx.lineTo(x + 2, y + cell - gap - 2);
+      ctx.stroke();
+    } else if (kind === "top") {
+      this.#outline(c.layer, c.head, MARK.top, Math.max(2, cell / 10), [2, 2]);
+    } else {
+      this.#outline(c.layer, c.head, "#fff", Math.max(3, cell / 8));
+      this.#outline(c.layer, c.head, MARK.selected, Math.max(2, cell / 12));
+    }
+  }
+
+  #outline(layer, head, colour, width, dash = []) {
+    const ctx = this.canvas.getContext("2d");
+    const { cell, gap } = this;
+    ctx.save();
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = width;
+    ctx.setLineDash(dash);
+    ctx.strokeRect(LABEL_W + head * cell + width / 2, LABEL_H + layer * cell + width / 2, cell - gap - width, cell - gap - width);
+    ctx.restore();
+  }
+
+  #at(event) {
+    const rect = this.canvas.getBoundingClientRect();
+    const x = event.clientX - rect.left - LABEL_W;
+    const y = event.clientY - rect.top - LABEL_H;
+    const layer = Math.floor(y / this.cell);
+    if (layer < 0 || layer >= this.nLayers) return null;
+    if (x < 0) return { layer, head: null };
+    const head = Math.floor(x / this.cell);
+    if (head >= this.nHeads) return null;
+    return { layer, head, cell: this.cells[layer * this.nHeads + head] };
+  }
+
+  #tooltipFor(cell, left, top) {
+    const extra = this.describe ? this.describe(cell) : [];
+    this.tooltip.replaceChildren(
+      h("strong", {}, cell.name),
+      ...extra.map((line) => h("div", {}, line)),
+      h("div", { class: "stats" }, `entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)}`),
+      h("div", { class: "stats" }, `previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
+    );
+    this.tooltip.hidden = false;
+    const maxLeft = this.element.clientWidth - 240;
+    this.tooltip.style.left = `${Math.max(0, Math.min(left + 14, maxLeft))}px`;
+    this.tooltip.style.top = `${top + 14}px`;
+  }
+
+  #hover(event) {
+    const at = this.#at(event);
+    if (!at || !at.cell) {
+      this.tooltip.hidden = true;
+      this.canvas.style.cursor = at && at.head === null && this.onLayer ? "pointer" : "default";
+      return;
+    }
+    this.canvas.style.cursor = "pointer";
+    const rect = this.element.getBoundingClientRect();
+    this.#tooltipFor(at.cell, event.clientX - rect.left, event.clientY - rect.top);
+  }
+
+  #click(event) {
+    const at = this.#at(event);
+    if (!at) return;
+    if (at.head === null) {
+      this.onLayer?.(at.layer);
+      return;
+    }
+    this.focus = { layer: at.layer, head: at.head };
+    if (at.cell) this.onActivate?.(at.cell);
+    this.draw();
+  }
+
+  #key(event) {
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1], PageUp: [-5, 0], PageDown: [5, 0] };
+    const { layer, head } = this.focus;
+    if (moves[event.key]) {
+      const [dl, dh] = moves[event.key];
+      this.focus = {
+        layer: Math.max(0, Math.min(this.nLayers - 1, layer + dl)),
+        head: Math.max(0, Math.min(this.nHeads - 1, head + dh)),
+      };
+    } else if (event.key === "Home") this.focus = { layer, head: 0 };
+    else if (event.key === "End") this.focus = { layer, head: this.nHeads - 1 };
+    else if (event.key === "Enter" || event.key === " ") {
+      const cell = this.cells[layer * this.nHeads + head];
+      if (cell) this.onActivate?.(cell);
+    } else if (event.key === "Escape") {
+      this.tooltip.hidden = true;
+      return;
+    } else return;
+    event.preventDefault();
+    this.draw();
+    const cell = this.cells[this.focus.layer * this.nHeads + this.focus.head];
+    if (cell) {
+      this.live.textContent = cell.name;
+      this.#tooltipFor(cell, LABEL_W + (this.focus.head + 1) * this.cell, LABEL_H + (this.focus.layer + 1) * this.cell);
+    }
+  }
+
+  setSelected(name) {
+    this.selected = name;
+    const c = this.byName.get(name);
+    if (c) this.focus = { layer: c.layer, head: c.head };
+    this.draw();
+  }
+
+  setAblated(names) {
+    this.ablated = new Set(names);
+    this.draw();
+  }
+
+  setTop(names) {
+    this.top = new Set(names);
+    this.draw();
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+  }
+}
+
+/** The legend for the marks drawn on a grid. */
+export function gridLegend(kinds) {
+  const labels = { selected: "selected head", top: "top heads (prediction)", ablated: "ablated", focus: "keyboard focus" };
+  return h("div", { class: "legend" }, kinds.map((k) => h("span", { class: `key key-${k}` }, labels[k])));
+}

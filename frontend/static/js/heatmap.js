@@ -1,0 +1,44 @@
+// One head's full attention pattern as a Plotly heatmap, token labels on both axes.
+
+import { showToken } from "./dom.js";
+
+const MAX_TICKS = 48;
+
+/** Draw `pattern` (PatternPublic) into `div`; `log` shows log10 of the weights (small ones become visible). */
+export function drawPattern(div, pattern, { log = false } = {}) {
+  const n = pattern.tokens.length;
+  const labels = pattern.tokens.map((t, i) => `${i}:${showToken(t)}`);
+  const z = log ? pattern.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : pattern.values;
+  const step = Math.max(1, Math.ceil(n / MAX_TICKS));
+  const ticks = [];
+  for (let i = 0; i < n; i += step) ticks.push(i);
+  const axis = (title) => ({
+    title: { text: title, font: { size: 11 } },
+    tickvals: ticks,
+    ticktext: ticks.map((i) => labels[i]),
+    tickfont: { family: "ui-monospace, monospace", size: 9 },
+    showgrid: false,
+    zeroline: false,
+  });
+  const trace = {
+    type: "heatmap",
+    z,
+    x: [...Array(n).keys()],
+    y: [...Array(n).keys()],
+    colorscale: "Viridis",
+    zmin: log ? -4 : 0,
+    zmax: log ? 0 : undefined,
+    colorbar: { title: { text: log ? "log10 w" : "weight", side: "right" }, thickness: 10 },
+    customdata: pattern.values.map((row, q) => row.map((_, k) => [labels[q], labels[k]])),
+    hovertemplate: "query %{customdata[0]}<br>key %{customdata[1]}<br>weight %{z:.4f}<extra></extra>",
+  };
+  const layout = {
+    margin: { l: 90, r: 10, t: 10, b: 90 },
+    xaxis: { ...axis("key token"), tickangle: -60 },
+    yaxis: { ...axis("query token"), autorange: "reversed", scaleanchor: "x" },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#fff",
+    font: { size: 11 },
+  };
+  return window.Plotly.react(div, [trace], layout, { displaylogo: false, responsive: true });
+}

@@ -1,0 +1,54 @@
+// Jobs: one job's progress as a row (bar, ETA, message, error, cancel), and polling until it finishes.
+
+import { api } from "./api.js";
+import { duration, fill, h, int } from "./dom.js";
+
+export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+export function progressBar(done, total) {
+  const frac = total ? Math.min(1, done / total) : 0;
+  return h("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": String(total ?? 0), "aria-valuenow": String(done) },
+    h("div", { class: "bar", style: `width:${(100 * frac).toFixed(1)}%` }));
+}
+
+/** A job as a block; `onChange(job)` is called after a cancel. */
+export function jobBlock(job, { onChange } = {}) {
+  const cancel = !FINISHED.has(job.state) && !job.cancel_requested
+    ? h("button", { class: "small", onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          onChange?.(await api(`/api/jobs/${job.id}/cancel`, { method: "POST" }));
+        } catch (err) {
+          e.target.replaceWith(h("span", { class: "error" }, err.message));
+        }
+      } }, "Cancel")
+    : null;
+  const total = job.progress_total;
+  return h("div", { class: `job state-${job.state}`, dataset: { jobId: job.id, state: job.state, done: job.progress_done } },
+    h("div", { class: "job-head" },
+      h("strong", {}, `#${job.id} ${job.kind}`),
+      h("span", { class: `badge state-${job.state}` }, job.cancel_requested && !FINISHED.has(job.state) ? "cancelling" : job.state),
+      h("span", { class: "num" }, `${int(job.progress_done)} / ${total === null ? "?" : int(total)}`),
+      job.eta_seconds !== null && job.eta_seconds !== undefined ? h("span", { class: "muted" }, `ETA ${duration(job.eta_seconds)}`) : null,
+      cancel),
+    progressBar(job.progress_done, total),
+    job.message ? h("div", { class: "muted" }, job.message) : null,
+    job.error ? h("div", { class: "error", role: "alert" }, job.error) : null);
+}
+
+/** Poll a job every `everyMs` until it finishes or `signal` aborts; `onUpdate(job)` sees every state. */
+export async function pollJob(id, onUpdate, { signal, everyMs = 1000 } = {}) {
+  for (;;) {
+    const job = await api(`/api/jobs/${id}`, { signal });
+    onUpdate(job);
+    if (FINISHED.has(job.state)) return job;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(resolve, everyMs);
+      signal?.addEventListener("abort", () => { clearTimeout(timer); reject(new DOMException("aborted", "AbortError")); }, { once: true });
+    });
+  }
+}
+
+export function showJob(slot, job, options) {
+  fill(slot, jobBlock(job, options));
+}

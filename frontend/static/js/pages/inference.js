@@ -1,0 +1,129 @@
+// Gallery of one inference: the code with its hole, the grid of every head, and the selected head in detail
+// (full pattern, its cluster, its nearest patterns across the atlas). URL: #/inference/<id>?head=L3H5&log=1&scope=head
+
+import { api, decodeBytes, has, query } from "../api.js";
+import { setState } from "../app.js";
+import { codeWithHole, holeLegend } from "../code.js";
+import { thumbnailCanvas } from "../colors.js";
+import { errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
+import { HeadGrid, gridLegend } from "../grid.js";
+import { drawPattern } from "../heatmap.js";
+
+export function inferenceHeader(inf) {
+  return h("div", { class: "facts" },
+    h("span", {}, `task ${inf.task ?? "pasted"}`),
+    inf.file_path ? h("span", { class: "path" }, inf.file_path) : null,
+    h("span", {}, `mode ${inf.mode ?? "–"}`),
+    inf.node_type ? h("span", {}, `node ${inf.node_type}`) : null,
+    h("span", {}, "first token ", verdict(inf.first_token_correct)),
+    h("span", {}, "span ", verdict(inf.span_correct)),
+    h("span", {}, `p(expected) ${num(inf.expected_token_prob, 3)}`));
+}
+
+function neighbourCard(hit) {
+  const bytes = decodeBytes(hit.thumbnail);
+  return h("a", { class: "neighbour", href: `#/inference/${hit.inference_id}?head=${hit.name}`, title: `open ${hit.name} of inference #${hit.inference_id}` },
+    thumbnailCanvas(bytes, hit.thumbnail_size, 0, 72),
+    h("div", { class: "nb-name" }, `${hit.name} · #${hit.inference_id}`),
+    h("div", { class: "muted" }, `${hit.task ?? "pasted"} · cos ${num(hit.score, 3)}`),
+    h("div", {}, h("code", {}, hit.target_text ?? ""), " ", verdict(hit.first_token_correct)));
+}
+
+async function clusterSection(slot, cell, signal) {
+  if (!(await has("/api/heads/{name}/clusters"))) return fill(slot, notAvailable("Clustering"));
+  let clusters;
+  try {
+    clusters = await api(`/api/heads/${cell.name}/clusters`, { signal });
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    // 404 here means "no clustering yet": a state of the atlas, not a failure.
+    return fill(slot, err.status === 404 ? h("div", { class: "notice" }, err.message) : errorBox(err));
+  }
+  if (clusters.length === 0) return fill(slot, h("p", { class: "muted" }, "This head has no clusters."));
+  const top = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k} ${v}`).join(", ");
+  fill(slot, h("table", { class: "compact clusters" },
+    h("thead", {}, h("tr", {}, ["cluster", "size", "tasks", "node types", "medoid"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, clusters.map((c) => h("tr", {},
+      h("td", {}, c.label === -1 ? "noise" : String(c.label)),
+      h("td", { class: "num" }, int(c.size)),
+      h("td", {}, top(c.tasks)),
+      h("td", {}, top(c.node_types)),
+      h("td", {}, c.medoid_pattern_id ? h("a", { href: `#/pattern/${c.medoid_pattern_id}` }, `pattern ${c.medoid_pattern_id}`) : "–"))))));
+}
+
+export async function render(root, route) {
+  const id = Number(route.parts[1]);
+  const state = { head: route.params.get("head"), log: route.params.get("log") !== "0", scope: route.params.get("scope") || "all" };
+  const status = h("div");
+  fill(root, h("h1", {}, `Inference #${id}`), status);
+  const loaded = await withStatus(status, "Loading the inference and its heads", () => Promise.all([api(`/api/inferences/${id}`), api(`/api/inferences/${id}/heads`)]));
+  if (!loaded) return;
+  const [inf, grid] = loaded;
+
+  const detail = h("section", { class: "panel detail", id: "head-detail" }, h("p", { class: "muted" }, "Click a head (or use the arrow keys and Enter) to see its full pattern, its cluster and its nearest patterns."));
+  let controller = null;
+  const headGrid = new HeadGrid(grid, { onActivate: (cell) => select(cell, { push: true }), label: `Heads of inference ${id}` });
+
+  async function select(cell, { push = false } = {}) {
+    controller?.abort();
+    controller = new AbortController();
+    const { signal } = controller;
+    state.head = cell.name;
+    headGrid.setSelected(cell.name);
+    setState({ head: cell.name }, { push });
+    const plot = h("div", { class: "heatmap", id: "pattern-plot" });
+    const plotStatus = h("div");
+    const clusterSlot = h("div", { id: "cluster-slot" });
+    const neighbourSlot = h("div", { class: "neighbours", id: "neighbours" });
+    const neighbourStatus = h("div");
+    const logBox = h("input", { type: "checkbox", checked: state.log });
+    const scope = h("select", { "aria-label": "neighbour scope" },
+      [["all", "whole atlas"], ["head", `same head (${cell.name})`], ["task", `same task (${inf.task ?? "–"})`]].map(([v, l]) => h("option", { value: v, selected: v === state.scope }, l)));
+    fill(detail,
+      h("div", { class: "detail-head" }, h("h2", {}, cell.name),
+        h("span", { class: "muted" }, `pattern ${cell.id} · entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)} · previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
+        h("label", { class: "inline" }, logBox, " log scale")),
+      plotStatus, plot,
+      h("h3", {}, "Cluster"), clusterSlot,
+      h("div", { class: "detail-head" }, h("h3", {}, "Nearest patterns"), scope), neighbourStatus, neighbourSlot);
+
+    let pattern = null;
+    logBox.addEventListener("change", () => {
+      state.log = logBox.checked;
+      setState({ log: state.log ? "" : "0" });
+      if (pattern) drawPattern(plot, pattern, { log: state.log });
+    });
+    const loadNeighbours = async () => {
+      const filter = state.scope === "head" ? { layer: cell.layer, head: cell.head } : state.scope === "task" && inf.task ? { task: inf.task } : {};
+      const result = await withStatus(neighbourStatus, "Searching the atlas", () => api(`/api/patterns/${cell.id}/neighbors${query({ k: 12, ...filter })}`, { signal }));
+      if (!result) return;
+      fill(neighbourSlot, result.hits.length ? result.hits.map(neighbourCard) : h("p", { class: "muted" }, "No neighbours with this filter."));
+    };
+    scope.addEventListener("change", () => {
+      state.scope = scope.value;
+      setState({ scope: state.scope === "all" ? "" : state.scope });
+      loadNeighbours();
+    });
+    const patternLoad = withStatus(plotStatus, "Recomputing the full pattern on the model", (onWait) => api(`/api/patterns/${cell.id}`, { signal, onWait })).then((p) => {
+      if (!p || signal.aborted) return;
+      pattern = p;
+      return drawPattern(plot, p, { log: state.log });
+    });
+    await Promise.all([patternLoad, loadNeighbours(), clusterSection(clusterSlot, cell, signal).catch((err) => fill(clusterSlot, errorBox(err)))]);
+  }
+
+  fill(root,
+    h("div", { class: "title-row" }, h("h1", {}, `Inference #${id}`),
+      h("a", { class: "button", href: `#/intervene/${id}` }, "Intervene on this completion →")),
+    inferenceHeader(inf),
+    h("section", { class: "panel" }, codeWithHole(inf), holeLegend()),
+    h("div", { class: "two-col" },
+      h("section", { class: "panel" }, h("h2", {}, `Heads (${grid.n_layers} layers × ${grid.n_heads} heads)`), headGrid.element, gridLegend(["selected", "focus"])),
+      detail));
+  const initial = state.head && headGrid.byName.get(state.head);
+  if (initial) await select(initial);
+  return () => {
+    controller?.abort();
+    headGrid.destroy();
+  };
+}

@@ -1,0 +1,116 @@
+// Cluster map: a WebGL scatter of the atlas's 2-D map, coloured by layer, head, cluster, task or correctness.
+// Hover names the point and, when the pointer rests, previews its pattern; click opens the head view.
+// URL: #/map?color=layer&max=200000
+
+import { api, has, query } from "../api.js";
+import { setState } from "../app.js";
+import { CATEGORICAL, VIRIDIS_LUT } from "../colors.js";
+import { fill, h, int, notAvailable, withStatus } from "../dom.js";
+
+const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
+const PREVIEW_DELAY_MS = 350;
+
+function traces(points, colour) {
+  const n = points.id.length;
+  const customdata = new Array(n);
+  for (let i = 0; i < n; i++) customdata[i] = [`L${points.layer[i]}H${points.head[i]}`, points.task[i] ?? "pasted", points.cluster[i] ?? "–", points.correct[i] === null ? "unknown" : points.correct[i] ? "right" : "wrong", points.id[i]];
+  const base = {
+    type: "scattergl", mode: "markers",
+    hovertemplate: "%{customdata[0]} · pattern %{customdata[4]}<br>task %{customdata[1]} · cluster %{customdata[2]}<br>first token %{customdata[3]}<extra></extra>",
+  };
+  if (colour === "layer" || colour === "head" || colour === "cluster") {
+    return [{ ...base, x: points.x, y: points.y, customdata,
+      marker: { size: 4, opacity: 0.8, color: points[colour].map((v) => (v === null ? -1 : v)), colorscale: "Viridis", showscale: true,
+        colorbar: { title: { text: colour === "cluster" ? "cluster (within head; -1 noise)" : colour }, thickness: 10 } } }];
+  }
+  // Categories: one trace each, so the legend names them and they can be hidden.
+  const key = (i) => (colour === "task" ? points.task[i] ?? "pasted" : points.correct[i] === null ? "unknown" : points.correct[i] ? "right" : "wrong");
+  const groups = new Map();
+  for (let i = 0; i < n; i++) {
+    const k = key(i);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(i);
+  }
+  const fixed = { right: "#0072B2", wrong: "#D55E00", unknown: "#999999" };
+  const symbols = { right: "circle", wrong: "x", unknown: "circle-open" };
+  return [...groups.entries()].sort().map(([k, idx], g) => ({
+    ...base, name: k,
+    x: idx.map((i) => points.x[i]), y: idx.map((i) => points.y[i]), customdata: idx.map((i) => customdata[i]),
+    marker: { size: 4, opacity: 0.8, color: fixed[k] ?? CATEGORICAL[g % CATEGORICAL.length], symbol: colour === "correct" ? symbols[k] : "circle" },
+  }));
+}
+
+/** A pattern's values drawn small (log scale, Viridis) on a canvas. */
+function patternCanvas(pattern) {
+  const n = pattern.tokens.length;
+  const canvas = h("canvas", { class: "thumb preview-canvas", width: String(n), height: String(n) });
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(n, n);
+  for (let q = 0; q < n; q++)
+    for (let k = 0; k < n; k++) {
+      const v = pattern.values[q][k];
+      const level = v > 0 ? Math.max(0, Math.min(255, Math.round(((Math.log10(v) + 4) / 4) * 255))) : 0;
+      const p = (q * n + k) * 4;
+      image.data.set([VIRIDIS_LUT[level * 3], VIRIDIS_LUT[level * 3 + 1], VIRIDIS_LUT[level * 3 + 2], 255], p);
+    }
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}
+
+export async function render(root, route) {
+  const colour = COLOURINGS.includes(route.params.get("color")) ? route.params.get("color") : "layer";
+  const maxPoints = Number(route.params.get("max") || 200000);
+  const status = h("div");
+  fill(root, h("h1", {}, "Cluster map"), status);
+  if (!(await has("/api/maps/latest"))) return void fill(root, h("h1", {}, "Cluster map"), notAvailable("The cluster map"));
+  const data = await withStatus(status, "Loading the map", () => api(`/api/maps/latest${query({ max_points: maxPoints })}`));
+  if (!data) return;
+  const select = h("select", { id: "map-colour", "aria-label": "colour by" }, COLOURINGS.map((c) => h("option", { value: c, selected: c === colour }, c)));
+  const plot = h("div", { id: "map-plot", class: "map-plot" });
+  const preview = h("aside", { class: "panel preview", id: "map-preview" }, h("p", { class: "muted" }, "Rest the pointer on a point to preview its pattern; click to open it."));
+  fill(root,
+    h("div", { class: "title-row" }, h("h1", {}, "Cluster map"), h("label", {}, "colour by ", select)),
+    h("p", { class: "muted" }, `map ${data.map_id} · ${data.model} · showing ${int(data.shown)} of ${int(data.total)} patterns${data.shown < data.total ? " (deterministic sample)" : ""}`),
+    h("div", { class: "map-layout" }, h("section", { class: "panel" }, plot), preview));
+
+  const draw = (c) => window.Plotly.react(plot, traces(data.points, c), {
+    margin: { l: 30, r: 10, t: 10, b: 30 }, height: 600, hovermode: "closest", dragmode: "pan",
+    xaxis: { zeroline: false, showticklabels: false }, yaxis: { zeroline: false, showticklabels: false },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", legend: { itemsizing: "constant" },
+  }, { displaylogo: false, responsive: true, scrollZoom: true });
+  await draw(colour);
+  select.addEventListener("change", () => {
+    setState({ color: select.value });
+    draw(select.value);
+  });
+
+  const cache = new Map();
+  let timer = null;
+  let controller = null;
+  plot.on("plotly_hover", (event) => {
+    const point = event.points[0];
+    const [name, task, cluster, correct, id] = point.customdata;
+    clearTimeout(timer);
+    fill(preview, h("h2", {}, `${name} · pattern ${id}`), h("p", {}, `task ${task} · cluster ${cluster} · first token ${correct}`));
+    // The full pattern is recomputed by the model: only fetch when the pointer rests on a point.
+    timer = setTimeout(async () => {
+      controller?.abort();
+      controller = new AbortController();
+      const slot = h("div");
+      preview.append(slot);
+      const pattern = cache.get(id) ?? (await withStatus(slot, "Recomputing the pattern", (onWait) => api(`/api/patterns/${id}`, { signal: controller.signal, onWait })));
+      if (!pattern) return;
+      cache.set(id, pattern);
+      fill(slot, patternCanvas(pattern), h("p", { class: "muted" }, `inference #${pattern.inference_id} · ${pattern.tokens.length} tokens`));
+    }, PREVIEW_DELAY_MS);
+  });
+  plot.on("plotly_click", (event) => {
+    const id = event.points[0].customdata[4];
+    location.hash = `#/pattern/${id}`;
+  });
+  return () => {
+    clearTimeout(timer);
+    controller?.abort();
+    window.Plotly.purge(plot);
+  };
+}

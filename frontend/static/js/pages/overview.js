@@ -1,0 +1,144 @@
+// Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, and a
+// filterable list of the atlas's completions (filters live in the URL).
+
+import { api, query } from "../api.js";
+import { setState } from "../app.js";
+import { duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
+import { progressBar } from "../jobs.js";
+import { TASKS } from "../tasks.js";
+
+const PAGE_SIZE = 25;
+
+function card(title, ...body) {
+  return h("section", { class: "card" }, h("h3", {}, title), ...body);
+}
+
+
+
+async function taskRows(tasks) {
+  return Promise.all(
+    tasks.map(async (task) => {
+      const [all, right] = await Promise.all([
+        api(`/api/inferences${query({ task, limit: 1 })}`),
+        api(`/api/inferences${query({ task, first_token_correct: true, limit: 1 })}`),
+      ]);
+      return { task, total: all.total, right: right.total };
+    }),
+  ).then((rows) => rows.filter((r) => r.total > 0));
+}
+
+function predictorsCard(health) {
+  const predictors = health.atlas.predictors;
+  if (!Array.isArray(predictors) || predictors.length === 0)
+    return card("Correctness predictors", h("p", { class: "muted" }, "None trained yet: run `attnlens predictors train`."));
+  return card(
+    "Correctness predictors",
+    h("table", { class: "compact" },
+      h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "kind"), h("th", {}, "accuracy [95% CI]"), h("th", {}, "chance"))),
+      h("tbody", {}, predictors.map((p) => h("tr", {}, h("td", {}, p.task ?? "–"), h("td", {}, p.kind ?? p.name),
+        h("td", {}, `${pct(p.accuracy)} [${pct(p.accuracy_low)}, ${pct(p.accuracy_high)}]`), h("td", {}, pct(p.chance)))))),
+  );
+}
+
+function buildCard(jobs) {
+  const builds = jobs.filter((j) => j.kind === "atlas_build");
+  if (builds.length === 0) return card("Atlas build", h("p", { class: "muted" }, "No build yet: run `attnlens atlas build`."));
+  const job = builds.find((j) => j.state === "running") || builds[0];
+  return card(
+    "Atlas build",
+    h("p", {}, h("a", { href: `#/jobs?job=${job.id}` }, `job ${job.id}`), ` · ${job.state} · ${int(job.progress_done)} / ${int(job.progress_total)}`),
+    progressBar(job.progress_done, job.progress_total),
+    h("p", { class: "muted" }, job.message || "", job.eta_seconds ? ` · ETA ${duration(job.eta_seconds)}` : ""),
+    job.error ? h("div", { class: "error" }, job.error) : null,
+  );
+}
+
+function inferenceTable(page) {
+  if (page.items.length === 0) return h("p", { class: "muted" }, "No completions match these filters.");
+  return h("table", { class: "list", id: "inference-list" },
+    h("thead", {}, h("tr", {}, ["id", "task", "file", "target", "completion", "first token", "p(expected)"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, page.items.map((it) =>
+      h("tr", {},
+        h("td", {}, h("a", { href: `#/inference/${it.id}` }, `#${it.id}`)),
+        h("td", {}, it.task ?? "pasted"),
+        h("td", { class: "path" }, it.file_path ?? ""),
+        h("td", {}, h("code", {}, it.target_text ?? "")),
+        h("td", {}, h("code", {}, it.completion_text)),
+        h("td", {}, verdict(it.first_token_correct)),
+        h("td", { class: "num" }, it.expected_token_prob === null ? "–" : it.expected_token_prob.toFixed(3)),
+      ))));
+}
+
+export async function render(root, route) {
+  const p = route.params;
+  const filters = { task: p.get("task") || "", correct: p.get("correct") || "", q: p.get("q") || "", offset: Number(p.get("offset") || 0) };
+  const status = h("div");
+  fill(root, h("h1", {}, "Atlas"), status);
+  const loaded = await withStatus(status, "Loading the atlas", () => Promise.all([api("/api/health"), api("/api/jobs?limit=50")]));
+  if (!loaded) return;
+  const [health, jobs] = loaded;
+  const w = health.worker;
+  const a = health.atlas;
+  const tasks = [...new Set([...TASKS, ...jobs.flatMap((j) => (j.kind === "atlas_build" && j.parameters.tasks) || [])])].sort();
+
+  const cards = h("div", { class: "cards" },
+    card("Model", h("p", { class: "big" }, w.model_name ?? "none"),
+      h("p", { class: "muted" }, w.model ? `${w.model.n_layers} layers × ${w.model.n_heads} heads · ${int(w.model.n_params)} parameters · ${w.state}` : w.state),
+      w.error ? h("div", { class: "error" }, w.error) : null),
+    card("AP-MAE checkpoint", h("p", { class: "path" }, w.apmae?.checkpoint ?? "none"),
+      h("p", { class: "muted" }, w.apmae ? `${w.apmae.embedding_dim}-d embeddings · ${w.apmae.decoder_mode} decoder` : (w.apmae_error ?? "not loaded"))),
+    card("Counts",
+      h("dl", { class: "counts" },
+        h("dt", {}, "scenarios"), h("dd", {}, int(a.scenarios)),
+        h("dt", {}, "inferences"), h("dd", {}, int(a.inferences)),
+        h("dt", {}, "first token right"), h("dd", {}, `${int(a.inferences_first_token_correct)} (${pct(a.inferences ? a.inferences_first_token_correct / a.inferences : null)})`),
+        h("dt", {}, "head patterns"), h("dd", {}, int(a.head_patterns)))),
+    buildCard(jobs),
+    predictorsCard(health),
+  );
+  const taskTable = h("div", {}, h("p", { class: "muted" }, "counting…"));
+  const listSlot = h("div");
+  const taskSelect = h("select", { name: "task", "aria-label": "task" }, h("option", { value: "" }, "all tasks"), tasks.map((t) => h("option", { value: t, selected: t === filters.task }, t)));
+  const correctSelect = h("select", { name: "correct", "aria-label": "first token" },
+    [["", "right or wrong"], ["true", "first token right"], ["false", "first token wrong"]].map(([v, l]) => h("option", { value: v, selected: v === filters.correct }, l)));
+  const search = h("input", { type: "search", name: "q", placeholder: "text in target or completion", value: filters.q });
+  const pager = h("div", { class: "pager" });
+
+  async function loadList() {
+    setState({ task: filters.task, correct: filters.correct, q: filters.q, offset: filters.offset || "" });
+    const page = await withStatus(listSlot, "Loading completions", () =>
+      api(`/api/inferences${query({ task: filters.task, first_token_correct: filters.correct, q: filters.q, limit: PAGE_SIZE, offset: filters.offset })}`));
+    if (!page) return;
+    fill(listSlot, inferenceTable(page));
+    const last = Math.min(page.total, page.offset + page.items.length);
+    fill(pager,
+      h("button", { disabled: page.offset === 0, onclick: () => { filters.offset = Math.max(0, page.offset - PAGE_SIZE); loadList(); } }, "← newer"),
+      h("span", {}, `${page.total ? page.offset + 1 : 0}–${last} of ${int(page.total)}`),
+      h("button", { disabled: last >= page.total, onclick: () => { filters.offset = page.offset + PAGE_SIZE; loadList(); } }, "older →"));
+  }
+  const apply = () => {
+    Object.assign(filters, { task: taskSelect.value, correct: correctSelect.value, q: search.value.trim(), offset: 0 });
+    loadList();
+  };
+  taskSelect.addEventListener("change", apply);
+  correctSelect.addEventListener("change", apply);
+  search.addEventListener("change", apply);
+
+  fill(root, h("h1", {}, "Atlas"), cards,
+    h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskTable),
+    h("section", { class: "panel" }, h("h2", {}, "Completions"), h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
+  loadList();
+  try {
+    const rows = await taskRows(tasks);
+    fill(taskTable, rows.length === 0 ? h("p", { class: "muted" }, "No tasks yet.") :
+      h("table", { class: "compact", id: "task-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "completions"), h("th", {}, "first-token accuracy"), h("th", {}, ""))),
+        h("tbody", {}, rows.map((r) => h("tr", {},
+          h("td", {}, h("a", { href: `#/?task=${encodeURIComponent(r.task)}`, onclick: (e) => { e.preventDefault(); taskSelect.value = r.task; apply(); } }, r.task)),
+          h("td", { class: "num" }, int(r.total)),
+          h("td", { class: "num" }, r.total ? pct(r.right / r.total) : "–"),
+          h("td", { class: "barcell" }, r.total ? progressBar(r.right, r.total) : null))))));
+  } catch (err) {
+    fill(taskTable, errorBox(err));
+  }
+}

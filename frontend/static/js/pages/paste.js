@@ -1,0 +1,117 @@
+// Paste Java: select a span (or place the cursor and pick a task) to make the hole, or ask for auto-mined
+// holes; shows the completion, the predicted probability of correctness next to the predictor's measured
+// accuracy and chance, correctness when known, and the top heads on the grid.
+// URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol
+
+import { api, has } from "../api.js";
+import { setState } from "../app.js";
+import { fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
+import { HeadGrid, gridLegend } from "../grid.js";
+import { TASKS } from "../tasks.js";
+
+
+const EXAMPLE = `public class Counter {
+    private int count;
+
+    public void increment() {
+        count += 1;
+    }
+
+    public boolean isEmpty() {
+        return count == 0;
+    }
+}
+`;
+
+/** JavaScript string offsets count UTF-16 units; the API counts code points (Python str indices). */
+export function codePointOffset(text, utf16Offset) {
+  return Array.from(text.slice(0, utf16Offset)).length;
+}
+
+function utf16Offset(text, codePoints) {
+  return Array.from(text).slice(0, codePoints).join("").length;
+}
+
+function predictionView(result) {
+  const p = result.prediction;
+  if (!p) return h("div", { class: "notice" }, result.prediction_unavailable || "No correctness predictor for this task yet.");
+  const pr = p.predictor;
+  return h("div", { class: "prediction", id: "prediction" },
+    h("div", { class: "big" }, `${pct(p.probability_correct)} likely correct`),
+    h("div", { class: "meter" }, h("div", { class: "bar", style: `width:${(100 * p.probability_correct).toFixed(1)}%` }),
+      h("div", { class: "chance", style: `left:${(100 * pr.chance).toFixed(1)}%`, title: "chance level" })),
+    h("p", { class: "muted" }, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}): measured accuracy ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`));
+}
+
+function holeView(r) {
+  return h("dl", { class: "counts" },
+    h("dt", {}, "task"), h("dd", {}, r.task ?? "selection"),
+    h("dt", {}, "completion"), h("dd", {}, h("code", { class: "completion-text" }, showToken(r.completion_text))),
+    h("dt", {}, "expected"), h("dd", {}, r.target_text === null ? "unknown" : h("code", {}, showToken(r.target_text))),
+    h("dt", {}, "first token"), h("dd", {}, verdict(r.first_token_correct)),
+    h("dt", {}, "whole span"), h("dd", {}, verdict(r.span_correct)),
+    h("dt", {}, "p(expected)"), h("dd", {}, num(r.expected_token_prob, 4)),
+    h("dt", {}, "stored as"), h("dd", {}, h("a", { href: `#/inference/${r.inference_id}` }, `inference #${r.inference_id}`), " · ",
+      h("a", { href: `#/intervene/${r.inference_id}` }, "intervene")));
+}
+
+export async function render(root, route) {
+  const p = route.params;
+  const available = await has("/api/analyze", "post");
+  const box = h("textarea", { class: "code-input", id: "code", spellcheck: "false", rows: "16", "aria-label": "Java code" }, p.get("code") ?? EXAMPLE);
+  const taskSelect = h("select", { id: "task", "aria-label": "task at the cursor" }, TASKS.filter((t) => t !== "noise").map((t) => h("option", { value: t, selected: t === (p.get("task") || "identifiers") }, t)));
+  const where = h("p", { class: "muted", id: "hole-info" });
+  const statusSlot = h("div", { id: "analyze-status" });
+  const resultSlot = h("div", { id: "analyze-result" });
+  let grid = null;
+
+  const describeHole = () => {
+    const code = box.value;
+    const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
+    where.textContent = s === e ? `cursor at ${int(s)}: the hole is the next ${taskSelect.value} target there` : `selection ${int(s)}–${int(e)} is the hole: "${Array.from(code).slice(s, e).join("").slice(0, 60)}"`;
+  };
+  ["select", "keyup", "click", "input"].forEach((ev) => box.addEventListener(ev, describeHole));
+  taskSelect.addEventListener("change", describeHole);
+
+  async function run(hole, tasks) {
+    const code = box.value;
+    const urlHole = hole ? (hole.start !== undefined ? { start: hole.start, end: hole.end, cursor: "", task: "", auto: "" } : { cursor: hole.cursor, task: hole.task, start: "", end: "", auto: "" }) : { auto: tasks.join(","), start: "", end: "", cursor: "" };
+    setState({ code, ...urlHole });
+    grid?.destroy();
+    fill(resultSlot);
+    const result = await withStatus(statusSlot, "Running the model on your code (completion, attention, embeddings)", (onWait) =>
+      api("/api/analyze", { method: "POST", body: { code, hole, tasks }, onWait }));
+    if (!result) return;
+    grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", describe: (cell) => {
+      const rank = result.top_heads.findIndex((t) => t.name === cell.name);
+      return rank >= 0 ? [`top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})`] : [];
+    }, onActivate: (cell) => { location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
+    grid.setTop(result.top_heads.map((t) => t.name));
+    fill(resultSlot,
+      h("div", { class: "two-col" },
+        h("section", { class: "panel" }, h("h2", {}, "Completion"), holeView(result), h("h3", {}, "Predicted correctness"), predictionView(result),
+          result.top_heads.length ? h("p", { class: "muted" }, `top heads: ${result.top_heads.slice(0, 8).map((t) => t.name).join(", ")}`) : null,
+          result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map(holeView)) : null),
+        h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(["top", "focus"]))));
+  }
+
+  const bySelection = h("button", { class: "primary", id: "analyze", disabled: !available, onclick: () => {
+    const code = box.value;
+    const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
+    run(s === e ? { cursor: s, task: taskSelect.value } : { start: s, end: e }, null);
+  } }, "Complete at the selection / cursor");
+  const auto = h("button", { id: "auto", disabled: !available, onclick: () => run(null, [taskSelect.value]) }, "Pick holes automatically");
+
+  fill(root, h("h1", {}, "Paste Java"),
+    available ? null : notAvailable("Analysing pasted code"),
+    h("section", { class: "panel" },
+      h("p", { class: "muted" }, "Select the span the model should write (the hole), or place the cursor and pick a task; or let the app mine holes of a task."),
+      box, where, h("div", { class: "actions" }, bySelection, h("label", {}, "task ", taskSelect), auto), statusSlot),
+    resultSlot);
+  // Restore the hole from the URL (offsets are code points) and show it; re-running is the user's choice.
+  const code = box.value;
+  if (p.get("start") && p.get("end")) box.setSelectionRange(utf16Offset(code, Number(p.get("start"))), utf16Offset(code, Number(p.get("end"))));
+  else if (p.get("cursor")) box.setSelectionRange(utf16Offset(code, Number(p.get("cursor"))), utf16Offset(code, Number(p.get("cursor"))));
+  describeHole();
+  return () => grid?.destroy();
+}

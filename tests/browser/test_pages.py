@@ -1,0 +1,244 @@
+"""Every page's flow end to end in Chromium, over the app served on 127.0.0.1 with the tiny atlas."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from attnlens.store.jobs import claim_job, enqueue_job, finish_job, get_job, report_progress
+from tests.browser.conftest import open_view
+
+pytestmark = pytest.mark.browser
+
+
+def cell_point(page, layer: int, head: int) -> tuple[float, float]:
+    """Page coordinates of the centre of a grid cell (the grid publishes its layout on the canvas)."""
+    canvas = page.locator("canvas.grid-canvas").first
+    box = canvas.bounding_box()
+    cell, left, top = (float(canvas.get_attribute(f"data-{k}")) for k in ("cell", "left", "top"))
+    return box["x"] + left + (head + 0.5) * cell, box["y"] + top + (layer + 0.5) * cell
+
+
+def layer_label_point(page, layer: int) -> tuple[float, float]:
+    canvas = page.locator("canvas.grid-canvas").first
+    box = canvas.bounding_box()
+    cell, left, top = (float(canvas.get_attribute(f"data-{k}")) for k in ("cell", "left", "top"))
+    return box["x"] + left / 2, box["y"] + top + (layer + 0.5) * cell
+
+
+def first_inference(page) -> dict:
+    return page.request.get("/api/inferences?limit=1").json()["items"][0]
+
+
+def test_overview_shows_counts_tasks_and_filters_completions(page, browser_atlas):
+    open_view(page, "#/")
+    health = page.request.get("/api/health").json()
+    counts = page.locator(".card", has_text="Counts")
+    assert counts.locator("dd").first.inner_text() == str(health["atlas"]["scenarios"])
+    page.wait_for_selector("#task-table tbody tr")
+    tasks = page.locator("#task-table tbody tr td:first-child").all_inner_texts()
+    listed = page.request.get("/api/inferences?limit=200").json()["items"]
+    assert tasks == sorted({item["task"] for item in listed})
+    total = page.request.get("/api/inferences?limit=1").json()["total"]
+    assert page.locator("#inference-list tbody tr").count() == min(total, 25)
+
+    page.locator("select[name=task]").select_option("closing_bracket")
+    page.wait_for_function("location.hash.includes('task=closing_bracket')")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#inference-list tbody tr td:nth-child(2)')].every(td => td.textContent === 'closing_bracket')"
+    )
+    expected = page.request.get("/api/inferences?task=closing_bracket&limit=50").json()["total"]
+    assert page.locator("#inference-list tbody tr").count() == expected
+
+
+def test_gallery_click_head_shows_pattern_cluster_and_clickable_neighbours(page):
+    inference = first_inference(page)
+    open_view(page, f"#/inference/{inference['id']}")
+    assert page.locator("pre.code .hole .completion").inner_text() == (inference["completion_text"] or "∅")
+
+    page.mouse.move(*cell_point(page, 0, 1))
+    assert page.locator(".tooltip").inner_text().startswith("L0H1")
+
+    page.mouse.click(*cell_point(page, 1, 2))
+    page.wait_for_function("location.hash.includes('head=L1H2')")
+    page.wait_for_selector("#pattern-plot .main-svg")
+    page.wait_for_selector("#neighbours a.neighbour")
+    assert page.locator("#head-detail h2").inner_text() == "L1H2"
+    ticks = page.locator("#pattern-plot .xtick text").all_text_contents()
+    assert ticks and ticks[0].startswith("0:")  # token labels on the axes
+    assert page.locator("#cluster-slot table.clusters tbody tr").count() == 2
+
+    # Keyboard: the focus starts on the selected head; Right then Enter picks its neighbour to the right.
+    page.locator("canvas.grid-canvas").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_function("location.hash.includes('head=L1H3')")
+    page.wait_for_selector("#head-detail h2:text-is('L1H3')")
+
+    neighbour = page.locator("#neighbours a.neighbour").first
+    page.wait_for_selector("#neighbours a.neighbour")
+    target = neighbour.get_attribute("href")
+    neighbour.click()
+    page.wait_for_function(f"location.hash === {target!r}")
+    page.wait_for_selector("#page[data-ready=true]")
+    head = re.search(r"head=(L\d+H\d+)", target).group(1)
+    assert page.locator("#head-detail h2").inner_text() == head
+    page.wait_for_selector("#pattern-plot .main-svg")
+
+
+def test_reload_restores_the_selected_head(page):
+    inference = first_inference(page)
+    open_view(page, f"#/inference/{inference['id']}?head=L3H0&scope=head")
+    assert page.locator("#head-detail h2").inner_text() == "L3H0"
+    hits = page.locator("#neighbours .nb-name").all_inner_texts()
+    assert hits and all(h.startswith("L3H0") for h in hits)  # scope=head filters to the same head
+
+
+def test_paste_java_selection_gives_completion_prediction_and_grid(page, problems):
+    open_view(page, "#/paste")
+    # A character outside the BMP before the hole: offsets must be sent in code points, not UTF-16 units.
+    code = (
+        "// 🎉 counter\npublic class Counter {\n    private int count;\n    void inc() { count += 1; }\n}\n"
+    )
+    page.fill("#code", code)
+    start = code.index("count +=")
+    page.evaluate("([s, e]) => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(s, e); }",
+                  [len(code[:start].encode("utf-16-le")) // 2, len(code[: start + 5].encode("utf-16-le")) // 2])  # fmt: skip
+    page.click("#analyze")
+    page.wait_for_selector("#analyze-result dl")
+    result = page.locator("#analyze-result")
+    assert "count" in result.locator("dd").nth(2).inner_text()  # the expected text is the selected span
+    assert re.search(r"#/paste\?.*start=\d+", page.url)
+    prediction = result.locator("#prediction, .notice").first
+    text = prediction.inner_text()
+    assert re.search(r"likely correct", text) and "chance" in text or "predictor" in text
+    assert result.locator("canvas.grid-canvas").is_visible()
+
+
+def test_intervene_toggle_heads_and_layer_then_regenerate(page):
+    inference = first_inference(page)
+    open_view(page, f"#/intervene/{inference['id']}")
+    page.mouse.click(*cell_point(page, 0, 0))
+    page.mouse.click(*cell_point(page, 1, 1))
+    page.mouse.click(*layer_label_point(page, 2))
+    page.wait_for_function(
+        "decodeURIComponent(location.hash).includes('heads=L0H0,L1H1,L2H0,L2H1,L2H2,L2H3')"
+    )
+    assert page.locator("#ablated-list").inner_text().startswith("6 ablated")
+    page.mouse.click(*cell_point(page, 1, 1))  # toggles back
+    assert page.locator("#ablated-list").inner_text().startswith("5 ablated")
+
+    page.click("#regenerate")
+    page.wait_for_selector("#ablation-result")
+    text = page.locator("#ablation-result").inner_text()
+    assert "KL at the hole" in text and "L2H3" in text and "L1H1" not in text
+    assert page.locator("#ablation-diff").count() == 1
+
+    page.get_by_role("button", name="Reset").click()
+    assert page.locator("#ablated-list").inner_text().startswith("no heads ablated")
+    assert page.locator("#ablation-result").count() == 0
+
+
+def test_experiment_progress_then_dose_curve(page, browser_atlas):
+    _settings, store = browser_atlas
+    inference = first_inference(page)
+    open_view(page, f"#/intervene/{inference['id']}")
+    page.fill("#experiment input[name=task]", "identifiers")
+    page.fill("#experiment input[name=n]", "1,2,4")
+    page.get_by_role("button", name="Launch").click()
+    page.wait_for_selector("#experiment-job .job[data-state=queued]")
+    job_id = int(page.locator("#experiment-job .job").get_attribute("data-job-id"))
+    assert get_job(store, job_id).parameters["task"] == "identifiers"
+
+    # This test plays the worker (the served worker runs no jobs): progress first, then a result.
+    job = claim_job(store, "browser-test", kinds=["ablation_experiment"])
+    assert job is not None and job.id == job_id
+    report_progress(store, job_id, "browser-test", done=3, total=6, message="rule random")
+    page.wait_for_selector("#experiment-job .job[data-done='3'] [role=progressbar][aria-valuenow='3']")
+    rows = [
+        {
+            "rule": rule,
+            "n": n,
+            "accuracy": acc,
+            "accuracy_low": acc - 0.1,
+            "accuracy_high": acc + 0.1,
+            "i2c": 1,
+            "c2i": 2,
+        }
+        for rule, base in (("top_positive", 0.6), ("random", 0.7))
+        for n, acc in ((1, base), (2, base - 0.1), (4, base - 0.2))
+    ]
+    finish_job(store, job_id, "browser-test", {"rows": rows})
+    page.wait_for_selector("#dose-curve .main-svg")
+    assert page.locator("#dose-curve .legendtext").all_text_contents() == ["top positive SHAP", "random"]
+    assert page.locator("#experiment-job .job").get_attribute("data-state") == "succeeded"
+
+
+def test_map_hover_previews_and_click_opens_the_head(page):
+    open_view(page, "#/map?color=task")
+    page.wait_for_selector("#map-plot .main-svg")
+    assert page.locator("#map-plot .legendtext").count() >= 2  # one entry per task
+    page.select_option("#map-colour", "layer")
+    page.wait_for_function("location.hash.includes('color=layer')")
+    # Where the first point of the first trace is on screen, from Plotly's own axes.
+    x, y, pattern_id = page.evaluate("""() => {
+        const gd = document.getElementById('map-plot'); const t = gd.data[0]; const L = gd._fullLayout;
+        const box = gd.getBoundingClientRect();
+        return [box.left + L.margin.l + L.xaxis.l2p(t.x[0]), box.top + L.margin.t + L.yaxis.l2p(t.y[0]), t.customdata[0][4]];
+    }""")
+    page.mouse.move(x, y)
+    page.wait_for_selector("#map-preview canvas.preview-canvas")
+    assert page.locator("#map-preview h2").text_content().endswith(f"pattern {pattern_id}")
+    page.mouse.click(x, y)
+    page.wait_for_function("location.hash.startsWith('#/inference/')")
+    page.wait_for_selector("#pattern-plot .main-svg")
+    assert page.locator("#head-detail .muted").first.text_content().startswith(f"pattern {pattern_id} ")
+
+
+def test_jobs_progress_moves_and_cancel(page, browser_atlas):
+    _settings, store = browser_atlas
+    job_id = enqueue_job(store, "browser_test", {"note": "progress"}, total=10)
+    assert claim_job(store, "browser-test", kinds=["browser_test"]).id == job_id
+    report_progress(store, job_id, "browser-test", done=2, total=10, message="step 2")
+    open_view(page, "#/jobs")
+    block = page.locator(f".job[data-job-id='{job_id}']")
+    assert block.get_attribute("data-done") == "2"
+    report_progress(store, job_id, "browser-test", done=7, total=10, message="step 7")
+    page.wait_for_selector(f".job[data-job-id='{job_id}'][data-done='7']")
+    assert "step 7" in block.inner_text()
+    block.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector(f".job[data-job-id='{job_id}'] .badge:text-is('cancelling')")
+    assert (
+        report_progress(store, job_id, "browser-test", done=8, total=10) is True
+    )  # the worker sees the request
+
+
+def test_errors_are_shown_plainly(page, problems):
+    problems.expected_http_errors.append("/api/inferences/999999")
+    open_view(page, "#/inference/999999")
+    assert "999999" in page.locator(".error").inner_text()
+
+
+def test_grid_stays_usable_at_40_by_48_heads(page):
+    """StarCoder2-15B's 1,920 heads: one canvas, cells at least 6 px, fits the page width, hover names heads."""
+    open_view(page, "#/jobs")
+    page.evaluate("""async () => {
+        const { HeadGrid } = await import('/js/grid.js');
+        const L = 40, H = 48, S = 32, bytes = new Uint8Array(L * H * S * S);
+        for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+        let b = ''; for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
+        const heads = [];
+        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({ id: l * H + h + 1, name: `L${l}H${h}`, layer: l, head: h,
+            entropy: 1, diagonal_mass: 0, previous_token_mass: 0, first_token_mass: 0, local_mass: 0 });
+        const grid = new HeadGrid({ n_layers: L, n_heads: H, thumbnail_size: S, thumbnails: btoa(b), heads });
+        document.getElementById('page').replaceChildren(grid.element);
+        await new Promise(requestAnimationFrame);
+    }""")
+    canvas = page.locator("canvas.grid-canvas")
+    page.wait_for_function("document.querySelector('canvas.grid-canvas').dataset.cell")
+    assert int(canvas.get_attribute("data-cell")) >= 6
+    assert canvas.bounding_box()["width"] <= 1440
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.mouse.move(*cell_point(page, 39, 47))
+    assert page.locator(".tooltip").inner_text().startswith("L39H47")
