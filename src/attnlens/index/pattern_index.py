@@ -24,7 +24,7 @@ from attnlens.config import IndexSettings, Settings
 from attnlens.errors import IndexDimensionMismatch, InvalidInput, StoreError
 from attnlens.index.check import IndexCheckReport, compare_with_database
 from attnlens.index.files import read_index, temporary_path, write_index_atomically
-from attnlens.index.search import SearchResult, exact_scores, faiss_threads, search_index
+from attnlens.index.search import SearchResult, exact_scores, faiss_threads, search_index, sorted_unique
 from attnlens.store.engine import Store
 from attnlens.store.models import HeadPattern
 from attnlens.store.patterns import iter_embedding_batches, load_embeddings, pattern_ids
@@ -190,7 +190,7 @@ class PatternIndex:
         queries = self._prepare(vectors)
         if self.index is None:
             return SearchResult.empty(len(queries), k, self.cosine)
-        allowed = None if filter_ids is None else np.unique(np.asarray(filter_ids, dtype=np.int64))
+        allowed = None if filter_ids is None else sorted_unique(filter_ids)
         rerank = self.kind == KIND_IVFPQ and self.store is not None
         fetch = k * self.settings.rerank_factor if rerank else k
         result = search_index(self.index, queries, fetch, allowed, self.settings)
