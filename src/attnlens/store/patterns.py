@@ -146,9 +146,21 @@ class PatternFilter:
 
 def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.ndarray:
     """Sorted int64 ids of the head patterns that pass the filter (for `PatternIndex.search(filter_ids=)`)."""
+    statement = pattern_filter.apply(select(HeadPattern.id))
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    params = (
+        tuple(compiled.params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else compiled.params
+    )
+    # Straight from the driver's cursor: ORM and Core row handling cost 10-50x more than the query itself
+    # for the hundreds of thousands of ids a broad filter returns (docs/benchmarks-store.md).
+    result = connection.exec_driver_sql(str(compiled), params)
+    ids = np.fromiter((row[0] for row in result.cursor), dtype=np.int64)
+    result.close()
     # Sorted here rather than by ORDER BY, which would tempt SQLite into scanning the table in id order.
-    ids = session.scalars(pattern_filter.apply(select(HeadPattern.id))).all()
-    return np.sort(np.asarray(ids, dtype=np.int64))
+    return np.sort(ids)
 
 
 def load_embeddings(session: Session, ids: Sequence[int] | np.ndarray) -> np.ndarray:
