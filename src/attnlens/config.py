@@ -133,6 +133,10 @@ class APISettings(BaseModel):
     max_new_tokens: int = Field(64, description="Most tokens one generation request may ask for.", gt=0)
     max_ablate_heads: int = Field(2048, description="Most heads one ablation request may name.", gt=0)
     max_concurrent_model_calls: int = Field(1, description="Model calls running at once in the worker.", gt=0)
+    worker_url: str | None = Field(
+        None,
+        description="URL of a separate worker service (split deployment, e.g. http://worker:8001); unset: the worker runs in this process.",
+    )
     frontend_dir: Path | None = Field(
         None, description="Folder of the static pages; default: frontend/static of this source tree."
     )

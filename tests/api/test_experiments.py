@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from attnlens.atlas.experiments import ABLATION_EXPERIMENT, run_ablation_experiment
+from attnlens.atlas.experiment_spec import ABLATION_EXPERIMENT
+from attnlens.atlas.experiments import run_ablation_experiment
 from attnlens.service.jobs import JobRunner
 from attnlens.service.local import LocalWorker
 from tests.conftest import JAVA_FIXTURES
@@ -50,3 +51,10 @@ def test_bad_experiments_are_refused_before_queueing(atlas_client):
     assert status({"task": "identifiers", "corpus": "/no/such/corpus"}) == (400, "corpus_error")
     assert status({"task": "identifiers", "n": [-1]}) == (400, "invalid_input")
     assert status({"task": "identifiers", "scenarios": 1}) == (422, "invalid_request")
+
+
+def test_spec_rules_match_the_analysis_rules():
+    from attnlens.analysis.ablation import SELECTION_RULES
+    from attnlens.atlas.experiment_spec import RULES
+
+    assert tuple(RULES) == tuple(SELECTION_RULES)

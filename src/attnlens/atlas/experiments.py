@@ -10,20 +10,18 @@ cluster predictor (stored with its evaluation); `random` needs no predictor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
-from attnlens.analysis.ablation import SELECTION_RULES, ablation_statistics, select_heads
-from attnlens.errors import CorpusError, InsufficientData, InvalidInput
+from attnlens.analysis.ablation import ablation_statistics, select_heads
+from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
 from attnlens.service.jobs import JobCancelled, JobContext, require
 from attnlens.store.models import CorpusFile, Predictor, PredictorEvaluation, Scenario
 
-ABLATION_EXPERIMENT = "ablation_experiment"
 HELD_OUT_SEED_OFFSET = 1_000_003
 BATCH = 8
 
@@ -41,18 +39,6 @@ def mean_shap_per_head(store: Any, model_name: str, task: str) -> dict[HeadRef, 
     if row is None or not row[0] or "head_importance" not in row[0]:
         return None
     return {HeadRef.parse(h["name"]): float(h["mean_shap"]) for h in row[0]["head_importance"]}
-
-
-def experiment_parameters(task: str, rules: Sequence[str], n: Sequence[int], scenarios: int, corpus: str, seed: int) -> dict[str, Any]:
-    """Validated job parameters (so a bad request fails before it is queued)."""
-    unknown = sorted(set(rules) - set(SELECTION_RULES))
-    if unknown or not rules:
-        raise InvalidInput(f"rules must be some of {', '.join(SELECTION_RULES)}; got {list(rules)}.")
-    if not n or min(n) < 0:
-        raise InvalidInput("n must list one or more head counts, each 0 or more.")
-    if not corpus.startswith("hf:") and not Path(corpus).exists():
-        raise CorpusError(f"corpus {corpus!r} does not exist.")
-    return {"task": task, "rules": list(rules), "n": sorted({int(x) for x in n}), "scenarios": scenarios, "corpus": corpus, "seed": seed}
 
 
 def held_out_scenarios(ctx: JobContext, model: Any, task: str, count: int, corpus: str, seed: int) -> list[Any]:

@@ -81,7 +81,8 @@ class LocalWorker:
 
     def _start_jobs(self) -> None:
         from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
-        from attnlens.atlas.experiments import ABLATION_EXPERIMENT, run_ablation_experiment
+        from attnlens.atlas.experiment_spec import ABLATION_EXPERIMENT
+        from attnlens.atlas.experiments import run_ablation_experiment
         from attnlens.atlas.jobs import ATLAS_BUILD, queue_demo_build, run_atlas_build
         from attnlens.service.jobs import JobRunner
         from attnlens.store import open_store

@@ -1,0 +1,54 @@
+"""The split deployment: the API talking to the worker service over HTTP behaves as with a local worker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from attnlens.api import create_app
+from attnlens.errors import HeadOutOfRange, ModelUnavailable
+from attnlens.heads import HeadRef
+from attnlens.service.http import HttpWorker, create_worker_app
+from attnlens.service.local import LocalWorker
+
+
+@pytest.fixture(scope="module")
+def split(tiny_atlas):
+    settings, store, _ = tiny_atlas
+    local = LocalWorker(settings, store)
+    local.start(background=False)
+    remote = HttpWorker(client=TestClient(create_worker_app(local)))
+    with TestClient(create_app(settings, remote, store)) as api:
+        yield local, remote, api
+
+
+def test_remote_worker_answers_like_the_local_one(split):
+    local, remote, _ = split
+    assert remote.status()["model"] == json.loads(json.dumps(local.status()["model"]))  # tuples travel as lists
+    assert remote.model_shape() == (4, 4)
+    prompt = list(range(5, 60))
+    assert (remote.head_pattern(prompt, HeadRef(1, 2)) == local.head_pattern(prompt, HeadRef(1, 2))).all()
+    a = remote.ablate(prompt, [HeadRef(0, 1)], max_new_tokens=4, expected_token_id=7)
+    b = local.ablate(prompt, [HeadRef(0, 1)], max_new_tokens=4, expected_token_id=7)
+    assert a.ablated_ids == b.ablated_ids and a.kl_at_hole == b.kl_at_hole and a.diff == b.diff
+    with pytest.raises(HeadOutOfRange):
+        remote.ablate(prompt, [HeadRef(9, 0)], max_new_tokens=2, expected_token_id=None)
+
+
+def test_api_over_http_worker(split):
+    _, _, api = split
+    first = api.get("/api/inferences", params={"limit": 1}).json()["items"][0]
+    body = api.post(f"/api/inferences/{first['id']}/ablations", json={"heads": []}).json()
+    assert body["changed"] is False and body["kl_at_hole"] == 0.0
+    bad = api.post(f"/api/inferences/{first['id']}/ablations", json={"heads": ["L0H9"]})
+    assert bad.status_code == 422 and bad.json()["code"] == "head_out_of_range"
+    assert api.get("/api/health").json()["worker"]["state"] == "ready"
+
+
+def test_unreachable_worker_is_a_clear_503():
+    remote = HttpWorker("http://127.0.0.1:9", timeout_s=2)
+    assert remote.status()["state"] == "error" and "cannot be reached" in remote.status()["error"]
+    with pytest.raises(ModelUnavailable, match="cannot be reached"):
+        remote.model_shape()
