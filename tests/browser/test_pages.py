@@ -169,6 +169,7 @@ def test_experiment_progress_then_dose_curve(page, browser_atlas):
         for rule, base in (("top_positive", 0.6), ("random", 0.7))
         for n, acc in ((1, base), (2, base - 0.1), (4, base - 0.2))
     ]
+    report_progress(store, job_id, "browser-test", done=6, total=6, message="done")
     finish_job(store, job_id, "browser-test", {"rows": rows})
     page.wait_for_selector("#dose-curve .main-svg")
     assert page.locator("#dose-curve .legendtext").all_text_contents() == ["top positive SHAP", "random"]

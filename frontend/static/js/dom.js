@@ -10,7 +10,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -50,7 +50,7 @@ export function notAvailable(what) {
 
 /** Replace `target`'s content with `nodes`. */
 export function fill(target, ...nodes) {
-  target.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+  target.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
   return target;
 }
 

@@ -11,6 +11,13 @@ export function progressBar(done, total) {
     h("div", { class: "bar", style: `width:${(100 * frac).toFixed(1)}%` }));
 }
 
+function timing(job) {
+  const at = (iso) => new Date(iso).toLocaleString("en-GB", { dateStyle: "short", timeStyle: "short" });
+  if (job.finished_at && job.started_at) return `finished ${at(job.finished_at)}, took ${duration((new Date(job.finished_at) - new Date(job.started_at)) / 1000)}`;
+  if (job.started_at) return `started ${at(job.started_at)}`;
+  return `queued ${at(job.created_at)}`;
+}
+
 /** A job as a block; `onChange(job)` is called after a cancel. */
 export function jobBlock(job, { onChange } = {}) {
   const cancel = !FINISHED.has(job.state) && !job.cancel_requested
@@ -32,7 +39,7 @@ export function jobBlock(job, { onChange } = {}) {
       job.eta_seconds !== null && job.eta_seconds !== undefined ? h("span", { class: "muted" }, `ETA ${duration(job.eta_seconds)}`) : null,
       cancel),
     progressBar(job.progress_done, total),
-    job.message ? h("div", { class: "muted" }, job.message) : null,
+    h("div", { class: "muted" }, [job.message, timing(job)].filter(Boolean).join(" · ")),
     job.error ? h("div", { class: "error", role: "alert" }, job.error) : null);
 }
 

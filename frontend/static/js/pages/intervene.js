@@ -35,7 +35,8 @@ function ablationResult(r) {
       h("dt", {}, "KL at the hole"), h("dd", {}, `${num(r.kl_at_hole, 4)} nats`)));
 }
 
-function doseCurve(div, rows) {
+function doseCurve(div, result) {
+  const rows = result.rows;
   const byRule = new Map();
   for (const row of rows) {
     if (!byRule.has(row.rule)) byRule.set(row.rule, []);
@@ -50,14 +51,19 @@ function doseCurve(div, rows) {
       line: { color: CATEGORICAL[i % CATEGORICAL.length], dash: ["solid", "dash", "dot", "dashdot"][i % 4] },
       marker: { symbol: ["circle", "square", "diamond", "triangle-up"][i % 4] },
       customdata: rs.map((r) => [r.i2c, r.c2i]),
-      hovertemplate: "n=%{x}<br>accuracy %{y:.3f}<br>incorrect→correct %{customdata[0]}, correct→incorrect %{customdata[1]}<extra>%{fullData.name}</extra>",
+      hovertemplate: "n=%{x}<br>accuracy %{y:.3f}<br>incorrect→correct %{customdata[0]:.3f}, correct→incorrect %{customdata[1]:.3f}<extra>%{fullData.name}</extra>",
     };
   });
   return window.Plotly.react(div, traces, {
     margin: { l: 60, r: 10, t: 10, b: 50 }, height: 320,
-    xaxis: { title: { text: "heads ablated" }, type: "log" },
+    xaxis: { title: { text: "heads ablated" }, type: "log", tickvals: [...new Set(rows.map((r) => r.n))].sort((a, b) => a - b) },
     yaxis: { title: { text: "accuracy (95% CI)" }, rangemode: "tozero" },
     legend: { orientation: "h", y: -0.25 }, paper_bgcolor: "rgba(0,0,0,0)",
+    // The unablated accuracy on the same scenarios, for reference.
+    shapes: typeof result.baseline_accuracy === "number"
+      ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: result.baseline_accuracy, y1: result.baseline_accuracy, line: { color: "#555", dash: "dot", width: 1 } }] : [],
+    annotations: typeof result.baseline_accuracy === "number"
+      ? [{ xref: "paper", x: 1, xanchor: "right", y: result.baseline_accuracy, yanchor: "bottom", text: `no ablation ${result.baseline_accuracy.toFixed(3)}`, showarrow: false, font: { size: 10, color: "#555" } }] : [],
   }, { displaylogo: false, responsive: true });
 }
 
@@ -76,8 +82,19 @@ async function experimentPanel(inf, jobParam, signalOf) {
   const follow = async (jobId) => {
     setState({ job: jobId });
     try {
-      const job = await pollJob(jobId, (j) => fill(jobSlot, jobBlock(j)), { signal: signalOf() });
-      if (job.state === "succeeded" && job.result?.rows) doseCurve(plot, job.result.rows);
+      let first = true;
+      const job = await pollJob(jobId, (j) => {
+        if (first && j.parameters) {
+          // A shared link shows the experiment it names, with that experiment's settings in the form.
+          first = false;
+          if (j.parameters.task) task.value = j.parameters.task;
+          if (Array.isArray(j.parameters.n)) ns.value = j.parameters.n.join(",");
+          if (j.parameters.scenarios) scenarios.value = j.parameters.scenarios;
+          if (Array.isArray(j.parameters.rules)) for (const l of rules) l.querySelector("input").checked = j.parameters.rules.includes(l.querySelector("input").value);
+        }
+        fill(jobSlot, jobBlock(j));
+      }, { signal: signalOf() });
+      if (job.state === "succeeded" && job.result?.rows) doseCurve(plot, job.result);
     } catch (err) {
       if (err.name !== "AbortError") fill(jobSlot, errorBox(err));
     }

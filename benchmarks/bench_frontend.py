@@ -1,0 +1,96 @@
+"""Frontend speed in Chromium (headless, software rendering): the head grid at StarCoder2-15B's 40 x 48 heads,
+and the cluster map's WebGL scatter at many points, both from synthetic payloads (no server needed: the page
+is served from frontend/static by a throwaway static file server).
+
+    .venv/bin/python benchmarks/bench_frontend.py --points 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+STATIC = Path(__file__).resolve().parents[1] / "frontend" / "static"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+
+GRID_JS = """async ([L, H, S, repeats]) => {
+  const { HeadGrid } = await import('/js/grid.js');
+  const bytes = new Uint8Array(L * H * S * S);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+  let b = ''; for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  const heads = [];
+  for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({ id: 1, name: `L${l}H${h}`, layer: l, head: h,
+    entropy: 0, diagonal_mass: 0, previous_token_mass: 0, first_token_mass: 0, local_mass: 0 });
+  const payload = btoa(b);
+  const root = document.body; root.replaceChildren();
+  const t0 = performance.now();
+  const grid = new HeadGrid({ n_layers: L, n_heads: H, thumbnail_size: S, thumbnails: payload, heads });
+  root.append(grid.element); grid.layout();
+  const build = performance.now() - t0;
+  const t1 = performance.now();
+  for (let i = 0; i < repeats; i++) { grid.setSelected(`L${i % L}H${i % H}`); }
+  const redraw = (performance.now() - t1) / repeats;
+  return { build_ms: build, redraw_ms: redraw, cell_px: grid.cell, payload_bytes: payload.length };
+}"""
+
+MAP_JS = """async (n) => {
+  const x = new Array(n), y = new Array(n), c = new Array(n);
+  for (let i = 0; i < n; i++) { const a = i * 2.399963, r = Math.sqrt(i); x[i] = r * Math.cos(a); y[i] = r * Math.sin(a); c[i] = i % 30; }
+  const div = document.createElement('div'); div.style.width = '1000px'; div.style.height = '600px';
+  document.body.replaceChildren(div);
+  const t0 = performance.now();
+  await Plotly.newPlot(div, [{ type: 'scattergl', mode: 'markers', x, y, marker: { size: 4, color: c, colorscale: 'Viridis' } }], { hovermode: 'closest' });
+  const draw = performance.now() - t0;
+  const t1 = performance.now();
+  await Plotly.relayout(div, { 'xaxis.range': [-100, 100], 'yaxis.range': [-100, 100] });
+  return { first_draw_ms: draw, zoom_ms: performance.now() - t1 };
+}"""
+
+
+def serve_static() -> tuple[http.server.ThreadingHTTPServer, str]:
+    import plotly
+
+    vendor = Path(plotly.__file__).parent / "package_data"
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            if path.startswith("/vendor/plotly.min.js"):
+                return str(vendor / "plotly.min.js")
+            return super().translate_path(path)
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(STATIC)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    server, base = serve_static()
+    results = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{base}/index.html#/none")
+        page.wait_for_function("window.Plotly !== undefined")
+        for layers, heads in ((30, 9), (30, 24), (40, 48)):
+            results[f"grid_{layers}x{heads}"] = page.evaluate(GRID_JS, [layers, heads, 32, args.repeats])
+        results[f"map_{args.points}_points"] = page.evaluate(MAP_JS, args.points)
+        browser.close()
+    server.shutdown()
+    print(json.dumps(results, indent=2))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
