@@ -97,9 +97,10 @@ class IndexSettings(BaseModel):
         ge=1,
     )
     overfetch_min_fraction: float = Field(
-        0.25,
-        description="A search filter that admits at least this fraction of all patterns is applied by over-fetching "
-        "and discarding; a narrower one by a FAISS id selector (faster for narrow filters, slower for broad ones).",
+        0.03,
+        description="On a compressed index, a search filter admitting at least this fraction of all patterns is "
+        "applied by over-fetching and discarding, a narrower one by a FAISS id selector (flat indexes always use "
+        "the selector).",
         gt=0,
         le=1,
     )

@@ -248,12 +248,22 @@ def test_rebuild_of_an_empty_database_removes_the_index(settings):
 @pytest.mark.parametrize("pattern_filter", [PatternFilter(layer=0), PatternFilter(first_token_correct=False)])
 def test_selector_and_over_fetch_give_the_same_filtered_results(tmp_path, pattern_filter):
     results = {}
+    compressed = {
+        "flat_max_vectors": 100,
+        "ivf_lists": 8,
+        "pq_bytes": 8,
+        "train_sample": 400,
+        "rerank_factor": 200,
+    }
     for fraction in (1.0, 1e-6):  # always the id selector; always over-fetch
-        settings = Settings(data_dir=tmp_path / "data", index={"overfetch_min_fraction": fraction})
+        settings = Settings(
+            data_dir=tmp_path / "data", index={**compressed, "overfetch_min_fraction": fraction}
+        )
         store = open_store(settings)
         if fraction == 1.0:
-            atlas = fill_atlas(store, n_inferences=30)
+            atlas = fill_atlas(store, n_inferences=180)
             PatternIndex.open(settings, store).rebuild_from_db(store)
+            assert PatternIndex.open(settings).kind == "ivfpq"
         with store.session() as session:
             allowed = matching_pattern_ids(session, pattern_filter)
         results[fraction] = PatternIndex.open(settings, store).search(
