@@ -2,8 +2,8 @@
 model, embed every head, store it as an inference (shareable by id), and predict correctness.
 
 Pasted code is usually shorter than an atlas window: prompts here take up to `context_tokens` tokens and
-may be shorter, and their patterns are zero-padded to the AP-MAE input size (as the reference code does
-for short inputs). Offsets in requests count Unicode code points of `code` (Python string indices).
+may be shorter; AP-MAE zero-pads such patterns to its input size (as the reference code does for short
+inputs). Offsets in requests count Unicode code points of `code` (Python string indices).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from attnlens.atlas.patterns import pattern_stats, thumbnails
 from attnlens.errors import BinaryInput, EmptyInput, InputTooLarge, InvalidHole, NotJava
@@ -150,15 +149,6 @@ def task_of_selection(parsed: Any, span: Span) -> str:
     return "random"
 
 
-def embed_padded(apmae: APMAE, heads: torch.Tensor) -> torch.Tensor:
-    """Embed (n_heads, q, k) patterns, zero-padding patterns shorter than the AP-MAE input."""
-    size = apmae.config.source_length
-    n = heads.shape[-1]
-    if n < size:
-        heads = F.pad(heads.float(), (0, size - n, 0, size - n))
-    return apmae.embed(heads.float())
-
-
 def run_pasted(model: TargetModel, apmae: APMAE, scenario: PastedScenario, thumbnail_size: int) -> dict[str, Any]:
     """Model + AP-MAE on one pasted scenario: completion, correctness and per-head rows to store."""
     capture = model.capture([scenario.prompt_ids], continue_tokens=[max(len(scenario.target_ids), 1)])
@@ -173,7 +163,7 @@ def run_pasted(model: TargetModel, apmae: APMAE, scenario: PastedScenario, thumb
         "first_token_correct": completion[:1] == scenario.target_ids[:1],
         "span_correct": completion == scenario.target_ids,
         "expected_token_prob": float(torch.softmax(logits.double(), -1)[scenario.target_ids[0]]),
-        "embeddings": embed_padded(apmae, heads).float().cpu().numpy(),
+        "embeddings": apmae.embed(heads.float()).float().cpu().numpy(),  # short patterns are zero-padded inside
         "thumbnails": thumbnails(heads, thumbnail_size),
         "stats": pattern_stats(heads),
         "heads": [HeadRef(layer, h) for layer in range(n_layers) for h in range(n_heads)],
