@@ -123,16 +123,25 @@ def browser_atlas(tiny_atlas, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def live_server(browser_atlas) -> Iterator[str]:
-    """The real app (API + pages) on 127.0.0.1, a worker holding the tiny model; yields the base URL."""
-    import uvicorn
-
-    from attnlens.api import create_app
+def served_worker(browser_atlas):
+    """The worker behind the test server (the tiny model), for tests that need to make it busy."""
     from attnlens.service.local import LocalWorker
 
     settings, store = browser_atlas
     worker = LocalWorker(settings, store)
     worker.start(background=False)
+    return worker
+
+
+@pytest.fixture(scope="session")
+def live_server(browser_atlas, served_worker) -> Iterator[str]:
+    """The real app (API + pages) on 127.0.0.1, a worker holding the tiny model; yields the base URL."""
+    import uvicorn
+
+    from attnlens.api import create_app
+
+    settings, store = browser_atlas
+    worker = served_worker
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, worker, store), host="127.0.0.1", port=port, log_level="warning")

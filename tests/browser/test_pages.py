@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack
 
 import pytest
 
@@ -95,6 +96,29 @@ def test_reload_restores_the_selected_head(page):
     assert hits and all(h.startswith("L3H0") for h in hits)  # scope=head filters to the same head
 
 
+def test_paste_java_cursor_with_task_and_automatic_holes(page):
+    open_view(page, "#/paste")
+    code = page.input_value("#code")
+    cursor = code.index("count == 0")
+    page.evaluate(
+        "(c) => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(c, c); }", cursor
+    )
+    page.select_option("#task", "identifiers")
+    assert page.locator("#hole-info").inner_text().startswith(f"cursor at {cursor}")
+    page.click("#analyze")
+    page.wait_for_selector("#analyze-result dl")
+    assert "identifiers" in page.locator("#analyze-result dd").first.inner_text()
+    assert re.search(rf"cursor={cursor}&task=identifiers", page.url)
+
+    page.click("#auto")
+    page.wait_for_function("location.hash.includes('auto=identifiers')")
+    page.wait_for_selector("#analyze-result dl")
+    first = page.locator("#analyze-result dl").first.locator("a").first
+    assert re.fullmatch(r"inference #\d+", first.inner_text())
+    first.click()  # a pasted hole is stored: it opens in the gallery like any other
+    page.wait_for_selector("#page[data-page=inference][data-ready=true]")
+
+
 def test_paste_java_selection_gives_completion_prediction_and_grid(page, problems):
     open_view(page, "#/paste")
     # A character outside the BMP before the hole: offsets must be sent in code points, not UTF-16 units.
@@ -138,6 +162,27 @@ def test_intervene_toggle_heads_and_layer_then_regenerate(page):
     page.get_by_role("button", name="Reset").click()
     assert page.locator("#ablated-list").inner_text().startswith("no heads ablated")
     assert page.locator("#ablation-result").count() == 0
+
+
+def test_busy_model_shows_what_it_waits_for_then_retries(page, problems, served_worker):
+    """While every model slot is taken and no request may queue, the API answers 503 + Retry-After: the page
+    says so, counts down, and retries until it gets an answer."""
+    problems.expected_http_errors.append("/ablations")
+    inference = first_inference(page)
+    open_view(page, f"#/intervene/{inference['id']}?heads=L0H0")
+    gate = served_worker.gate
+    queued, gate.max_queued = gate.max_queued, 0
+    try:
+        with ExitStack() as slots:
+            for _ in range(served_worker.settings.api.max_concurrent_model_calls):
+                slots.enter_context(gate.slot())
+            page.click("#regenerate")
+            page.wait_for_selector("#ablation-slot .loading:has-text('model busy, retrying in')")
+            assert page.locator("#regenerate").is_disabled()
+    finally:
+        gate.max_queued = queued
+    page.wait_for_selector("#ablation-result")
+    assert "L0H0" in page.locator("#ablation-result").inner_text()
 
 
 def test_experiment_progress_then_dose_curve(page, browser_atlas):

@@ -16,7 +16,7 @@ export class HeadGrid {
    * grid: the API's HeadGridPublic. options: onActivate(cell) (click / Enter), onLayer(layer) (click on a
    * layer label), describe(cell) -> extra tooltip lines, label (aria label).
    */
-  constructor(grid, { onActivate, onLayer, describe, label = "Attention heads" } = {}) {
+  constructor(grid, { onActivate, onLayer, describe, clusters, label = "Attention heads" } = {}) {
     this.grid = grid;
     this.nLayers = grid.n_layers;
     this.nHeads = grid.n_heads;
@@ -27,6 +27,7 @@ export class HeadGrid {
     this.onActivate = onActivate;
     this.onLayer = onLayer;
     this.describe = describe;
+    this.clusters = clusters; // {L3H5: label}, e.g. the analyze answer's clusters
     this.selected = null;
     this.ablated = new Set();
     this.top = new Set();
@@ -163,8 +164,11 @@ export class HeadGrid {
 
   #tooltipFor(cell, left, top) {
     const extra = this.describe ? this.describe(cell) : [];
+    // The cluster comes with the cell when the server sends it (HeadCell.cluster), or from `clusters`.
+    const cluster = cell.cluster ?? this.clusters?.[cell.name];
     this.tooltip.replaceChildren(
       h("strong", {}, cell.name),
+      cluster === undefined || cluster === null ? null : h("div", {}, cluster === -1 ? "cluster: noise" : `cluster ${cluster}`),
       ...extra.map((line) => h("div", {}, line)),
       h("div", { class: "stats" }, `entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)}`),
       h("div", { class: "stats" }, `previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),

@@ -71,6 +71,8 @@ export async function render(root, route) {
     where.textContent = s === e ? `cursor at ${int(s)}: the hole is the next ${taskSelect.value} target there` : `selection ${int(s)}–${int(e)} is the hole: "${Array.from(code).slice(s, e).join("").slice(0, 60)}"`;
   };
   ["select", "keyup", "click", "input"].forEach((ev) => box.addEventListener(ev, describeHole));
+  const fitRows = () => (box.rows = Math.max(8, Math.min(32, box.value.split("\n").length + 1)));
+  box.addEventListener("input", fitRows);
   taskSelect.addEventListener("change", describeHole);
 
   async function run(hole, tasks) {
@@ -82,7 +84,7 @@ export async function render(root, route) {
     const result = await withStatus(statusSlot, "Running the model on your code (completion, attention, embeddings)", (onWait) =>
       api("/api/analyze", { method: "POST", body: { code, hole, tasks }, onWait }));
     if (!result) return;
-    grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", describe: (cell) => {
+    grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", clusters: result.clusters ?? result.prediction?.clusters, describe: (cell) => {
       const rank = result.top_heads.findIndex((t) => t.name === cell.name);
       return rank >= 0 ? [`top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})`] : [];
     }, onActivate: (cell) => { location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
@@ -113,5 +115,6 @@ export async function render(root, route) {
   if (p.get("start") && p.get("end")) box.setSelectionRange(utf16Offset(code, Number(p.get("start"))), utf16Offset(code, Number(p.get("end"))));
   else if (p.get("cursor")) box.setSelectionRange(utf16Offset(code, Number(p.get("cursor"))), utf16Offset(code, Number(p.get("cursor"))));
   describeHole();
+  fitRows();
   return () => grid?.destroy();
 }
