@@ -79,9 +79,11 @@ def predictor_task(rows: int, n_layers: int, n_heads: int, dim: int, seed: int):
     return heads, ids, embeddings.astype(np.float32), correct
 
 
-def bench_predictors(settings: AnalysisSettings, dim: int) -> None:
+def bench_predictors(settings: AnalysisSettings, dim: int, kinds: list[str]) -> None:
     heads, ids, embeddings, correct = predictor_task(1000, 30, 9, dim, seed=0)
     for kind, features in (("clusters_catboost", ids), ("embeddings_pca_logreg", embeddings)):
+        if kind not in kinds:
+            continue
         for control in (False, True):
             start = time.perf_counter()
             evaluation = cross_validate_predictor(kind, features, correct, heads, settings, shuffled_control=control)
@@ -194,6 +196,7 @@ def main() -> None:
     parser.add_argument("--predictor-dim", type=int, default=64)
     parser.add_argument("--skip-clustering", action="store_true")
     parser.add_argument("--skip-predictors", action="store_true")
+    parser.add_argument("--kinds", nargs="+", default=["clusters_catboost", "embeddings_pca_logreg"])
     parser.add_argument("--real-smollm2", type=int, default=0, metavar="ROWS", help="also compare predictors on real data")
     parser.add_argument("--real-cache", default=None, help=".npz to keep (or reuse) the real rows and their clusters")
     args = parser.parse_args()
@@ -202,7 +205,7 @@ def main() -> None:
     if not args.skip_clustering:
         bench_clustering(args.points, args.dims, settings)
     if not args.skip_predictors:
-        bench_predictors(settings, args.predictor_dim)
+        bench_predictors(settings, args.predictor_dim, args.kinds)
     if args.real_smollm2:
         bench_real(args.real_smollm2, settings, args.real_cache)
 

@@ -22,12 +22,14 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, select
 
 from attnlens.config import Settings
 from attnlens.heads import HeadRef
 from attnlens.index import PatternIndex
 from attnlens.store import open_store, save_scenarios
 from attnlens.store.codecs import pack_thumbnail
+from attnlens.store.models import ClusterAssignment, Clustering, HeadPattern, MapPoint, PatternMap
 from attnlens.store.patterns import STAT_COLUMNS, save_head_patterns, save_inference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +130,44 @@ def atlas_bytes(workdir: Path, n_inferences: int, thumbs32: np.ndarray) -> dict:
         }
     db_file = Path(settings.database_url.removeprefix("sqlite:///"))
     per_pattern = {name: size / n_patterns for name, size in sorted(objects.items(), key=lambda kv: -kv[1])}
+    db_file_bytes = db_file.stat().st_size
+
+    # What one clustering and one 2-D map add (a label, resp. x/y, per head pattern).
+    with store.session() as session:
+        clustering = Clustering(model_name="smollm2", parameters={})
+        pattern_map = PatternMap(parameters={})
+        session.add_all([clustering, pattern_map])
+        session.flush()
+        ids = session.scalars(select(HeadPattern.id)).all()
+        session.execute(
+            insert(ClusterAssignment),
+            [
+                {"clustering_id": clustering.id, "head_pattern_id": i, "label": i % 7, "vote_share": None}
+                for i in ids
+            ],
+        )
+        session.execute(
+            insert(MapPoint),
+            [
+                {
+                    "pattern_map_id": pattern_map.id,
+                    "head_pattern_id": i,
+                    "x": rng.random(),
+                    "y": rng.random(),
+                    "fitted": True,
+                }
+                for i in ids
+            ],
+        )
+    with store.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        analysis_objects = {
+            name: int(size) / n_patterns
+            for name, size in connection.exec_driver_sql(
+                "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"
+            ).all()
+            if "cluster_assignment" in name or "map_point" in name
+        }
 
     index = PatternIndex.open(settings, store)
     index.rebuild_from_db(store)
@@ -142,8 +182,9 @@ def atlas_bytes(workdir: Path, n_inferences: int, thumbs32: np.ndarray) -> dict:
         "inferences": n_inferences,
         "head_patterns": n_patterns,
         "write_patterns_per_s": n_patterns / write_s,
-        "db_file_bytes_per_pattern": db_file.stat().st_size / n_patterns,
+        "db_file_bytes_per_pattern": db_file_bytes / n_patterns,
         "db_bytes_per_pattern_by_object": per_pattern,
+        "one_clustering_and_one_map_bytes_per_pattern": analysis_objects,
         "flat_index_bytes_per_vector": flat_bytes,
         "ivfpq_index_bytes_per_vector": ivf_file / n_patterns,
         "ivfpq_index_bytes_per_vector_without_centroids": (ivf_file - centroid_bytes) / n_patterns,

@@ -88,6 +88,14 @@ def test_cache_builds_in_whole_shards_and_resumes(tiny_model, corpus, tmp_path):
         )
 
 
+def test_a_missing_cache_says_how_to_build_one(tmp_path):
+    from attnlens.apmae.cache import read_spec
+    from attnlens.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="train-apmae"):
+        read_spec(tmp_path / "nowhere")
+
+
 def test_choose_heads_takes_a_share_of_every_layer():
     import random
 

@@ -26,7 +26,7 @@ from jaxtyping import Float
 
 from attnlens.apmae.scaling import prepare_patterns
 from attnlens.apmae.sources import is_heldout, iter_windows, source_kind
-from attnlens.errors import CheckpointMismatch, InsufficientData
+from attnlens.errors import CheckpointMismatch, CorpusError, InsufficientData
 
 if TYPE_CHECKING:
     from attnlens.model import TargetModel
@@ -71,6 +71,11 @@ def _shards(folder: Path) -> list[Path]:
 
 
 def read_spec(folder: Path) -> CacheSpec:
+    if not (folder / META).is_file():
+        raise CorpusError(
+            f"no pattern cache in {folder}; build one with `attnlens train-apmae` (it caches before training) "
+            "or pass --cache with an existing cache folder."
+        )
     meta = json.loads((folder / META).read_text())
     return CacheSpec(**meta["spec"])
 
