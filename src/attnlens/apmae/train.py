@@ -47,6 +47,15 @@ class TrainPlan:
     max_minutes: float | None = None  # stop early (and save) once this much wall time has passed
 
 
+# Keys transformers adds or changes when it saves a config (architectures, dtype, version); they say
+# nothing about the model, so a resume with a freshly built config must not count them as a change.
+_BOOKKEEPING_KEYS = frozenset({"architectures", "dtype", "torch_dtype", "transformers_version", "_name_or_path"})
+
+
+def _hyperparameters(config: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in config.items() if key not in _BOOKKEEPING_KEYS}
+
+
 def lr_at(step: int, plan: TrainPlan) -> float:
     """Linear warmup, then one cosine decay from `lr` to `lr * min_lr_ratio` at `steps`."""
     if step < plan.warmup_steps:
@@ -128,7 +137,7 @@ def train(
     state_path = out_dir / STATE
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["plan"] != asdict(plan) or state["config"] != config.to_dict():
+        if state["plan"] != asdict(plan) or _hyperparameters(state["config"]) != _hyperparameters(config.to_dict()):
             raise CheckpointMismatch(
                 f"{out_dir} holds a run with a different plan or model configuration; resume with the same "
                 "options, or use a new --out folder."
