@@ -37,6 +37,8 @@ def test_overview_shows_counts_tasks_and_filters_completions(page, browser_atlas
     health = page.request.get("/api/health").json()
     counts = page.locator(".card", has_text="Counts")
     assert counts.locator("dd").first.inner_text() == str(health["atlas"]["scenarios"])
+    assert page.request.get("/api/predictors").json() == []  # the tiny atlas has none trained
+    page.locator(".card", has_text="Correctness predictors").get_by_text("None trained yet").wait_for()
     page.wait_for_selector("#task-table tbody tr")
     tasks = page.locator("#task-table tbody tr td:first-child").all_inner_texts()
     listed = page.request.get("/api/inferences?limit=200").json()["items"]

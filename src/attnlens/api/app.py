@@ -16,6 +16,7 @@ from attnlens.api.routes import (
     jobs,
     maps,
     patterns,
+    predictors,
 )
 from attnlens.api.static import mount_frontend
 from attnlens.config import Settings
@@ -40,7 +41,18 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.store = store if store is not None else open_store(settings)
     app.state.index = PatternIndex.open(settings, app.state.store)
     install_error_handlers(app)
-    for module in (health, inferences, patterns, ablations, analyze, experiments, jobs, maps, clusters):
+    for module in (
+        health,
+        inferences,
+        patterns,
+        ablations,
+        analyze,
+        experiments,
+        jobs,
+        maps,
+        clusters,
+        predictors,
+    ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)
     return app

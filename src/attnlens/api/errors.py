@@ -1,7 +1,7 @@
 """Every error leaves the API in one JSON shape (pinned by tests/api/test_error_shape.py):
 
-    {"ok": false, "status": 404, "code": "not_found", "error": "what went wrong and what to do",
-     "errors": [{"loc": [...], "msg": "...", "type": "..."}]}
+{"ok": false, "status": 404, "code": "not_found", "error": "what went wrong and what to do",
+ "errors": [{"loc": [...], "msg": "...", "type": "..."}]}
 """
 
 from __future__ import annotations
@@ -19,14 +19,22 @@ from attnlens.errors import AttnLensError, Busy
 log = logging.getLogger(__name__)
 
 
-def error_body(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"ok": False, "status": status, "code": code, "error": message, "errors": errors or []}
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
-        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))})
+        out.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+        )
     return out
 
 
@@ -34,7 +42,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AttnLensError)
     async def _domain(_request: Request, exc: AttnLensError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
-        return JSONResponse(error_body(exc.status, exc.code, exc.message, exc.details), exc.status, headers=headers)
+        return JSONResponse(
+            error_body(exc.status, exc.code, exc.message, exc.details), exc.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -46,7 +56,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         message = str(exc.detail)
         if message == "There was an error parsing the body":
             message = "the request body could not be read; send a JSON object encoded as UTF-8."
@@ -56,5 +68,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse(
-            error_body(500, "internal_error", f"internal error ({type(exc).__name__}); see the server log."), 500
+            error_body(500, "internal_error", f"internal error ({type(exc).__name__}); see the server log."),
+            500,
         )

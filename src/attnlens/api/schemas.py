@@ -143,6 +143,7 @@ class PatternSearch(BaseModel):
         if not values or any(len(row) != len(values) for row in values):
             raise ValueError("values must be a non-empty square matrix (n rows of n numbers)")
         return values
+
     layer: int | None = Field(None, ge=0, le=4096)
     head: int | None = Field(None, ge=0, le=4096)
     task: str | None = Field(None, max_length=64)
@@ -157,7 +158,9 @@ class AblationRequest(BaseModel):
 
 
 class DiffOpPublic(BaseModel):
-    op: str = Field(description="equal, replace, delete (only in the baseline) or insert (only when ablated).")
+    op: str = Field(
+        description="equal, replace, delete (only in the baseline) or insert (only when ablated)."
+    )
     baseline: list[str]
     ablated: list[str]
 
@@ -171,7 +174,9 @@ class AblationPublic(BaseModel):
     ablated_text: str
     changed: bool
     diff: list[DiffOpPublic]
-    kl_at_hole: float = Field(description="KL(baseline || ablated) of the next-token distribution at the hole, nats.")
+    kl_at_hole: float = Field(
+        description="KL(baseline || ablated) of the next-token distribution at the hole, nats."
+    )
     expected_token: str | None
     p_expected_baseline: float | None
     p_expected_ablated: float | None
@@ -192,7 +197,9 @@ class AnalyzeRequest(BaseModel):
 
     code: str = Field(description="Java source: a class, a method or statements.")
     hole: HoleSpec | None = None
-    tasks: list[str] | None = Field(None, max_length=4, description="Tasks for automatic holes (default: identifiers).")
+    tasks: list[str] | None = Field(
+        None, max_length=4, description="Tasks for automatic holes (default: identifiers)."
+    )
 
 
 class PredictorInfo(BaseModel):
@@ -203,6 +210,24 @@ class PredictorInfo(BaseModel):
     accuracy_low: float
     accuracy_high: float
     chance: float
+
+
+class PredictorSummary(BaseModel):
+    """A stored correctness predictor and its cross-validated quality."""
+
+    id: int
+    name: str
+    kind: str = Field(description="clusters_catboost (the paper's) or embeddings_pca_logreg.")
+    task: str | None
+    accuracy: float
+    accuracy_low: float = Field(description="Wilson 95% interval, lower end.")
+    accuracy_high: float
+    chance: float | None = Field(description="Majority-class rate of the task's rows.")
+    brier: float | None
+    calibration_error: float | None
+    n_rows: int
+    folds: int
+    created_at: datetime
 
 
 class Prediction(BaseModel):
@@ -231,8 +256,13 @@ class AnalyzePublic(AnalyzedHole):
     """The first hole in full (with its head grid); further holes in `others`."""
 
     prediction: Prediction | None
-    prediction_unavailable: str | None = Field(None, description="Why there is no prediction, when there is none.")
-    predicted_with_task: str | None = Field(None, description="Whose task's predictor was used (a selection that is no task's target uses `random`).")
+    prediction_unavailable: str | None = Field(
+        None, description="Why there is no prediction, when there is none."
+    )
+    predicted_with_task: str | None = Field(
+        None,
+        description="Whose task's predictor was used (a selection that is no task's target uses `random`).",
+    )
     top_heads: list[HeadImportance]
     grid: HeadGridPublic
     others: list[AnalyzedHole]
@@ -247,7 +277,11 @@ class ExperimentRequest(BaseModel):
         max_length=4,
         description="top_positive (alias pos), top_negative (neg), neutral, random.",
     )
-    n: list[int] = Field(default_factory=lambda: [1, 2, 5, 10, 20, 50], max_length=20, description="Head counts.")
+    n: list[int] = Field(
+        default_factory=lambda: [1, 2, 5, 10, 20, 50], max_length=20, description="Head counts."
+    )
     scenarios: int = Field(60, ge=2, le=5000, description="Held-out scenarios to mine and test.")
-    corpus: str | None = Field(None, max_length=1000, description="Default: the corpus of the latest atlas build.")
+    corpus: str | None = Field(
+        None, max_length=1000, description="Default: the corpus of the latest atlas build."
+    )
     seed: int = Field(0, ge=0, le=2**31)

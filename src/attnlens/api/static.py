@@ -30,7 +30,9 @@ def mount_frontend(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def read_plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+        return FileResponse(
+            plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
 
     folder = frontend_dir(settings)
     if folder.is_dir():

@@ -1,7 +1,7 @@
 // Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, and a
 // filterable list of the atlas's completions (filters live in the URL).
 
-import { api, has, query } from "../api.js";
+import { api, query } from "../api.js";
 import { setState } from "../app.js";
 import { duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
 import { progressBar } from "../jobs.js";
@@ -27,14 +27,10 @@ async function taskRows(tasks) {
   ).then((rows) => rows.filter((r) => r.total > 0));
 }
 
-async function predictorsCard(health) {
-  // No endpoint lists predictors yet; read them from health or /api/predictors once the server has either.
-  let predictors = health.atlas.predictors;
-  if (predictors === undefined && (await has("/api/predictors"))) predictors = await api("/api/predictors");
-  if (predictors === undefined)
-    return card("Correctness predictors", h("p", { class: "muted" }, "This server does not list predictors yet; `attnlens predictors report` prints them."));
+async function predictorsCard() {
+  const predictors = await api("/api/predictors");
   if (!Array.isArray(predictors) || predictors.length === 0)
-    return card("Correctness predictors", h("p", { class: "muted" }, "None trained yet: run `attnlens predictors train`."));
+    return card("Correctness predictors", h("p", { class: "muted" }, "None trained yet: the demo atlas trains them after its build, clustering and map; or run `attnlens predictors train`."));
   return card(
     "Correctness predictors",
     h("table", { class: "compact" },
@@ -98,7 +94,7 @@ export async function render(root, route) {
         h("dt", {}, "first token right"), h("dd", {}, `${int(a.inferences_first_token_correct)} (${pct(a.inferences ? a.inferences_first_token_correct / a.inferences : null)})`),
         h("dt", {}, "head patterns"), h("dd", {}, int(a.head_patterns)))),
     buildCard(jobs),
-    await predictorsCard(health).catch(errorBox),
+    await predictorsCard().catch(errorBox),
   );
   const taskTable = h("div", {}, h("p", { class: "muted" }, "counting…"));
   const listSlot = h("div");

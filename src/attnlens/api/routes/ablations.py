@@ -32,10 +32,16 @@ def create_ablation(
     n_layers, n_heads = worker.model_shape()
     heads = sorted(parse_heads(body.heads, n_layers, n_heads))
     scenario = inference.scenario
-    prompt = unpack_token_ids(inference.prompt_ids) if inference.prompt_ids else unpack_token_ids(scenario.prompt_ids)
+    prompt = (
+        unpack_token_ids(inference.prompt_ids)
+        if inference.prompt_ids
+        else unpack_token_ids(scenario.prompt_ids)
+    )
     target = unpack_token_ids(scenario.target_ids) if scenario else []
     new_tokens = body.max_new_tokens or min(max(len(target), 8), limits.max_new_tokens)
-    outcome = worker.ablate(prompt, heads, max_new_tokens=new_tokens, expected_token_id=target[0] if target else None)
+    outcome = worker.ablate(
+        prompt, heads, max_new_tokens=new_tokens, expected_token_id=target[0] if target else None
+    )
     decoder = TokenDecoder.for_model(inference.model_name, settings.models_dir)
     return AblationPublic(
         inference_id=inference.id,

@@ -21,7 +21,9 @@ def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> Ana
     prediction = result["prediction"]
     return AnalyzePublic(
         **first.model_dump(),
-        prediction=Prediction(**{k: prediction[k] for k in ("probability_correct", "predictor")}) if prediction else None,
+        prediction=Prediction(**{k: prediction[k] for k in ("probability_correct", "predictor")})
+        if prediction
+        else None,
         prediction_unavailable=result["prediction_unavailable"],
         predicted_with_task=result["predicted_with_task"],
         top_heads=[HeadImportance(**h) for h in prediction["top_heads"]] if prediction else [],

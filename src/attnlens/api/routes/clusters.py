@@ -23,20 +23,26 @@ def read_head_clusters(
     store: StoreDep,
     session: SessionDep,
     settings: SettingsDep,
-    model: Annotated[str | None, Query(max_length=200, description="Target model [default: the served one].")] = None,
+    model: Annotated[
+        str | None, Query(max_length=200, description="Target model [default: the served one].")
+    ] = None,
 ) -> list[ClusterPublic]:
     """A head's clusters (`name` like L3H5): size, medoid pattern, and task and node-type counts."""
     ref = HeadRef.parse(name)
     model_name = model or settings.model.name
     clustering = latest_clustering(store, model_name)
     if clustering is None:
-        raise NotFound(f"{model_name} has no clustering yet; run `attnlens atlas cluster` (after `attnlens atlas build`).")
+        raise NotFound(
+            f"{model_name} has no clustering yet; run `attnlens atlas cluster` (after `attnlens atlas build`)."
+        )
     n_layers, n_heads = session.execute(
         select(func.max(Cluster.layer), func.max(Cluster.head)).where(Cluster.clustering_id == clustering.id)
     ).one()
     ref.check((n_layers or 0) + 1, (n_heads or 0) + 1)
     rows = session.scalars(
-        select(Cluster).where(Cluster.clustering_id == clustering.id, Cluster.layer == ref.layer, Cluster.head == ref.head)
+        select(Cluster).where(
+            Cluster.clustering_id == clustering.id, Cluster.layer == ref.layer, Cluster.head == ref.head
+        )
     ).all()
     rows = sorted(rows, key=lambda c: (c.label < 0, c.label))  # real clusters by label, noise last
     return [

@@ -21,7 +21,9 @@ def create_experiment(body: ExperimentRequest, store: StoreDep, settings: Settin
     task = body.task
     corpus = body.corpus
     if corpus is None:
-        builds = [j for j in list_jobs(store, states=["succeeded", "running"], limit=200) if j.kind == "atlas_build"]
+        builds = [
+            j for j in list_jobs(store, states=["succeeded", "running"], limit=200) if j.kind == "atlas_build"
+        ]
         corpus = builds[0].parameters["corpus"] if builds else settings.atlas.demo_corpus
     rules = [RULE_ALIASES.get(r, r) for r in body.rules]
     parameters = experiment_parameters(task, rules, body.n, body.scenarios, corpus, body.seed)

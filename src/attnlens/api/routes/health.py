@@ -20,8 +20,12 @@ class HealthPublic(BaseModel):
     ok: bool = Field(description="True once the server answers; see `worker.state` for the model.")
     version: str
     data_dir: str
-    worker: dict[str, Any] = Field(description="`state` (starting, loading, ready, error), `model` info, `apmae`, `error`.")
-    atlas: dict[str, Any] = Field(description="Counts: scenarios, inferences, head patterns, jobs by state, index size.")
+    worker: dict[str, Any] = Field(
+        description="`state` (starting, loading, ready, error), `model` info, `apmae`, `error`."
+    )
+    atlas: dict[str, Any] = Field(
+        description="Counts: scenarios, inferences, head patterns, jobs by state, index size."
+    )
 
 
 @router.get("/health", response_model=HealthPublic)

@@ -39,11 +39,17 @@ def _summary(inference: Inference) -> InferenceSummary:
 def read_inferences(
     session: SessionDep,
     task: Annotated[str | None, Query(max_length=64, description="Only this mining task.")] = None,
-    first_token_correct: Annotated[bool | None, Query(description="Only right (true) or wrong (false).")] = None,
+    first_token_correct: Annotated[
+        bool | None, Query(description="Only right (true) or wrong (false).")
+    ] = None,
     span_correct: Annotated[bool | None, Query()] = None,
     model: Annotated[str | None, Query(max_length=200, description="Only this target model.")] = None,
-    file: Annotated[str | None, Query(max_length=500, description="Substring of the source file path.")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in the target or the completion.")] = None,
+    file: Annotated[
+        str | None, Query(max_length=500, description="Substring of the source file path.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the target or the completion.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> InferencePage:
@@ -62,7 +68,10 @@ def read_inferences(
         query = query.where(Inference.model_name == model)
     if q:
         query = query.where(
-            or_(Scenario.target_text.contains(q, autoescape=True), Inference.completion_text.contains(q, autoescape=True))
+            or_(
+                Scenario.target_text.contains(q, autoescape=True),
+                Inference.completion_text.contains(q, autoescape=True),
+            )
         )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Inference.id.desc()).limit(limit).offset(offset)).all()

@@ -20,7 +20,12 @@ JobId = Annotated[int, Path(ge=1, le=2**62, description="A job id.")]
 
 def job_public(job: Job) -> JobPublic:
     eta = None
-    if job.state == "running" and job.started_at and job.progress_total and 0 < job.progress_done < job.progress_total:
+    if (
+        job.state == "running"
+        and job.started_at
+        and job.progress_total
+        and 0 < job.progress_done < job.progress_total
+    ):
         elapsed = (utc_now() - job.started_at).total_seconds()
         eta = elapsed / job.progress_done * (job.progress_total - job.progress_done)
     return JobPublic(

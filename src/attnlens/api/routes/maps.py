@@ -31,13 +31,17 @@ def read_latest_map(
     session: SessionDep,
     settings: SettingsDep,
     max_points: Annotated[int, Query(ge=1, le=5_000_000, description="Most points to return.")] = 200_000,
-    model: Annotated[str | None, Query(max_length=200, description="Target model [default: the served one].")] = None,
+    model: Annotated[
+        str | None, Query(max_length=200, description="Target model [default: the served one].")
+    ] = None,
 ) -> Response:
     """The newest map's points (x, y, pattern id, layer, head, task, correctness, cluster) as column arrays."""
     model_name = model or settings.model.name
     pattern_map = latest_map(store, model_name)
     if pattern_map is None:
-        raise NotFound(f"{model_name} has no map yet; run `attnlens atlas map` (after `attnlens atlas build`).")
+        raise NotFound(
+            f"{model_name} has no map yet; run `attnlens atlas map` (after `attnlens atlas build`)."
+        )
     total = (pattern_map.parameters or {}).get("points")
     if total is None:
         total = session.scalar(select(func.count()).where(MapPoint.pattern_map_id == pattern_map.id)) or 0
@@ -58,7 +62,9 @@ def read_latest_map(
     )  # fmt: skip
     if total > max_points:
         threshold = int(_HASH_RANGE * max_points / total)
-        query = query.where((MapPoint.head_pattern_id * _HASH_MULTIPLIER) % _HASH_RANGE < threshold).limit(max_points)
+        query = query.where((MapPoint.head_pattern_id * _HASH_MULTIPLIER) % _HASH_RANGE < threshold).limit(
+            max_points
+        )
     rows = session.execute(query).all()
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     names = ("x", "y", "id", "layer", "head", "task", "correct", "cluster")

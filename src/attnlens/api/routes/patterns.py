@@ -69,7 +69,9 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
     )
 
 
-def _hits(session: Session, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int) -> list[NeighborHit]:
+def _hits(
+    session: Session, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int
+) -> list[NeighborHit]:
     hits = []
     for pattern_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
         if pattern_id < 0 or pattern_id == skip:
@@ -99,7 +101,14 @@ def _hits(session: Session, ids: np.ndarray, scores: np.ndarray, skip: int | Non
     return hits
 
 
-def _search(session: Session, index: PatternIndex, vector: np.ndarray, k: int, filters: PatternFilter, skip: int | None) -> list[NeighborHit]:
+def _search(
+    session: Session,
+    index: PatternIndex,
+    vector: np.ndarray,
+    k: int,
+    filters: PatternFilter,
+    skip: int | None,
+) -> list[NeighborHit]:
     allowed = None if filters.is_empty else matching_pattern_ids(session, filters)
     if allowed is not None and len(allowed) == 0:
         return []
@@ -121,13 +130,19 @@ def read_pattern_neighbors(
 ) -> NeighborsPublic:
     """The k patterns nearest to this one across the atlas (AP-MAE embeddings), with optional filters."""
     vector = load_embeddings(session, [row.id])[0]
-    filters = PatternFilter(layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model)
+    filters = PatternFilter(
+        layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model
+    )
     return NeighborsPublic(query_id=row.id, hits=_search(session, index, vector, k, filters, skip=row.id))
 
 
 @router.post("/patterns/search", response_model=NeighborsPublic)
-def search_patterns(body: PatternSearch, session: SessionDep, index: IndexDep, worker: WorkerDep) -> NeighborsPublic:
+def search_patterns(
+    body: PatternSearch, session: SessionDep, index: IndexDep, worker: WorkerDep
+) -> NeighborsPublic:
     """Nearest stored patterns to an uploaded attention matrix (the worker embeds it with AP-MAE)."""
     vector = worker.embed_pattern(np.asarray(body.values, dtype=np.float32))
-    filters = PatternFilter(layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct)
+    filters = PatternFilter(
+        layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct
+    )
     return NeighborsPublic(query_id=None, hits=_search(session, index, vector, body.k, filters, skip=None))
