@@ -27,6 +27,8 @@ def test_compose_names_the_right_services_and_commands():
         assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
     assert (ROOT / "docker" / "Dockerfile").is_file()
     assert backend["ports"] == ["127.0.0.1:8000:8000"]  # loopback unless changed on purpose
+    # the backend looks up clusters, maps and predictors by the served model's name: both must agree
+    assert backend["environment"]["ATTNLENS_MODEL__NAME"] == worker["environment"]["ATTNLENS_MODEL__NAME"]
 
 
 def test_compose_commands_exist_in_the_code():

@@ -17,7 +17,7 @@ from attnlens.cli.common import settings_of
 
 predictors_app = typer.Typer(help="Correctness predictors: train them per task, report their quality.", no_args_is_help=True)
 
-ModelOption = Annotated[str | None, typer.Option(help="Target model whose atlas to analyse [default: model.name].")]
+ModelOption = Annotated[str | None, typer.Option(help="Target model whose atlas to analyse (default: model.name).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +73,7 @@ def cluster_map(ctx: typer.Context, model: ModelOption = None) -> None:
 @predictors_app.command("train")
 def train(
     ctx: typer.Context,
-    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks [default: every task in the atlas, and noise].")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: every task in the atlas, and noise).")] = None,
     model: ModelOption = None,
 ) -> None:
     """Cross-validate and train both predictor kinds per task on the latest clustering."""

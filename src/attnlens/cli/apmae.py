@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         corpus: Annotated[Path, typer.Option(help="Folder or .zip of .java files (e.g. the JDK's src.zip).")],
         model: Annotated[
-            str | None, typer.Option(help="Target model preset, hub id or folder [default: settings].")
+            str | None, typer.Option(help="Target model preset, hub id or folder (default: settings).")
         ] = None,
         size: Annotated[
             str, typer.Option(help="AP-MAE size: smollm2-default, paper, tiny, or a config.json path.")
@@ -27,10 +27,10 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="mae (correct MAE decoder) or paper (released behaviour).")
         ] = "mae",
         out: Annotated[
-            Path | None, typer.Option(help="Run folder [default: <data>/checkpoints/apmae-<model>-<mode>].")
+            Path | None, typer.Option(help="Run folder (default: <data>/checkpoints/apmae-<model>-<mode>).")
         ] = None,
         cache: Annotated[
-            Path | None, typer.Option(help="Pattern cache folder [default: <data>/apmae-cache/<model>].")
+            Path | None, typer.Option(help="Pattern cache folder (default: <data>/apmae-cache/<model>).")
         ] = None,
         windows: Annotated[int, typer.Option(help="Corpus windows (inferences) to cache.", min=1)] = 1000,
         heads_fraction: Annotated[
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         checkpoint: Annotated[str, typer.Option(help="`default` or a checkpoint folder.")] = "default",
         cache: Annotated[
-            Path | None, typer.Option(help="Pattern cache [default: the one it was trained on].")
+            Path | None, typer.Option(help="Pattern cache (default: the one it was trained on).")
         ] = None,
         png: Annotated[Path | None, typer.Option(help="Where to write originals vs reconstructions.")] = None,
         decoder_mode: Annotated[

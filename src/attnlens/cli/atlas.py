@@ -20,12 +20,12 @@ def register(app: typer.Typer) -> None:
 def build(
     ctx: typer.Context,
     corpus: Annotated[str, typer.Option(help="Folder of .java files, zip/jar of sources, JSONL, or hf:<dataset>.")],
-    model: Annotated[str | None, typer.Option(help="Target model preset, hub id or folder [default: smollm2].")] = None,
+    model: Annotated[str | None, typer.Option(help="Target model preset, hub id or folder (default: smollm2).")] = None,
     per_task: Annotated[int, typer.Option(help="Scenarios per task.", min=1)] = 50,
     tasks: Annotated[str, typer.Option(help="`all` or comma-separated task names.")] = "all",
-    seed: Annotated[int | None, typer.Option(help="Mining seed [default: mining.seed].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Scenarios per forward pass [default: atlas.batch_size].")] = None,
-    checkpoint: Annotated[str | None, typer.Option(help="AP-MAE checkpoint folder [default: the shipped one].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Mining seed (default: mining.seed).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Scenarios per forward pass (default: atlas.batch_size).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="AP-MAE checkpoint folder (default: the shipped one).")] = None,
 ) -> None:
     """Mine scenarios, run the model, embed every head, store and index them. Re-run to resume."""
     from tqdm import tqdm

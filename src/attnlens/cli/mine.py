@@ -24,12 +24,12 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         tasks: Annotated[str, typer.Option(help="`all` or a comma-separated list of task names.")] = "all",
-        per_task: Annotated[int | None, typer.Option(help="Scenarios per task [default: 1000].")] = None,
+        per_task: Annotated[int | None, typer.Option(help="Scenarios per task (default: 1000).")] = None,
         model: Annotated[
-            str | None, typer.Option(help="Model whose tokenizer builds the prompts [default: smollm2].")
+            str | None, typer.Option(help="Model whose tokenizer builds the prompts (default: smollm2).")
         ] = None,
-        context: Annotated[int | None, typer.Option(help="Prompt length in tokens [default: 256].")] = None,
-        seed: Annotated[int | None, typer.Option(help="Seed of every random choice [default: 0].")] = None,
+        context: Annotated[int | None, typer.Option(help="Prompt length in tokens (default: 256).")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed of every random choice (default: 0).")] = None,
         shuffle: Annotated[
             bool, typer.Option(help="Read the corpus in a seeded random order (spreads scenarios over it).")
         ] = True,
