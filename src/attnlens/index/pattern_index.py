@@ -1,6 +1,6 @@
 """`PatternIndex`: nearest-neighbour search over head-pattern embeddings, with FAISS ids = head_pattern ids.
 
-Two shapes, chosen by size (docs/benchmarks-store.md has the measurements behind them):
+Two shapes, chosen by size (docs/benchmarks.md, "Store and index", has the measurements behind them):
 - flat (exact): `IndexIDMap2(IndexFlat)`, up to `IndexSettings.flat_max_vectors`;
 - compressed: `IndexIVFPQ` (ids stored in its inverted lists), `pq_bytes` bytes per vector. Its candidates
   (k x `rerank_factor`) are re-ranked exactly with the float16 embeddings from the database when the index

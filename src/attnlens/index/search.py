@@ -1,6 +1,7 @@
 """FAISS searches with an id filter, and the exact scores used to re-rank compressed results.
 
-Two ways to apply a filter, picked by how much of the index it admits (docs/benchmarks-store.md):
+Two ways to apply a filter, picked by how much of the index it admits (measured in docs/benchmarks.md,
+"Store and index"):
 - narrow filters: a FAISS id selector (a bitmap of allowed ids) in the search parameters, so the index
   skips other vectors while it scans. An IVF index scans `nprobe` of its lists; when only a
   fraction `s` of the vectors may match, it scans about `nprobe / s` lists, so that about as many

@@ -47,7 +47,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             if not in_memory:
                 # Only takes effect in a new, empty file (WAL fixes the page size afterwards). A head pattern
                 # row is about 850 bytes: 4 KiB pages hold 4 of them and waste 15%, 16 KiB pages waste 1%
-                # (docs/benchmarks-store.md).
+                # (docs/benchmarks.md, "Store and index").
                 cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
                 cursor.execute("PRAGMA journal_mode=WAL")
                 # With WAL, NORMAL is durable against application crashes and much faster than FULL.

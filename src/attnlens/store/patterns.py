@@ -122,7 +122,7 @@ class PatternFilter:
 
         Conditions on the inference or scenario become `inference_id IN (SELECT ...)`: the database then
         walks the (inference_id, layer, head) index instead of scanning the wide head_pattern rows, which
-        was 10x faster on SQLite at 54k patterns (docs/benchmarks-store.md).
+        was 10x faster on SQLite at 54k patterns (docs/benchmarks.md, "Store and index").
         """
         if self.layer is not None:
             query = query.where(HeadPattern.layer == self.layer)
@@ -155,7 +155,7 @@ def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.
         else compiled.params
     )
     # Straight from the driver's cursor: ORM and Core row handling cost 10-50x more than the query itself
-    # for the hundreds of thousands of ids a broad filter returns (docs/benchmarks-store.md).
+    # for the hundreds of thousands of ids a broad filter returns (docs/benchmarks.md, "Store and index").
     result = connection.exec_driver_sql(str(compiled), params)
     ids = np.fromiter((row[0] for row in result.cursor), dtype=np.int64)
     result.close()
