@@ -151,8 +151,10 @@ def run_build(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_failures_listed: int = 20,
+    run_model: Callable[..., Any] | None = None,
 ) -> BuildReport:
-    """Build (or resume) an atlas. Per-scenario failures are counted and reported, not fatal."""
+    """Build (or resume) an atlas. Per-scenario failures are counted and reported, not fatal.
+    `run_model(fn, *args)` runs each batch's model work (a server passes its model thread's)."""
     started = time.perf_counter()
     report = BuildReport()
     by_id, stats = mine_and_save(settings, store, model, request)
@@ -168,7 +170,11 @@ def run_build(
             report.cancelled = True
             break
         batch_ids = todo[start : start + request.batch_size]
-        items, failures = _process_resilient(model, embed, [(i, by_id[i]) for i in batch_ids], settings)
+        batch = [(i, by_id[i]) for i in batch_ids]
+        if run_model is None:
+            items, failures = _process_resilient(model, embed, batch, settings)
+        else:
+            items, failures = run_model(_process_resilient, model, embed, batch, settings)
         for scenario_id, message in failures:
             report.failed += 1
             if len(report.failures) < max_failures_listed:

@@ -9,7 +9,7 @@ cluster predictor (stored with its evaluation); `random` needs no predictor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,11 +66,16 @@ def held_out_scenarios(ctx: JobContext, model: Any, task: str, count: int, corpu
     return out
 
 
-def first_token_correct(model: Any, scenarios: list[Any], heads: Sequence[HeadRef] = ()) -> np.ndarray:
+def first_token_correct(
+    model: Any, scenarios: list[Any], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] | None = None
+) -> np.ndarray:
+    """Whether the model's greedy first token is each scenario's; `run_model(fn, *args)` runs each batch
+    (a server passes its model thread's, so the ablation hooks never overlap another call)."""
+    run = run_model or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
     hits = []
     for start in range(0, len(scenarios), BATCH):
         chunk = scenarios[start : start + BATCH]
-        logits = model.next_token_logits_batch([s.prompt_ids for s in chunk], ablate=heads)
+        logits = run(model.next_token_logits_batch, [s.prompt_ids for s in chunk], ablate=heads)
         hits += [int(row.argmax()) == s.target_ids[0] for row, s in zip(logits, chunk, strict=True)]
     return np.asarray(hits, dtype=bool)
 
@@ -93,14 +98,15 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
         raise InsufficientData(f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus.")
     total = len(rules) * len(counts) + 1
     ctx.progress(0, total, f"baseline over {len(scenarios)} held-out scenarios")
-    baseline = first_token_correct(model, scenarios)
+    run_model = getattr(ctx.runtime, "run_model", None)
+    baseline = first_token_correct(model, scenarios, run_model=run_model)
     rows, step = [], 1
     for rule in rules:
         for n in counts:
             if ctx.should_stop():
                 raise JobCancelled()
             chosen = select_heads(shap, rule, n, eps=ctx.settings.analysis.neutral_shap_eps, seed=seed)
-            after = first_token_correct(model, scenarios, chosen.heads)
+            after = first_token_correct(model, scenarios, chosen.heads, run_model=run_model)
             stats = ablation_statistics(baseline, after, resamples=ctx.settings.analysis.bootstrap_resamples, seed=seed)
             rows.append(
                 {

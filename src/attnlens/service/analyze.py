@@ -214,7 +214,7 @@ def analyze_code(
                 select(Inference.id).where(Inference.scenario_id == scenario_id, Inference.model_name == model.info.name)
             )
         with worker.gate.slot():
-            run = run_pasted(model, apmae, pasted, settings.atlas.thumbnail_size)
+            run = worker.run_model(run_pasted, model, apmae, pasted, settings.atlas.thumbnail_size)
         if existing is None:
             try:
                 with store.session(immediate=True) as session:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from attnlens.errors import AttnLensError, ModelUnavailable
 from attnlens.service.gate import ModelGate
+from attnlens.service.model_thread import ModelThread
 
 if TYPE_CHECKING:
     from attnlens.apmae import APMAE
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from attnlens.store import Store
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class LocalWorker:
@@ -39,19 +44,19 @@ class LocalWorker:
         self._error: str | None = None
         self._apmae_error: str | None = None
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._loading: Future[None] | None = None
+        # Every model call (loading, interactive calls, job batches) runs on this one thread: see its module.
+        self.model_thread = ModelThread()
         self.runner: JobRunner | None = None
         self.gate = ModelGate(settings.api.max_concurrent_model_calls, settings.api.max_queued_requests)
         self._attention_cache: Any = None
+        self._baselines: Any = None  # calls.BaselineCache, made on first use (it imports torch)
 
     def start(self, *, background: bool = True, run_jobs: bool = False) -> None:
         """Load the models (in a thread unless `background` is False); then, with `run_jobs`, run jobs."""
-        if background:
-            target = lambda: self._load(run_jobs=run_jobs)  # noqa: E731
-            self._thread = threading.Thread(target=target, name="attnlens-model-loader", daemon=True)
-            self._thread.start()
-        else:
-            self._load(run_jobs=run_jobs)
+        self._loading = self.model_thread.submit(self._load, run_jobs=run_jobs)
+        if not background:
+            self._loading.result()
 
     def _load(self, *, run_jobs: bool) -> None:
         with self._lock:
@@ -94,8 +99,12 @@ class LocalWorker:
         self.runner.start()
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._loading is not None:
+            wait([self._loading], timeout)
+
+    def run_model(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` (anything that uses the model or AP-MAE) on the model thread; jobs use this too."""
+        return self.model_thread.run(fn, *args, **kwargs)
 
     @property
     def model(self) -> TargetModel:
@@ -130,14 +139,14 @@ class LocalWorker:
         with self.gate.slot():
             if self._attention_cache is None:
                 self._attention_cache = calls.AttentionCache()
-            return calls.head_pattern(self.model, self._attention_cache, prompt_ids, ref)
+            return self.run_model(calls.head_pattern, self.model, self._attention_cache, prompt_ids, ref)
 
     def embed_pattern(self, pattern: Any) -> Any:
         """AP-MAE embedding (numpy, (dim,)) of one raw (n, n) attention pattern."""
         from attnlens.service import calls
 
         with self.gate.slot():
-            return calls.embed_pattern(self.apmae, pattern)
+            return self.run_model(calls.embed_pattern, self.apmae, pattern)
 
     def ablate(
         self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
@@ -146,9 +155,12 @@ class LocalWorker:
         from attnlens.service import calls
 
         with self.gate.slot():
-            return calls.ablate(
-                self.model, prompt_ids, heads, max_new_tokens=max_new_tokens, expected_token_id=expected_token_id
-            )
+            if self._baselines is None:
+                self._baselines = calls.BaselineCache()
+            return self.run_model(
+                calls.ablate, self.model, prompt_ids, heads, max_new_tokens=max_new_tokens,
+                expected_token_id=expected_token_id, baselines=self._baselines,
+            )  # fmt: skip
 
     def token_table(self) -> Any:
         """The mining token table of the loaded model's tokenizer (built once)."""
