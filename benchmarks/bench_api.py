@@ -83,15 +83,21 @@ def discover(client: Client) -> tuple[list[int], list[int], list[str]]:
 
 
 def operations(inferences: list[int], patterns: list[int], names: list[str], seed: int):
+    """Request makers by kind. The worker keeps the un-ablated baseline of recent prompts, so ablation is
+    timed two ways: `ablate_first` on an inference not ablated before (baseline + ablated generation) and
+    `ablate_again` on one already ablated with other heads (the gallery's click-head-after-head flow)."""
     rng = random.Random(seed)
     code, start, end = java_snippet()
+    fresh = iter(inferences[1:])
+
+    def ablation(inference_id: int):
+        return ("POST", f"/api/inferences/{inference_id}/ablations", {"heads": rng.sample(names, 3), "max_new_tokens": 16})
+
     return {
         "analyze": lambda: ("POST", "/api/analyze", {"code": code, "hole": {"start": start, "end": end}}),
-        "ablate": lambda: (
-            "POST",
-            f"/api/inferences/{rng.choice(inferences)}/ablations",
-            {"heads": rng.sample(names, 3), "max_new_tokens": 16},
-        ),
+        "ablate_first": lambda: ablation(next(fresh)),
+        "ablate_again": lambda: ablation(inferences[0]),
+        "ablate": lambda: ablation(rng.choice(inferences)),
         "neighbors": lambda: ("GET", f"/api/patterns/{rng.choice(patterns)}/neighbors?k=12", None),
     }
 
@@ -104,7 +110,7 @@ def summarise(name: str, times: list[float]) -> dict[str, float]:
         "max_s": max(times),
     }
     print(
-        f"  {name:10s} n={row['n']:3d}  p50 {row['p50_s'] * 1000:8.1f} ms  p95 {row['p95_s'] * 1000:8.1f} ms  max {row['max_s'] * 1000:8.1f} ms"
+        f"  {name:12s} n={row['n']:3d}  p50 {row['p50_s'] * 1000:8.1f} ms  p95 {row['p95_s'] * 1000:8.1f} ms  max {row['max_s'] * 1000:8.1f} ms"
     )
     return row
 
@@ -114,6 +120,8 @@ def sequential(url: str, ops, repeats: int, timeout: float) -> tuple[dict, Count
     results = {}
     print(f"one client, {repeats} requests per kind (after one warm-up each):")
     for name, make in ops.items():
+        if name == "ablate":  # the mixed kind, for the concurrent phase
+            continue
         client.call(*make())  # warm-up: first-call costs (kNN assigners, caches) are not latency
         times = []
         for _ in range(repeats):
@@ -200,6 +208,8 @@ def main() -> None:
     print(f"{platform.machine()}, {platform.processor() or 'cpu'}")
     inferences, patterns, names = discover(Client(args.url, args.timeout))
     ops = operations(inferences, patterns, names, args.seed)
+    if len(inferences) < args.sequential + 2:
+        raise SystemExit(f"ablate_first needs {args.sequential + 2} inferences; the atlas listed {len(inferences)}")
     unknown = set(mix) - set(ops)
     if unknown:
         raise SystemExit(f"unknown kinds in --mix: {sorted(unknown)}; use {sorted(ops)}")

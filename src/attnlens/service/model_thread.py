@@ -6,8 +6,9 @@ Why one thread, not the web server's thread pool:
   interactive ablation would store patterns of the ablated model. On one thread, calls cannot overlap.
 - On CPU, each thread that runs torch ops gets its own OpenMP team. Once teams hold more threads than
   there are cores, libgomp stops spinning between parallel regions, and every op pays a thread wake-up:
-  ablate-and-regenerate (two 16-token generations of SmolLM2) took 1.6 s on the thread that loaded the
-  model and 1.9-2.5 s from other threads on our 2-core machine (docs/benchmarks.md, "API latency").
+  ablate-and-regenerate (two 16-token SmolLM2 generations) took 1.5-1.65 s while one thread had used
+  torch and 1.85-2.0 s on every thread once a second one had, on our 2-core machine (docs/benchmarks.md,
+  "API latency").
 
 Calls queue in order: an interactive request waits for at most the one call running (a build batch, an
 ablation), and the API's `ModelGate` still bounds how many may wait.
