@@ -31,12 +31,26 @@ async function predictorsCard() {
   const predictors = await api("/api/predictors");
   if (!Array.isArray(predictors) || predictors.length === 0)
     return card("Correctness predictors", h("p", { class: "muted" }, "None trained yet: the demo atlas trains them after its build, clustering and map; or run `attnlens predictors train`."));
-  return card(
-    "Correctness predictors",
+  // One row per task, one column per predictor kind: comparing kinds on a task is what the table is for.
+  const kinds = [...new Set(predictors.map((p) => p.kind ?? p.name))].sort();
+  const byTask = new Map();
+  for (const p of predictors) {
+    if (!byTask.has(p.task)) byTask.set(p.task, {});
+    byTask.get(p.task)[p.kind ?? p.name] = p;
+  }
+  const cell = (p) => {
+    if (!p) return h("td", { class: "muted" }, "–");
+    const above = p.accuracy_low > p.chance;
+    return h("td", { class: above ? "above-chance" : "", title: above ? "95% interval above chance" : "95% interval contains chance (or lies below it)" },
+      `${pct(p.accuracy)} [${pct(p.accuracy_low)}, ${pct(p.accuracy_high)}]`, h("span", { class: "muted" }, ` · n=${p.n_rows}`));
+  };
+  const tasks = [...byTask.keys()].sort();
+  const anyRow = (task) => Object.values(byTask.get(task))[0];
+  return h("section", { class: "card wide", id: "predictors" }, h("h3", {}, "Correctness predictors"),
     h("table", { class: "compact" },
-      h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "kind"), h("th", {}, "accuracy [95% CI]"), h("th", {}, "chance"))),
-      h("tbody", {}, predictors.map((p) => h("tr", {}, h("td", {}, p.task ?? "–"), h("td", {}, p.kind ?? p.name),
-        h("td", {}, `${pct(p.accuracy)} [${pct(p.accuracy_low)}, ${pct(p.accuracy_high)}]`), h("td", {}, pct(p.chance)))))),
+      h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "chance"), ...kinds.map((k) => h("th", {}, `${k}: CV accuracy [95% CI]`)))),
+      h("tbody", {}, tasks.map((task) => h("tr", {}, h("td", {}, task), h("td", {}, pct(anyRow(task).chance)), ...kinds.map((k) => cell(byTask.get(task)[k])))))),
+    h("p", { class: "muted" }, "Bold: the interval lies above chance (the majority-class rate). An interval that contains chance means the predictor is not distinguishable from always guessing the majority class on this many rows. `noise` is a control with arbitrary labels: a bold row there is a false positive, which 95% intervals give about once in 40 tests."),
   );
 }
 
