@@ -55,6 +55,53 @@ def test_overview_shows_counts_tasks_and_filters_completions(page, browser_atlas
     assert page.locator("#inference-list tbody tr").count() == expected
 
 
+def test_overview_predictor_table_has_a_row_per_task_and_marks_intervals_above_chance(page, browser_atlas):
+    """Predictor rows as the training job stores them (the tiny atlas is too small to train real ones;
+    nothing here loads their model blob), removed again so the other pages see none."""
+    from sqlalchemy import delete
+
+    from attnlens.store.models import Predictor, PredictorEvaluation
+
+    settings, store = browser_atlas
+    rows = [  # task, kind, accuracy, low, high, chance
+        ("identifiers", "clusters_catboost", 0.80, 0.70, 0.88, 0.50),
+        ("identifiers", "embeddings_pca_logreg", 0.55, 0.40, 0.70, 0.50),
+        ("noise", "embeddings_pca_logreg", 0.48, 0.33, 0.63, 0.50),
+    ]
+    ids = []
+    with store.session() as session:
+        for task, kind, accuracy, low, high, chance in rows:
+            predictor = Predictor(name=f"{settings.model.name}/{task}/{kind}", kind=kind, model_name=settings.model.name,
+                                  task=task, parameters={}, n_train=40, blob=b"not loaded by this page")  # fmt: skip
+            session.add(predictor)
+            session.flush()
+            session.add(PredictorEvaluation(predictor_id=predictor.id, n_rows=40, folds=5, accuracy=accuracy,
+                                            accuracy_low=low, accuracy_high=high, brier=0.2, calibration_error=0.1,
+                                            details={"chance": chance}))  # fmt: skip
+            ids.append(predictor.id)
+    try:
+        open_view(page, "#/")
+        table = page.locator("#predictors table")
+        table.wait_for()
+        headers = table.locator("thead th").all_inner_texts()
+        assert headers[:2] == ["task", "chance"]
+        assert [h.split(":")[0] for h in headers[2:]] == ["clusters_catboost", "embeddings_pca_logreg"]
+        body = table.locator("tbody tr")
+        assert body.locator("td:first-child").all_inner_texts() == ["identifiers", "noise"]
+        identifiers, noise = body.nth(0).locator("td"), body.nth(1).locator("td")
+        assert identifiers.nth(1).inner_text() == "50.0%"
+        assert identifiers.nth(2).inner_text().startswith("80.0% [70.0%, 88.0%]")
+        assert identifiers.nth(2).get_attribute("class") == "above-chance"
+        assert identifiers.nth(3).get_attribute("class") == ""  # 40% < 50%: the interval contains chance
+        assert noise.nth(2).inner_text() == "–"  # no catboost predictor for noise
+        assert noise.nth(3).get_attribute("class") == ""
+    finally:
+        with store.session() as session:
+            session.execute(delete(PredictorEvaluation).where(PredictorEvaluation.predictor_id.in_(ids)))
+            session.execute(delete(Predictor).where(Predictor.id.in_(ids)))
+    assert page.request.get("/api/predictors").json() == []
+
+
 def test_gallery_click_head_shows_pattern_cluster_and_clickable_neighbours(page):
     inference = first_inference(page)
     open_view(page, f"#/inference/{inference['id']}")

@@ -40,7 +40,10 @@ function predictionView(result) {
     h("div", { class: "big" }, `${pct(p.probability_correct)} likely correct`),
     h("div", { class: "meter" }, h("div", { class: "bar", style: `width:${(100 * p.probability_correct).toFixed(1)}%` }),
       h("div", { class: "chance", style: `left:${(100 * pr.chance).toFixed(1)}%`, title: "chance level" })),
-    h("p", { class: "muted" }, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}): measured accuracy ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`));
+    h("p", { class: "muted" }, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}): measured accuracy ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`),
+    // A probability from a predictor that cannot beat the majority class invites over-reading: say so.
+    pr.accuracy_low > pr.chance ? null
+      : h("p", { class: "notice", id: "prediction-uninformative" }, "This predictor's accuracy is not distinguishable from chance (its 95% interval does not lie above the majority-class rate), so this probability says little. Build a larger atlas for this task and retrain the predictors."));
 }
 
 function holeView(r) {
