@@ -44,6 +44,36 @@ def test_stats_name_the_pattern_types():
     assert set(stats.row(3)) == {"entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass"}
 
 
+def _reference_stats(p: np.ndarray) -> dict[str, np.ndarray]:
+    """The definitions, row by row in float64."""
+    batch, n, _ = p.shape
+    out = {name: np.zeros(batch) for name in ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")}
+    for b in range(batch):
+        for q in range(n):
+            row = p[b, q, : q + 1]
+            if q > 0:
+                nz = row[row > 0]
+                out["entropy"][b] += -(nz * np.log(nz)).sum() / np.log(q + 1) / (n - 1)
+                out["previous_token_mass"][b] += p[b, q, q - 1] / (n - 1)
+            out["diagonal_mass"][b] += p[b, q, q] / n
+            out["first_token_mass"][b] += p[b, q, 0] / n
+            out["local_mass"][b] += row[max(0, q - 7) :].sum() / n
+    return out
+
+
+def test_stats_match_the_definitions_on_random_causal_patterns():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 40, 40)) * 3
+    logits[:, np.triu_indices(40, 1)[0], np.triu_indices(40, 1)[1]] = -np.inf
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p[rng.random(p.shape) < 0.2] = 0.0  # exact zeros, as float32 softmax gives far from the peak
+    p[:, np.arange(40), np.arange(40)] += 1e-3
+    p /= p.sum(-1, keepdims=True)
+    stats = pattern_stats(torch.from_numpy(p.astype(np.float32)))
+    for name, expected in _reference_stats(p).items():
+        np.testing.assert_allclose(getattr(stats, name), expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_thumbnails_are_small_uint8_and_keep_the_structure():
     thumbs = thumbnails(torch.stack([_diagonal(), _sink()]), size=16)
     assert thumbs.shape == (2, 16, 16) and thumbs.dtype == np.uint8
