@@ -32,6 +32,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _log_failure(future: Future[None]) -> None:
+    """Load failures are caught inside `_load`; anything else (starting the jobs) must not vanish."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the worker failed to start its jobs", exc_info=future.exception())
+
+
 class LocalWorker:
     """Holds the models and runs jobs, in this process."""
 
@@ -55,6 +61,7 @@ class LocalWorker:
     def start(self, *, background: bool = True, run_jobs: bool = False) -> None:
         """Load the models (in a thread unless `background` is False); then, with `run_jobs`, run jobs."""
         self._loading = self.model_thread.submit(self._load, run_jobs=run_jobs)
+        self._loading.add_done_callback(_log_failure)
         if not background:
             self._loading.result()
 
