@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from attnlens.config import Settings
@@ -36,6 +36,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 WorkerDep = Annotated[WorkerClient, Depends(get_worker)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SessionDep = Annotated[Session, Depends(get_session)]
+# `?model=` of the analysis endpoints (maps, clusters, predictors); None means the served model.
+ModelQuery = Annotated[str | None, Query(max_length=200, description="Target model [default: the served one].")]
 
 
 def valid_inference_id(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from attnlens.api.deps import SessionDep, SettingsDep, StoreDep
+from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import ClusterPublic
 from attnlens.atlas.analysis_data import latest_clustering
 from attnlens.errors import NotFound
@@ -23,9 +21,7 @@ def read_head_clusters(
     store: StoreDep,
     session: SessionDep,
     settings: SettingsDep,
-    model: Annotated[
-        str | None, Query(max_length=200, description="Target model [default: the served one].")
-    ] = None,
+    model: ModelQuery = None,
 ) -> list[ClusterPublic]:
     """A head's clusters (`name` like L3H5): size, medoid pattern, and task and node-type counts."""
     ref = HeadRef.parse(name)

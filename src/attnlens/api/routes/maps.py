@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from attnlens.api.deps import SessionDep, SettingsDep, StoreDep
+from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import MapPublic
 from attnlens.atlas.analysis_data import latest_clustering, latest_map
 from attnlens.errors import NotFound
@@ -31,9 +31,7 @@ def read_latest_map(
     session: SessionDep,
     settings: SettingsDep,
     max_points: Annotated[int, Query(ge=1, le=5_000_000, description="Most points to return.")] = 200_000,
-    model: Annotated[
-        str | None, Query(max_length=200, description="Target model [default: the served one].")
-    ] = None,
+    model: ModelQuery = None,
 ) -> Response:
     """The newest map's points (x, y, pattern id, layer, head, task, correctness, cluster) as column arrays."""
     model_name = model or settings.model.name

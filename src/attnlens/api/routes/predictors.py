@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import select
 
-from attnlens.api.deps import SessionDep, SettingsDep
+from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep
 from attnlens.api.schemas import PredictorSummary
 from attnlens.store.models import Predictor, PredictorEvaluation
 
@@ -18,9 +16,7 @@ router = APIRouter(tags=["analysis"])
 def read_predictors(
     session: SessionDep,
     settings: SettingsDep,
-    model: Annotated[
-        str | None, Query(max_length=200, description="Target model [default: the served one].")
-    ] = None,
+    model: ModelQuery = None,
 ) -> list[PredictorSummary]:
     """Per task and predictor kind, the newest predictor with its cross-validated accuracy [95% CI], chance
     level, Brier score and calibration error. Empty until `attnlens predictors train` (or the demo chain) ran."""
