@@ -26,6 +26,7 @@ from attnlens.errors import AttnLensError
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
 from attnlens.model import TargetModel
+from attnlens.service.model_thread import run_here
 from attnlens.store import Store, save_scenarios
 from attnlens.store.models import Inference
 from attnlens.store.patterns import save_head_patterns, save_inference
@@ -151,10 +152,11 @@ def run_build(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_failures_listed: int = 20,
-    run_model: Callable[..., Any] | None = None,
+    run_model: Callable[..., Any] = run_here,
 ) -> BuildReport:
     """Build (or resume) an atlas. Per-scenario failures are counted and reported, not fatal.
-    `run_model(fn, *args)` runs each batch's model work (a server passes its model thread's)."""
+    `run_model(fn, *args)` runs each batch's model work (a job passes `ctx.run_model`, which is the
+    worker's model thread)."""
     started = time.perf_counter()
     report = BuildReport()
     by_id, stats = mine_and_save(settings, store, model, request)
@@ -171,10 +173,7 @@ def run_build(
             break
         batch_ids = todo[start : start + request.batch_size]
         batch = [(i, by_id[i]) for i in batch_ids]
-        if run_model is None:
-            items, failures = _process_resilient(model, embed, batch, settings)
-        else:
-            items, failures = run_model(_process_resilient, model, embed, batch, settings)
+        items, failures = run_model(_process_resilient, model, embed, batch, settings)
         for scenario_id, message in failures:
             report.failed += 1
             if len(report.failures) < max_failures_listed:

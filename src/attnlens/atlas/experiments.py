@@ -20,6 +20,7 @@ from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
 from attnlens.service.jobs import JobCancelled, JobContext, require
+from attnlens.service.model_thread import run_here
 from attnlens.store.models import CorpusFile, Predictor, PredictorEvaluation, Scenario
 
 HELD_OUT_SEED_OFFSET = 1_000_003
@@ -67,15 +68,14 @@ def held_out_scenarios(ctx: JobContext, model: Any, task: str, count: int, corpu
 
 
 def first_token_correct(
-    model: Any, scenarios: list[Any], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] | None = None
+    model: Any, scenarios: list[Any], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] = run_here
 ) -> np.ndarray:
     """Whether the model's greedy first token is each scenario's; `run_model(fn, *args)` runs each batch
-    (a server passes its model thread's, so the ablation hooks never overlap another call)."""
-    run = run_model or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
+    (a job passes `ctx.run_model`, so the ablation hooks never overlap another call)."""
     hits = []
     for start in range(0, len(scenarios), BATCH):
         chunk = scenarios[start : start + BATCH]
-        logits = run(model.next_token_logits_batch, [s.prompt_ids for s in chunk], ablate=heads)
+        logits = run_model(model.next_token_logits_batch, [s.prompt_ids for s in chunk], ablate=heads)
         hits += [int(row.argmax()) == s.target_ids[0] for row, s in zip(logits, chunk, strict=True)]
     return np.asarray(hits, dtype=bool)
 
@@ -98,15 +98,14 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
         raise InsufficientData(f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus.")
     total = len(rules) * len(counts) + 1
     ctx.progress(0, total, f"baseline over {len(scenarios)} held-out scenarios")
-    run_model = getattr(ctx.runtime, "run_model", None)
-    baseline = first_token_correct(model, scenarios, run_model=run_model)
+    baseline = first_token_correct(model, scenarios, run_model=ctx.run_model)
     rows, step = [], 1
     for rule in rules:
         for n in counts:
             if ctx.should_stop():
                 raise JobCancelled()
             chosen = select_heads(shap, rule, n, eps=ctx.settings.analysis.neutral_shap_eps, seed=seed)
-            after = first_token_correct(model, scenarios, chosen.heads, run_model=run_model)
+            after = first_token_correct(model, scenarios, chosen.heads, run_model=ctx.run_model)
             stats = ablation_statistics(baseline, after, resamples=ctx.settings.analysis.bootstrap_resamples, seed=seed)
             rows.append(
                 {

@@ -53,7 +53,7 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
         embedder=runtime.embedder_name,
         progress=progress,
         should_stop=ctx.should_stop,
-        run_model=getattr(runtime, "run_model", None),
+        run_model=ctx.run_model,
     )
     result = report.to_dict()
     result["index"] = sync_index(ctx.settings, ctx.store)

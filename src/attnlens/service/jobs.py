@@ -62,6 +62,12 @@ class JobContext:
     def should_stop(self) -> bool:
         return self.cancel_requested
 
+    def run_model(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a job's model work where the runtime runs model calls (a LocalWorker's model thread, so it
+        never overlaps an interactive ablation); a runtime without one runs it here."""
+        run = getattr(self.runtime, "run_model", None)
+        return run(fn, *args, **kwargs) if run is not None else fn(*args, **kwargs)
+
 
 JobHandler = Callable[[JobContext], dict[str, Any]]
 
