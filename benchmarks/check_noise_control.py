@@ -23,6 +23,8 @@ from attnlens.config import Settings
 from attnlens.heads import HeadRef
 
 JDK = "/usr/lib/jvm/openjdk-17/lib/src.zip"
+# SmolLM2's 30 layers x 9 heads: the embedded model, the one the demo atlas and --fresh use.
+HEADS = [HeadRef(layer, h) for layer in range(30) for h in range(9)]
 
 
 def atlas_rows(data_dir: Path) -> np.ndarray:
@@ -34,10 +36,8 @@ def atlas_rows(data_dir: Path) -> np.ndarray:
     clustering = latest_clustering(store, settings.model.name)
     if clustering is None:
         raise SystemExit(f"no clustering in {data_dir}: run the analysis jobs first")
-    n_layers, n_heads = 30, 9  # SmolLM2, the model the demo atlas uses
-    heads = [HeadRef(layer, h) for layer in range(n_layers) for h in range(n_heads)]
     with store.session() as session:
-        rows = load_task_rows(session, Selection(settings.model.name, "default"), "noise", clustering.id, heads)
+        rows = load_task_rows(session, Selection(settings.model.name, "default"), "noise", clustering.id, HEADS)
     return rows.embeddings
 
 
@@ -70,13 +70,12 @@ def main() -> None:
     args = parser.parse_args()
 
     embeddings = atlas_rows(args.data_dir) if args.data_dir else fresh_rows(args.fresh)
-    n, n_heads = embeddings.shape[:2]
-    heads = [HeadRef(j // 9, j % 9) for j in range(n_heads)]
+    n = embeddings.shape[0]
     settings = Settings().analysis
 
     def accuracy(labels: np.ndarray):
         return cross_validate_predictor(
-            "embeddings_pca_logreg", embeddings, labels, heads, settings, shuffled_control=False
+            "embeddings_pca_logreg", embeddings, labels, HEADS, settings, shuffled_control=False
         ).accuracy
 
     alternating = accuracy(np.arange(n) % 2 == 0)
