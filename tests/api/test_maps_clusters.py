@@ -3,6 +3,7 @@ the `atlas_cluster` and `atlas_map` jobs ran on it (slow: the jobs run UMAP, onc
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def copy_tiny_atlas(tiny_atlas, data_dir: Path) -> Settings:
         source.backup(target)
     source.close()
     target.close()
+    shutil.copytree(source_settings.index_dir, settings.index_dir)
     return settings
 
 
@@ -147,3 +149,20 @@ def test_map_downsamples_deterministically(analysed):
     heads = {(layer, head) for layer, head in zip(first["points"]["layer"], first["points"]["head"], strict=True)}
     assert len(heads) >= 12  # the sample spreads over the heads, not a few of them
     assert client.get("/api/maps/latest", params={"max_points": 0}).status_code == 422
+
+
+@pytest.mark.slow
+def test_grid_and_neighbours_carry_each_patterns_stored_cluster(analysed, empty_client):
+    """HeadCell.cluster and NeighborHit.cluster are the labels the newest clustering stored (the grid's
+    hover read a field that was never sent); null before any clustering."""
+    client, store, _results = analysed
+    with store.session() as session:
+        labels = dict(session.execute(select(ClusterAssignment.head_pattern_id, ClusterAssignment.label)).all())
+        inference_id = session.scalar(select(Inference.id).order_by(Inference.id).limit(1))
+    cells = client.get(f"/api/inferences/{inference_id}/heads").json()["heads"]
+    assert len(cells) == 16
+    assert [c["cluster"] for c in cells] == [labels[c["id"]] for c in cells]
+    hits = client.get(f"/api/patterns/{cells[5]['id']}/neighbors", params={"k": 8}).json()["hits"]
+    assert hits and [h["cluster"] for h in hits] == [labels[h["id"]] for h in hits]
+    bare = empty_client.get(f"/api/inferences/{inference_id}/heads").json()["heads"]
+    assert {c["cluster"] for c in bare} == {None}

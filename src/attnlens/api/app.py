@@ -17,6 +17,7 @@ from attnlens.api.routes import (
     maps,
     patterns,
     predictors,
+    tasks,
 )
 from attnlens.api.static import mount_frontend
 from attnlens.config import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         maps,
         clusters,
         predictors,
+        tasks,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

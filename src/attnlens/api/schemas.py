@@ -58,6 +58,11 @@ class HeadCell(BaseModel):
     previous_token_mass: float
     first_token_mass: float
     local_mass: float
+    cluster: int | None = Field(
+        None,
+        description="The head's cluster label (-1: noise) in the newest clustering of the model, or the "
+        "cluster a pasted pattern joins by kNN vote; null when no clustering covers it.",
+    )
 
 
 class HeadGridPublic(BaseModel):
@@ -117,6 +122,9 @@ class NeighborHit(BaseModel):
     task: str | None
     target_text: str | None
     first_token_correct: bool | None
+    cluster: int | None = Field(
+        None, description="Its cluster (-1: noise) in the newest clustering of its model; null if none."
+    )
     score: float = Field(description="Cosine similarity of the AP-MAE embeddings (1 = identical direction).")
     thumbnail_size: int
     thumbnail: str = Field(description="base64 of size*size uint8, rows top to bottom.")
@@ -238,8 +246,24 @@ class Prediction(BaseModel):
 
 
 class HeadImportance(BaseModel):
+    """A head that drives the prediction: signed SHAP in log-odds of "correct", and the cluster its
+    pattern joined."""
+
     name: str
     importance: float
+    cluster: int | None = Field(None, description="Cluster label (-1: noise) of this head's pattern.")
+
+
+class TaskPublic(BaseModel):
+    """A mining task, what it can be used for, and how many completions of it the atlas holds."""
+
+    name: str
+    description: str
+    at_cursor: bool = Field(description="Pasted code: the next target of this task after a cursor can be the hole.")
+    auto_holes: bool = Field(description="Pasted code: the app can pick a hole of this task itself.")
+    control: bool = Field(description="A control whose correctness is meaningless (its predictor must sit at chance).")
+    inferences: int = Field(description="Completions of this task for the model.")
+    first_token_correct: int = Field(description="Of those, how many had the right first token.")
 
 
 class AnalyzedHole(BaseModel):

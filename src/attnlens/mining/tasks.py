@@ -7,36 +7,10 @@ insides are not tokenized by the grammar. `docs/tasks.md` gives each definition 
 
 from __future__ import annotations
 
-TASKS: tuple[str, ...] = (
-    "random",
-    "identifiers",
-    "boolean_literals",
-    "numeric_literals",
-    "string_literals",
-    "boolean_operators",
-    "mathematical_operators",
-    "assignment_operators",
-    "eol",
-    "closing_bracket",
-    "noise",
-    "function_call",
-    "function_name",
-)
+from attnlens.contracts.tasks import CURSOR_TASKS, TASKS, parse_tasks  # noqa: F401  (the one task list)
 
 # Tasks whose targets are taken from tree-sitter captures of the query below (same names as captures).
-QUERY_TASKS: tuple[str, ...] = (
-    "identifiers",
-    "boolean_literals",
-    "numeric_literals",
-    "string_literals",
-    "boolean_operators",
-    "mathematical_operators",
-    "assignment_operators",
-    "eol",
-    "closing_bracket",
-    "function_call",
-    "function_name",
-)
+QUERY_TASKS: tuple[str, ...] = CURSOR_TASKS
 
 # Tasks whose target may contain string or character literal text (every other target must not).
 STRING_TASKS: frozenset[str] = frozenset({"string_literals"})
@@ -86,17 +60,3 @@ EOL_EXCLUDED_PARENTS = frozenset({"for_statement", "resource_specification"})
 RANDOM_MIN_TOKENS = 3
 RANDOM_MAX_TOKENS = 10
 
-
-def parse_tasks(spec: str | None) -> tuple[str, ...]:
-    """`"all"`/None -> every task; `"a,b"` -> those tasks in `TASKS` order. Unknown names raise."""
-    from attnlens.errors import InvalidInput
-
-    if spec is None or spec.strip().lower() in ("", "all"):
-        return TASKS
-    wanted = {name.strip() for name in spec.split(",") if name.strip()}
-    unknown = sorted(wanted - set(TASKS))
-    if unknown:
-        raise InvalidInput(
-            f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)} (or 'all')."
-        )
-    return tuple(task for task in TASKS if task in wanted)

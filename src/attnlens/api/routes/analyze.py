@@ -26,7 +26,11 @@ def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> Ana
         else None,
         prediction_unavailable=result["prediction_unavailable"],
         predicted_with_task=result["predicted_with_task"],
-        top_heads=[HeadImportance(**h) for h in prediction["top_heads"]] if prediction else [],
-        grid=head_grid(session, first.inference_id),
+        top_heads=[
+            HeadImportance(**h, cluster=prediction["clusters"].get(h["name"])) for h in prediction["top_heads"]
+        ]
+        if prediction
+        else [],
+        grid=head_grid(session, first.inference_id, clusters=prediction["clusters"] if prediction else {}),
         others=holes[1:],
     )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
-
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import ClusterPublic
-from attnlens.atlas.analysis_data import latest_clustering
 from attnlens.errors import NotFound
 from attnlens.heads import HeadRef
-from attnlens.store.models import Cluster
+from attnlens.store.analyses import clustering_shape, head_clusters, latest_clustering
 
 router = APIRouter(tags=["analysis"])
 
@@ -31,16 +28,8 @@ def read_head_clusters(
         raise NotFound(
             f"{model_name} has no clustering yet; run `attnlens atlas cluster` (after `attnlens atlas build`)."
         )
-    n_layers, n_heads = session.execute(
-        select(func.max(Cluster.layer), func.max(Cluster.head)).where(Cluster.clustering_id == clustering.id)
-    ).one()
-    ref.check((n_layers or 0) + 1, (n_heads or 0) + 1)
-    rows = session.scalars(
-        select(Cluster).where(
-            Cluster.clustering_id == clustering.id, Cluster.layer == ref.layer, Cluster.head == ref.head
-        )
-    ).all()
-    rows = sorted(rows, key=lambda c: (c.label < 0, c.label))  # real clusters by label, noise last
+    ref.check(*clustering_shape(session, clustering.id))
+    rows = head_clusters(session, clustering.id, ref)
     return [
         ClusterPublic(
             label=c.label,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep
+from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, InferencePublic, InferenceSummary
 from attnlens.errors import NotFound
 from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
-from attnlens.store.models import CorpusFile, HeadPattern, Inference, Scenario
+from attnlens.store.analyses import cluster_labels, latest_clustering
+from attnlens.store.inferences import InferenceFilter, inference_heads, list_inferences
+from attnlens.store.models import Inference
 from attnlens.tokens import TokenDecoder
 
 router = APIRouter(tags=["inferences"])
@@ -54,27 +56,15 @@ def read_inferences(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> InferencePage:
     """Completions, newest first, with filters and paging."""
-    query = select(Inference).outerjoin(Scenario, Scenario.id == Inference.scenario_id)
-    if file is not None:
-        query = query.outerjoin(CorpusFile, CorpusFile.id == Scenario.corpus_file_id)
-        query = query.where(CorpusFile.path.contains(file, autoescape=True))
-    if task is not None:
-        query = query.where(Scenario.task == task)
-    if first_token_correct is not None:
-        query = query.where(Inference.first_token_correct == first_token_correct)
-    if span_correct is not None:
-        query = query.where(Inference.span_correct == span_correct)
-    if model is not None:
-        query = query.where(Inference.model_name == model)
-    if q:
-        query = query.where(
-            or_(
-                Scenario.target_text.contains(q, autoescape=True),
-                Inference.completion_text.contains(q, autoescape=True),
-            )
-        )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Inference.id.desc()).limit(limit).offset(offset)).all()
+    where = InferenceFilter(
+        task=task,
+        first_token_correct=first_token_correct,
+        span_correct=span_correct,
+        model_name=model,
+        file=file,
+        text=q,
+    )
+    total, rows = list_inferences(session, where, limit=limit, offset=offset)
     return InferencePage(total=total, limit=limit, offset=offset, items=[_summary(r) for r in rows])
 
 
@@ -103,18 +93,23 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
 
 
 @router.get("/inferences/{inference_id}/heads", response_model=HeadGridPublic)
-def read_inference_heads(inference: InferenceDep, session: SessionDep) -> HeadGridPublic:
-    """Every head of one inference: thumbnails packed in one payload, with names and statistics."""
-    return head_grid(session, inference.id)
+def read_inference_heads(inference: InferenceDep, session: SessionDep, store: StoreDep) -> HeadGridPublic:
+    """Every head of one inference: thumbnails packed in one payload, with names, statistics and each
+    head's cluster in the newest clustering of the inference's model (null where it has none)."""
+    clustering = latest_clustering(store, inference.model_name)
+    return head_grid(session, inference.id, clustering_id=clustering.id if clustering is not None else None)
 
 
-def head_grid(session: Session, inference_id: int) -> HeadGridPublic:
-    """The packed head grid of one inference."""
-    rows = session.scalars(
-        select(HeadPattern)
-        .where(HeadPattern.inference_id == inference_id)
-        .order_by(HeadPattern.layer, HeadPattern.head)
-    ).all()
+def head_grid(
+    session: Session,
+    inference_id: int,
+    *,
+    clustering_id: int | None = None,
+    clusters: Mapping[str, int] | None = None,
+) -> HeadGridPublic:
+    """The packed head grid of one inference. Each cell's cluster comes from the stored assignments of
+    `clustering_id`, or from `clusters` (head name -> label) for a pattern placed by kNN (pasted code)."""
+    rows = inference_heads(session, inference_id)
     if not rows:
         raise NotFound(f"inference {inference_id} has no stored head patterns.")
     size = rows[0].thumbnail_size
@@ -123,6 +118,7 @@ def head_grid(session: Session, inference_id: int) -> HeadGridPublic:
     images = np.zeros((n_layers, n_heads, size, size), dtype=np.uint8)
     for r in rows:
         images[r.layer, r.head] = unpack_thumbnail(r.thumbnail, r.thumbnail_size)
+    labels = cluster_labels(session, clustering_id, [r.id for r in rows]) if clustering_id is not None else {}
     cells = [
         HeadCell(
             id=r.id,
@@ -134,6 +130,7 @@ def head_grid(session: Session, inference_id: int) -> HeadGridPublic:
             previous_token_mass=r.previous_token_mass,
             first_token_mass=r.first_token_mass,
             local_mass=r.local_mass,
+            cluster=clusters.get(r.head_ref.name) if clusters is not None else labels.get(r.id),
         )
         for r in rows
     ]

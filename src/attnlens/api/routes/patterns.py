@@ -9,10 +9,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from attnlens.api.deps import SessionDep, SettingsDep, WorkerDep
+from attnlens.api.deps import SessionDep, SettingsDep, StoreDep, WorkerDep
 from attnlens.api.schemas import NeighborHit, NeighborsPublic, PatternPublic, PatternSearch
 from attnlens.errors import NotFound
 from attnlens.index import PatternIndex
+from attnlens.store import Store
+from attnlens.store.analyses import cluster_labels, latest_clustering
 from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
 from attnlens.store.models import HeadPattern
 from attnlens.store.patterns import STAT_COLUMNS, PatternFilter, load_embeddings, matching_pattern_ids
@@ -70,9 +72,10 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
 
 
 def _hits(
-    session: Session, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int
+    session: Session, store: Store, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int
 ) -> list[NeighborHit]:
     hits = []
+    clusterings: dict[str, int | None] = {}  # model -> its newest clustering
     for pattern_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
         if pattern_id < 0 or pattern_id == skip:
             continue
@@ -80,6 +83,12 @@ def _hits(
         if row is None:  # the index may briefly know rows a concurrent rebuild dropped
             continue
         scenario = row.inference.scenario
+        model_name = row.inference.model_name
+        if model_name not in clusterings:
+            clustering = latest_clustering(store, model_name)
+            clusterings[model_name] = clustering.id if clustering is not None else None
+        clustering_id = clusterings[model_name]
+        label = None if clustering_id is None else cluster_labels(session, clustering_id, [row.id]).get(row.id)
         image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
         hits.append(
             NeighborHit(
@@ -91,6 +100,7 @@ def _hits(
                 task=scenario.task if scenario else None,
                 target_text=scenario.target_text if scenario else None,
                 first_token_correct=row.inference.first_token_correct,
+                cluster=label,
                 score=float(score),
                 thumbnail_size=row.thumbnail_size,
                 thumbnail=base64.b64encode(image.tobytes()).decode("ascii"),
@@ -103,6 +113,7 @@ def _hits(
 
 def _search(
     session: Session,
+    store: Store,
     index: PatternIndex,
     vector: np.ndarray,
     k: int,
@@ -113,13 +124,14 @@ def _search(
     if allowed is not None and len(allowed) == 0:
         return []
     result = index.search(vector[None], k + (1 if skip is not None else 0), filter_ids=allowed)
-    return _hits(session, result.ids[0], result.scores[0], skip, k)
+    return _hits(session, store, result.ids[0], result.scores[0], skip, k)
 
 
 @router.get("/patterns/{pattern_id}/neighbors", response_model=NeighborsPublic)
 def read_pattern_neighbors(
     row: PatternDep,
     session: SessionDep,
+    store: StoreDep,
     index: IndexDep,
     k: Annotated[int, Query(ge=1, le=200)] = 12,
     layer: Annotated[int | None, Query(ge=0, le=4096)] = None,
@@ -133,16 +145,16 @@ def read_pattern_neighbors(
     filters = PatternFilter(
         layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model
     )
-    return NeighborsPublic(query_id=row.id, hits=_search(session, index, vector, k, filters, skip=row.id))
+    return NeighborsPublic(query_id=row.id, hits=_search(session, store, index, vector, k, filters, skip=row.id))
 
 
 @router.post("/patterns/search", response_model=NeighborsPublic)
 def search_patterns(
-    body: PatternSearch, session: SessionDep, index: IndexDep, worker: WorkerDep
+    body: PatternSearch, session: SessionDep, store: StoreDep, index: IndexDep, worker: WorkerDep
 ) -> NeighborsPublic:
     """Nearest stored patterns to an uploaded attention matrix (the worker embeds it with AP-MAE)."""
     vector = worker.embed_pattern(np.asarray(body.values, dtype=np.float32))
     filters = PatternFilter(
         layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct
     )
-    return NeighborsPublic(query_id=None, hits=_search(session, index, vector, body.k, filters, skip=None))
+    return NeighborsPublic(query_id=None, hits=_search(session, store, index, vector, body.k, filters, skip=None))

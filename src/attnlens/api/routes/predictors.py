@@ -3,47 +3,36 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
-
-from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep
+from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.schemas import PredictorSummary
-from attnlens.store.models import Predictor, PredictorEvaluation
+from attnlens.store.analyses import newest_predictors
 
 router = APIRouter(tags=["analysis"])
 
 
 @router.get("/predictors", response_model=list[PredictorSummary])
 def read_predictors(
-    session: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
     model: ModelQuery = None,
 ) -> list[PredictorSummary]:
     """Per task and predictor kind, the newest predictor with its cross-validated accuracy [95% CI], chance
     level, Brier score and calibration error. Empty until `attnlens predictors train` (or the demo chain) ran."""
-    rows = session.execute(
-        select(Predictor, PredictorEvaluation)
-        .join(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
-        .where(Predictor.model_name == (model or settings.model.name))
-        .order_by(Predictor.id.desc(), PredictorEvaluation.id.desc())
-    ).all()
-    newest: dict[tuple[str | None, str], PredictorSummary] = {}
-    for predictor, evaluation in rows:
-        newest.setdefault(
-            (predictor.task, predictor.kind),
-            PredictorSummary(
-                id=predictor.id,
-                name=predictor.name,
-                kind=predictor.kind,
-                task=predictor.task,
-                accuracy=evaluation.accuracy,
-                accuracy_low=evaluation.accuracy_low,
-                accuracy_high=evaluation.accuracy_high,
-                chance=(evaluation.details or {}).get("chance"),
-                brier=evaluation.brier,
-                calibration_error=evaluation.calibration_error,
-                n_rows=evaluation.n_rows,
-                folds=evaluation.folds,
-                created_at=predictor.created_at,
-            ),
+    return [
+        PredictorSummary(
+            id=row.predictor.id,
+            name=row.predictor.name,
+            kind=row.predictor.kind,
+            task=row.predictor.task,
+            accuracy=row.evaluation.accuracy,
+            accuracy_low=row.evaluation.accuracy_low,
+            accuracy_high=row.evaluation.accuracy_high,
+            chance=(row.evaluation.details or {}).get("chance"),
+            brier=row.evaluation.brier,
+            calibration_error=row.evaluation.calibration_error,
+            n_rows=row.evaluation.n_rows,
+            folds=row.evaluation.folds,
+            created_at=row.predictor.created_at,
         )
-    return sorted(newest.values(), key=lambda p: (p.task or "", p.kind))
+        for row in newest_predictors(store, model or settings.model.name)
+    ]

@@ -1,0 +1,32 @@
+"""GET /api/tasks: the one task list, what each task can be used for, and the atlas's counts per task."""
+
+from __future__ import annotations
+
+from attnlens.contracts.tasks import AUTO_TASKS, CURSOR_TASKS, TASKS
+
+
+def test_tasks_list_every_task_with_its_uses_and_counts(atlas_client):
+    tasks = atlas_client.get("/api/tasks").json()
+    assert [t["name"] for t in tasks] == list(TASKS)
+    by_name = {t["name"]: t for t in tasks}
+    assert not by_name["random"]["at_cursor"] and not by_name["noise"]["auto_holes"]
+    assert by_name["noise"]["control"] and not by_name["identifiers"]["control"]
+    assert [t["name"] for t in tasks if t["at_cursor"]] == list(CURSOR_TASKS)
+    assert [t["name"] for t in tasks if t["auto_holes"]] == list(AUTO_TASKS)
+    # The counts agree with the inference listing, task by task (one request instead of two per task).
+    for task in tasks:
+        listed = atlas_client.get("/api/inferences", params={"task": task["name"], "limit": 1}).json()["total"]
+        right = atlas_client.get(
+            "/api/inferences", params={"task": task["name"], "first_token_correct": True, "limit": 1}
+        ).json()["total"]
+        assert (task["inferences"], task["first_token_correct"]) == (listed, right), task["name"]
+    assert sum(t["inferences"] for t in tasks) > 0
+    other = atlas_client.get("/api/tasks", params={"model": "no-such-model"}).json()
+    assert {t["inferences"] for t in other} == {0}
+
+
+def test_every_cursor_task_is_accepted_by_analyze_and_others_are_refused(atlas_client):
+    code = "class A { int f(int x) { return x + 1; } }"
+    for task in ("random", "noise"):
+        response = atlas_client.post("/api/analyze", json={"code": code, "hole": {"cursor": 0, "task": task}})
+        assert response.status_code == 422 and response.json()["code"] == "invalid_hole", task
