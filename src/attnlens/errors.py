@@ -16,6 +16,7 @@
     │   ├── AttentionUnavailable       the model returns no attention (not loaded with eager attention)
     │   ├── AttentionInvalid           captured attention fails a validity check
     │   ├── UnsupportedArchitecture    we do not know where this model's attention output projection is
+    │   │   └── UnknownFimSpelling     FIM-like tokens that no registered model family spells
     │   └── CheckpointMismatch         an AP-MAE checkpoint does not fit the data
     ├── StoreError                     (500)
     │   ├── IndexMissing
@@ -189,3 +190,10 @@ class JobNotHeld(StoreError):
 
     status = 409
     code = "job_not_held"
+
+
+class UnknownFimSpelling(UnsupportedArchitecture):
+    """The tokenizer has FIM-looking markers that no registered model family spells; running such a
+    model left-to-right would silently waste its FIM training, so we stop and say how to register it."""
+
+    code = "unknown_fim_spelling"

@@ -10,29 +10,26 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from attnlens.contracts.models import PRESETS
 from attnlens.errors import ModelUnavailable
 
 _TINY_TOKENIZER = Path(__file__).parent / "model" / "assets" / "tiny_starcoder2_tokenizer.json"
 _SMOLLM2_FOLDER = "smollm2-135m"  # attnlens.model.loading.SMOLLM2_CACHE_NAME (that module imports torch)
-_HUB_PRESETS = {
-    "starcoder2-3b": "bigcode/starcoder2-3b",
-    "starcoder2-7b": "bigcode/starcoder2-7b",
-    "starcoder2-15b": "bigcode/starcoder2-15b",
-}
 
 
 def tokenizer_file(model_name: str, models_dir: Path) -> Path:
     """Where the `tokenizer.json` of a preset, folder or cached hub model is."""
-    if model_name == "tiny-starcoder2":
+    preset = PRESETS.get(model_name)
+    if preset is not None and preset.source == "tiny":
         return _TINY_TOKENIZER
-    if model_name == "smollm2":
+    if preset is not None and preset.source == "embedded":
         candidate = models_dir / _SMOLLM2_FOLDER / "tokenizer.json"
-    elif Path(model_name).is_dir():
+    elif preset is None and Path(model_name).is_dir():
         candidate = Path(model_name) / "tokenizer.json"
     else:
         from huggingface_hub import try_to_load_from_cache
 
-        repo = _HUB_PRESETS.get(model_name, model_name)
+        repo = preset.source if preset is not None else model_name
         hit = try_to_load_from_cache(repo, "tokenizer.json", cache_dir=str(models_dir / "hub"))
         candidate = Path(hit) if isinstance(hit, str) else Path("/nonexistent")
     if not candidate.is_file():

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attnlens.contracts.models import FimTokens, fim_tokens_from_vocab
 from attnlens.errors import InvalidInput
-from attnlens.model.target import FIM_TOKENS, FimTokens
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -38,12 +38,9 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def fim_tokens_of(tokenizer: PreTrainedTokenizerBase) -> FimTokens | None:
-    """The FIM marker ids when the tokenizer has all three (`<fim_prefix>`, `<fim_middle>`, `<fim_suffix>`)."""
-    vocab = tokenizer.get_vocab()
-    if not all(token in vocab for token in FIM_TOKENS):
-        return None
-    prefix, middle, suffix = (vocab[token] for token in FIM_TOKENS)
-    return FimTokens(prefix=prefix, middle=middle, suffix=suffix)
+    """The FIM marker ids of the tokenizer's model family, or None for a left-to-right model; an
+    unregistered FIM spelling raises (see `attnlens.contracts.models.fim_tokens_from_vocab`)."""
+    return fim_tokens_from_vocab(tokenizer.get_vocab()).fim
 
 
 class TokenTable:

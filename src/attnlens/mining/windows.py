@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from attnlens.contracts.models import FimTokens
 from attnlens.mining.tokens import FileTokens, is_char_boundary
-from attnlens.model.target import FimTokens
 
-FIM_MARKERS = 3  # <fim_prefix>, <fim_suffix>, <fim_middle>
+FIM_MARKERS = 3  # prefix, suffix and middle marker, however the model family spells them
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ def align_hole(tokens: FileTokens, start: int, end: int) -> Hole:
 
 
 def fim_window(tokens: FileTokens, hole: Hole, context_tokens: int, fim: FimTokens) -> Window | None:
-    """`<fim_prefix> prefix <fim_suffix> suffix <fim_middle>`, exactly `context_tokens` long, or None.
+    """`<fim_prefix> prefix <fim_suffix> suffix <fim_middle>` (in the family's spelling), exactly
+    `context_tokens` long, or None.
 
     As in the paper: prefix and suffix are balanced (prefix gets the odd token), the prefix starts at
     the file start when the hole is near it (the suffix then fills the window), and the prefix grows

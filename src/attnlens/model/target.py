@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from jaxtyping import Float
 
+from attnlens.contracts.models import FimTokens, fim_tokens_from_vocab
 from attnlens.errors import AttentionUnavailable, InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.model.ablation import ablate_heads
@@ -25,16 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FIM_TOKENS = ("<fim_prefix>", "<fim_middle>", "<fim_suffix>")
-
-
-@dataclass(frozen=True)
-class FimTokens:
-    """Token ids of the fill-in-the-middle markers (PSM order: prefix, suffix, middle)."""
-
-    prefix: int
-    middle: int
-    suffix: int
+__all__ = ["Capture", "FimTokens", "Generation", "ModelInfo", "TargetModel"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +49,7 @@ class ModelInfo:
     pad_id: int
     fim: FimTokens | None = None
     attn_implementation: str = "eager"
+    family: str | None = None  # a registered model family (attnlens.contracts.models), None if unknown
 
     @property
     def n_patterns(self) -> int:
@@ -367,6 +360,7 @@ def _describe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
     param = next(model.parameters())
+    detected = fim_tokens_from_vocab(tokenizer.get_vocab(), model_type=getattr(config, "model_type", None))
     return ModelInfo(
         name=name,
         architecture=type(model).__name__,
@@ -382,14 +376,7 @@ def _describe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: 
         bos_id=tokenizer.bos_token_id,
         eos_ids=eos_ids,
         pad_id=int(pad),
-        fim=_fim_tokens(tokenizer),
+        fim=detected.fim,
         attn_implementation=str(config._attn_implementation),
+        family=detected.family.name if detected.family is not None else None,
     )
-
-
-def _fim_tokens(tokenizer: PreTrainedTokenizerBase) -> FimTokens | None:
-    vocab = tokenizer.get_vocab()
-    if not all(token in vocab for token in FIM_TOKENS):
-        return None
-    prefix, middle, suffix = (vocab[t] for t in FIM_TOKENS)
-    return FimTokens(prefix=prefix, middle=middle, suffix=suffix)
