@@ -1,12 +1,14 @@
-"""Analysis timings: per-head clustering (UMAP + HDBSCAN) at 1,000 and 10,000 points of 64/128-d
+r"""Analysis timings: per-head clustering (UMAP + HDBSCAN) at 1,000 and 10,000 points of 64/128-d
 embeddings, and predictor cross-validation for 1,000 rows x 270 heads (SmolLM2's head count).
 
-    nice -n 10 .venv/bin/python benchmarks/bench_analysis.py [--points 1000 10000] [--dims 64 128] [--skip-predictors]
+    nice -n 10 .venv/bin/python benchmarks/bench_analysis.py \
+        [--points 1000 10000] [--dims 64 128] [--skip-predictors]
 
 Data are synthetic with cluster structure (directional blobs plus scattered points), since timings depend
 on the number of points and dimensions, not on what the patterns mean.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_analysis.py --real-smollm2 800 --skip-clustering --skip-predictors
+    nice -n 10 .venv/bin/python benchmarks/bench_analysis.py \
+        --real-smollm2 800 --skip-clustering --skip-predictors
 
 compares the two predictor kinds on REAL data instead: SmolLM2 next-token correctness at random points of
 JDK sources (256 tokens of left context), each head's pattern pooled to 16x16 log-attention blocks (the
@@ -46,12 +48,17 @@ def bench_clustering(points: list[int], dims: list[int], settings: AnalysisSetti
     for n in (200, 5000):
         start = time.perf_counter()
         cluster_head(head_embeddings(n, 16, 0), settings)
-        print(f"- warm-up call with {n} points x 16-d (includes numba compilation): {time.perf_counter() - start:.1f} s")
+        print(
+            f"- warm-up call with {n} points x 16-d (includes numba compilation): "
+            f"{time.perf_counter() - start:.1f} s"
+        )
     for n in points:
         for dim in dims:
             x = head_embeddings(n, dim, seed=n + dim)
             start = time.perf_counter()
-            reduced = reduce_with_umap(jitter_duplicates(x, settings.dedup_jitter, np.random.default_rng(0)), settings)
+            reduced = reduce_with_umap(
+                jitter_duplicates(x, settings.dedup_jitter, np.random.default_rng(0)), settings
+            )
             umap_s = time.perf_counter() - start
             start = time.perf_counter()
             labels = hdbscan_labels(reduced, settings)
@@ -61,8 +68,8 @@ def bench_clustering(points: list[int], dims: list[int], settings: AnalysisSetti
             total_s = time.perf_counter() - start
             assert np.array_equal(result.labels, labels)
             print(
-                f"- {n:>6} points x {dim:>3}-d: cluster_head {total_s:.1f} s (UMAP {umap_s:.1f} s, HDBSCAN {hdbscan_s:.2f} s); "
-                f"{result.n_clusters} clusters, {result.noise_fraction:.0%} noise"
+                f"- {n:>6} points x {dim:>3}-d: cluster_head {total_s:.1f} s (UMAP {umap_s:.1f} s, HDBSCAN "
+                f"{hdbscan_s:.2f} s); {result.n_clusters} clusters, {result.noise_fraction:.0%} noise"
             )
 
 
@@ -73,7 +80,9 @@ def predictor_task(rows: int, n_layers: int, n_heads: int, dim: int, seed: int):
     n_clusters = rng.integers(2, 7, size=len(heads))
     ids = (rng.random((rows, len(heads))) * n_clusters).astype(np.int64)
     centres = rng.normal(size=(len(heads), 6, dim)) * 2
-    embeddings = centres[np.arange(len(heads))[None, :], ids] + rng.normal(0, 0.5, size=(rows, len(heads), dim))
+    embeddings = centres[np.arange(len(heads))[None, :], ids] + rng.normal(
+        0, 0.5, size=(rows, len(heads), dim)
+    )
     logit = 1.2 * ((ids[:, 3] == 0).astype(float) - (ids[:, 40] == 1) + (ids[:, 200] == 0)) - 0.2
     correct = rng.random(rows) < 1 / (1 + np.exp(-logit))
     return heads, ids, embeddings.astype(np.float32), correct
@@ -86,13 +95,16 @@ def bench_predictors(settings: AnalysisSettings, dim: int, kinds: list[str]) -> 
             continue
         for control in (False, True):
             start = time.perf_counter()
-            evaluation = cross_validate_predictor(kind, features, correct, heads, settings, shuffled_control=control)
+            evaluation = cross_validate_predictor(
+                kind, features, correct, heads, settings, shuffled_control=control
+            )
             seconds = time.perf_counter() - start
             extra = ", with the shuffled-label control (2x the fits)" if control else ""
             print(
                 f"- {kind}: {settings.cv_folds}-fold CV of 1000 rows x {len(heads)} heads"
                 f"{f' x {dim}-d' if kind != 'clusters_catboost' else ''}{extra}: {seconds:.1f} s; "
-                f"accuracy {evaluation.accuracy.estimate:.3f} [{evaluation.accuracy.low:.3f}, {evaluation.accuracy.high:.3f}]"
+                f"accuracy {evaluation.accuracy.estimate:.3f} [{evaluation.accuracy.low:.3f}, "
+                f"{evaluation.accuracy.high:.3f}]"
                 + (f", rounds per fold {evaluation.rounds}" if evaluation.rounds else "")
             )
 
@@ -142,7 +154,9 @@ def real_smollm2_rows(rows: int, seed: int) -> tuple[list[HeadRef], np.ndarray, 
     y = np.array(correct)
     keep = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: rows // 2] for c in (True, False)])
     keep.sort()
-    refs = [HeadRef(layer, head) for layer in range(model.info.n_layers) for head in range(model.info.n_heads)]
+    refs = [
+        HeadRef(layer, head) for layer in range(model.info.n_layers) for head in range(model.info.n_heads)
+    ]
     return refs, x[keep].astype(np.float32), y[keep]
 
 
@@ -161,11 +175,17 @@ def bench_real(rows: int, settings: AnalysisSettings, cache: str | None) -> None
         with np.load(cache) as saved:
             embeddings, correct, ids = saved["embeddings"], saved["correct"], saved["cluster_ids"]
         heads = [HeadRef.parse(name) for name in saved_heads(embeddings.shape[1])]
-        print(f"- real rows from {cache}: {len(correct)} ({int(correct.sum())} correct), features {embeddings.shape}")
+        print(
+            f"- real rows from {cache}: {len(correct)} ({int(correct.sum())} correct), features "
+            f"{embeddings.shape}"
+        )
     else:
         start = time.perf_counter()
         heads, embeddings, correct = real_smollm2_rows(rows, settings.seed)
-        print(f"- real rows: {len(correct)} ({int(correct.sum())} correct), features {embeddings.shape}; {time.perf_counter() - start:.0f} s")
+        print(
+            f"- real rows: {len(correct)} ({int(correct.sum())} correct), features {embeddings.shape}; "
+            f"{time.perf_counter() - start:.0f} s"
+        )
         start = time.perf_counter()
         ids = np.stack([r.labels for r in cluster_heads(embeddings, heads, settings)], axis=1)
         print(f"- clustered {len(heads)} heads in {time.perf_counter() - start:.0f} s")
@@ -182,10 +202,10 @@ def bench_real(rows: int, settings: AnalysisSettings, cache: str | None) -> None
         e = cross_validate_predictor(kind, features, correct, heads, settings)
         c = e.shuffled_control
         print(
-            f"- {kind}: accuracy {e.accuracy.estimate:.3f} [{e.accuracy.low:.3f}, {e.accuracy.high:.3f}] (Wilson), "
-            f"AUC {e.roc_auc:.3f}, Brier {e.brier:.3f}, ECE {e.calibration_error:.3f}; shuffled-label control "
-            f"accuracy {c.accuracy.estimate:.3f} [{c.accuracy.low:.3f}, {c.accuracy.high:.3f}], AUC {c.roc_auc:.3f}; "
-            f"{time.perf_counter() - start:.0f} s"
+            f"- {kind}: accuracy {e.accuracy.estimate:.3f} [{e.accuracy.low:.3f}, {e.accuracy.high:.3f}] "
+            f"(Wilson), AUC {e.roc_auc:.3f}, Brier {e.brier:.3f}, ECE {e.calibration_error:.3f}; "
+            f"shuffled-label control accuracy {c.accuracy.estimate:.3f} [{c.accuracy.low:.3f}, "
+            f"{c.accuracy.high:.3f}], AUC {c.roc_auc:.3f}; {time.perf_counter() - start:.0f} s"
         )
 
 
@@ -197,8 +217,12 @@ def main() -> None:
     parser.add_argument("--skip-clustering", action="store_true")
     parser.add_argument("--skip-predictors", action="store_true")
     parser.add_argument("--kinds", nargs="+", default=["clusters_catboost", "embeddings_pca_logreg"])
-    parser.add_argument("--real-smollm2", type=int, default=0, metavar="ROWS", help="also compare predictors on real data")
-    parser.add_argument("--real-cache", default=None, help=".npz to keep (or reuse) the real rows and their clusters")
+    parser.add_argument(
+        "--real-smollm2", type=int, default=0, metavar="ROWS", help="also compare predictors on real data"
+    )
+    parser.add_argument(
+        "--real-cache", default=None, help=".npz to keep (or reuse) the real rows and their clusters"
+    )
     args = parser.parse_args()
     settings = AnalysisSettings()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; settings: defaults")

@@ -54,28 +54,41 @@ def write_atlas(settings, n_inferences: int, n_layers: int, n_heads: int, dim: i
     store = open_store(settings)
     with store.session() as session:
         scenarios = [
-            Scenario("bench", f"F{i}.java", hashlib.sha256(str(i).encode()).hexdigest(), "identifiers", "identifier")
+            Scenario(
+                "bench",
+                f"F{i}.java",
+                hashlib.sha256(str(i).encode()).hexdigest(),
+                "identifiers",
+                "identifier",
+            )
             for i in range(n_inferences)
         ]
         for scenario_id in save_scenarios(session, scenarios, model_name=settings.model.name):
             members = rng.integers(0, 3, size=len(heads))
             correct = bool(rng.random() < (0.9 if members[signal] == 0 else 0.2))
             inference_id = save_inference(
-                session, model_name=settings.model.name, scenario_id=scenario_id, first_token_correct=correct, embedder="bench"
+                session,
+                model_name=settings.model.name,
+                scenario_id=scenario_id,
+                first_token_correct=correct,
+                embedder="bench",
             )
             vectors = centres[np.arange(len(heads)), members] + rng.normal(0, 0.15, size=(len(heads), dim))
             stats = {name: np.zeros(len(heads)) for name in STAT_COLUMNS}
-            save_head_patterns(session, inference_id, heads, vectors, np.zeros((len(heads), 4, 4), np.uint8), stats)
+            save_head_patterns(
+                session, inference_id, heads, vectors, np.zeros((len(heads), 4, 4), np.uint8), stats
+            )
     return store, heads, centres
 
 
 def timed_job(settings, store, kind: str, parameters: dict) -> tuple[float, dict]:
-    from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
+    from attnlens.atlas.handlers import JOB_HANDLERS
+
     from attnlens.service.jobs import run_job_here
     from attnlens.store.jobs import enqueue_job
 
     start = time.perf_counter()
-    job = run_job_here(settings, store, enqueue_job(store, kind, parameters), None, ANALYSIS_HANDLERS[kind])
+    job = run_job_here(settings, store, enqueue_job(store, kind, parameters), None, JOB_HANDLERS[kind])
     seconds = time.perf_counter() - start
     if job.state != "succeeded":
         raise SystemExit(f"{kind} failed: {job.error}")
@@ -91,17 +104,19 @@ def main() -> None:
     parser.add_argument("--predict-calls", type=int, default=50)
     args = parser.parse_args()
 
+    from attnlens.contracts.jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
     from fastapi.testclient import TestClient
 
     from attnlens.api import create_app
-    from attnlens.atlas.analysis_jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
-    from attnlens.atlas.prediction import predict_for_inference
+    from attnlens.atlas.prediction import as_vectors, predict_for_inference
     from attnlens.config import Settings
     from attnlens.service.local import LocalWorker
 
     out: dict = {"inferences": args.inferences, "heads": args.layers * args.heads, "dim": args.dim}
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(data_dir=Path(folder), model={"name": "bench"}, analysis={"predictor_iterations": 300})
+        settings = Settings(
+            data_dir=Path(folder), model={"name": "bench"}, analysis={"predictor_iterations": 300}
+        )
         start = time.perf_counter()
         store, heads, centres = write_atlas(settings, args.inferences, args.layers, args.heads, args.dim)
         out["write_atlas_s"] = round(time.perf_counter() - start, 2)
@@ -120,20 +135,22 @@ def main() -> None:
 
         def request() -> dict:
             picks = rng.integers(0, 3, size=len(heads))
-            vectors = {ref.name: centres[i, picks[i]] + rng.normal(0, 0.15, args.dim) for i, ref in enumerate(heads)}
+            vectors = {
+                ref.name: centres[i, picks[i]] + rng.normal(0, 0.15, args.dim) for i, ref in enumerate(heads)
+            }
             return vectors
 
         start = time.perf_counter()
-        prediction, reason = predict_for_inference(settings, store, request(), "identifiers")
+        prediction, reason, _ = predict_for_inference(settings, store, "bench", as_vectors(request()), "identifiers")
         out["predict_cold_s"] = round(time.perf_counter() - start, 3)
         if prediction is None:
             raise SystemExit(reason)
-        out["predict_kind"] = prediction["predictor"]["kind"]
+        out["predict_kind"] = prediction.predictor.kind
         warm = []
         for _ in range(args.predict_calls):
-            vectors = request()
+            vectors = as_vectors(request())
             start = time.perf_counter()
-            predict_for_inference(settings, store, vectors, "identifiers")
+            predict_for_inference(settings, store, "bench", vectors, "identifiers")
             warm.append(time.perf_counter() - start)
         out["predict_warm_median_s"] = round(statistics.median(warm), 4)
         out["predict_warm_max_s"] = round(max(warm), 4)
@@ -145,7 +162,9 @@ def main() -> None:
             seconds = time.perf_counter() - start
             body = response.json()
             out[f"map_endpoint_max_points_{max_points}"] = {
-                "s": round(seconds, 3), "shown": body["shown"], "bytes": len(response.content)
+                "s": round(seconds, 3),
+                "shown": body["shown"],
+                "bytes": len(response.content),
             }
         start = time.perf_counter()
         client.get(f"/api/heads/{heads[0].name}/clusters")

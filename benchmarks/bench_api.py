@@ -77,7 +77,8 @@ def discover(client: Client) -> tuple[list[int], list[int], list[str]]:
     model = health.json()["worker"].get("model", {})
     print(f"server: {json.dumps(model)[:200]}")
     print(
-        f"atlas: {page.json()['total']} inferences; using {len(inferences)} of them and {len(patterns)} patterns"
+        f"atlas: {page.json()['total']} inferences; using {len(inferences)} of them and {len(patterns)} "
+        "patterns"
     )
     return inferences, patterns, names
 
@@ -91,7 +92,11 @@ def operations(inferences: list[int], patterns: list[int], names: list[str], see
     fresh = iter(inferences[1:])
 
     def ablation(inference_id: int):
-        return ("POST", f"/api/inferences/{inference_id}/ablations", {"heads": rng.sample(names, 3), "max_new_tokens": 16})
+        return (
+            "POST",
+            f"/api/inferences/{inference_id}/ablations",
+            {"heads": rng.sample(names, 3), "max_new_tokens": 16},
+        )
 
     return {
         "analyze": lambda: ("POST", "/api/analyze", {"code": code, "hole": {"start": start, "end": end}}),
@@ -110,7 +115,8 @@ def summarise(name: str, times: list[float]) -> dict[str, float]:
         "max_s": max(times),
     }
     print(
-        f"  {name:12s} n={row['n']:3d}  p50 {row['p50_s'] * 1000:8.1f} ms  p95 {row['p95_s'] * 1000:8.1f} ms  max {row['max_s'] * 1000:8.1f} ms"
+        f"  {name:12s} n={row['n']:3d}  p50 {row['p50_s'] * 1000:8.1f} ms  p95 {row['p95_s'] * 1000:8.1f} ms "
+        f" max {row['max_s'] * 1000:8.1f} ms"
     )
     return row
 
@@ -177,7 +183,8 @@ def concurrent(
     results = {name: summarise(name, values) for name, values in times.items() if values}
     other_5xx = sum(n for status, n in statuses.items() if status >= 500 and status != 503)
     print(
-        f"  wall {wall:.1f} s; statuses {dict(sorted(statuses.items()))}; 503 busy retries {retries}; other 5xx {other_5xx}"
+        f"  wall {wall:.1f} s; statuses {dict(sorted(statuses.items()))}; 503 busy retries {retries}; other "
+        f"5xx {other_5xx}"
     )
     return {
         "wall_s": wall,
@@ -209,7 +216,9 @@ def main() -> None:
     inferences, patterns, names = discover(Client(args.url, args.timeout))
     ops = operations(inferences, patterns, names, args.seed)
     if len(inferences) < args.sequential + 2:
-        raise SystemExit(f"ablate_first needs {args.sequential + 2} inferences; the atlas listed {len(inferences)}")
+        raise SystemExit(
+            f"ablate_first needs {args.sequential + 2} inferences; the atlas listed {len(inferences)}"
+        )
     unknown = set(mix) - set(ops)
     if unknown:
         raise SystemExit(f"unknown kinds in --mix: {sorted(unknown)}; use {sorted(ops)}")

@@ -58,7 +58,8 @@ def main() -> None:
         "paper size (256x256, patch 32, 127 M params)": APMAE(APMAEConfig.released()).eval(),
     }
     print(
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+        "threads"
     )
     print(f"{args.heads} raw 256x256 patterns per call, scaling included, best/median of {args.repeats}")
     for name, model in candidates.items():

@@ -42,17 +42,26 @@ def reference_style(model, apmae, scenarios, store) -> None:
         pattern = capture.pattern(0).reshape(len(heads), *capture.pattern(0).shape[-2:])
         images = torch.cat([apmae.prepare(pattern[i : i + 1]) for i in range(len(heads))])  # per-head loop
         with torch.inference_mode():
-            vectors = apmae.forward_encoder(images, all_patches.expand(len(heads), -1))[:, 0].float().cpu().numpy()
+            vectors = (
+                apmae.forward_encoder(images, all_patches.expand(len(heads), -1))[:, 0].float().cpu().numpy()
+            )
         generation = model.generate(s.prompt_ids, max_new_tokens=len(s.target_ids))  # a second prefill
         thumbs, stats = thumbnails(pattern), pattern_stats(pattern)
         with store.session() as session:
             inference_id = save_inference(
-                session, model_name=model.info.name, prompt_ids=s.prompt_ids, completion_ids=generation.new_ids,
-                completion_text=generation.text,
+                session, model_name=model.info.name, prompt_ids=s.prompt_ids,
+                completion_ids=generation.new_ids, completion_text=generation.text,
             )  # fmt: skip
         for i, ref in enumerate(heads):  # one insert (and commit) per row
             with store.session() as session:
-                save_head_patterns(session, inference_id, [ref], vectors[i : i + 1], thumbs[i : i + 1], {k: v[i : i + 1] for k, v in stats.__dict__.items()})
+                save_head_patterns(
+                    session,
+                    inference_id,
+                    [ref],
+                    vectors[i : i + 1],
+                    thumbs[i : i + 1],
+                    {k: v[i : i + 1] for k, v in stats.__dict__.items()},
+                )
 
 
 def ours(model, apmae, scenarios, store, batch_size: int) -> None:
@@ -63,7 +72,9 @@ def ours(model, apmae, scenarios, store, batch_size: int) -> None:
     for start in range(0, len(scenarios), batch_size):
         chunk = scenarios[start : start + batch_size]
         results = process_batch(model, apmae.embed, chunk)
-        write_processed(store, model, list(zip(ids[start : start + batch_size], results, strict=True)), "bench")
+        write_processed(
+            store, model, list(zip(ids[start : start + batch_size], results, strict=True)), "bench"
+        )
 
 
 def main() -> None:
@@ -78,9 +89,20 @@ def main() -> None:
     apmae = load_apmae(args.checkpoint, args.device)
     files = iter_corpus(JDK, max_file_bytes=1_000_000, shuffle_seed=0)
     tasks = ["identifiers", "random", "closing_bracket", "string_literals"]
-    scenarios = list(mine_scenarios(files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=tasks, per_task=args.scenarios // 4 + 1))[: args.scenarios]
+    scenarios = list(
+        mine_scenarios(
+            files,
+            tokenizer=model.tokenizer,
+            fim=model.info.fim,
+            tasks=tasks,
+            per_task=args.scenarios // 4 + 1,
+        )
+    )[: args.scenarios]
     n, n_heads = len(scenarios), model.info.n_layers * model.info.n_heads
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, device {args.device}; {n} scenarios, {n_heads} heads each")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, device {args.device}; {n} "
+        f"scenarios, {n_heads} heads each"
+    )
 
     model.capture([scenarios[0].prompt_ids])  # warm-up
     start = time.perf_counter()

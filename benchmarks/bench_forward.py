@@ -49,9 +49,15 @@ def main() -> None:
     ids = model.encode(text)
     windows = [ids[i * 37 : i * 37 + args.tokens] for i in range(8)]
     floor_per_seq = 2 * model.info.n_params * args.tokens / rate
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device "
+        f"{device}"
+    )
     print(f"model: {model.info.name}, {model.info.n_params / 1e6:.1f} M params, dtype {dtype}")
-    print(f"measured matmul rate: {rate / 1e9:.1f} GFLOP/s; FLOP floor per {args.tokens}-token sequence: {floor_per_seq * 1e3:.1f} ms")
+    print(
+        f"measured matmul rate: {rate / 1e9:.1f} GFLOP/s; FLOP floor per {args.tokens}-token sequence: "
+        f"{floor_per_seq * 1e3:.1f} ms"
+    )
     for batch in (1, 8):
         seqs = windows[:batch]
         model.capture(seqs)  # warm-up

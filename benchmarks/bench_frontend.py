@@ -23,10 +23,13 @@ GRID_JS = """async ([L, H, S, repeats]) => {
   const { HeadGrid } = await import('/js/grid.js');
   const bytes = new Uint8Array(L * H * S * S);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
-  let b = ''; for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  let b = '';
+  for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
   const heads = [];
-  for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({ id: 1, name: `L${l}H${h}`, layer: l, head: h,
-    entropy: 0, diagonal_mass: 0, previous_token_mass: 0, first_token_mass: 0, local_mass: 0 });
+  for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({
+    id: 1, name: `L${l}H${h}`, layer: l, head: h,
+    entropy: 0, diagonal_mass: 0, previous_token_mass: 0, first_token_mass: 0, local_mass: 0,
+  });
   const payload = btoa(b);
   const root = document.body; root.replaceChildren();
   const t0 = performance.now();
@@ -41,11 +44,15 @@ GRID_JS = """async ([L, H, S, repeats]) => {
 
 MAP_JS = """async (n) => {
   const x = new Array(n), y = new Array(n), c = new Array(n);
-  for (let i = 0; i < n; i++) { const a = i * 2.399963, r = Math.sqrt(i); x[i] = r * Math.cos(a); y[i] = r * Math.sin(a); c[i] = i % 30; }
+  for (let i = 0; i < n; i++) {
+    const a = i * 2.399963, r = Math.sqrt(i);
+    x[i] = r * Math.cos(a); y[i] = r * Math.sin(a); c[i] = i % 30;
+  }
   const div = document.createElement('div'); div.style.width = '1000px'; div.style.height = '600px';
   document.body.replaceChildren(div);
   const t0 = performance.now();
-  await Plotly.newPlot(div, [{ type: 'scattergl', mode: 'markers', x, y, marker: { size: 4, color: c, colorscale: 'Viridis' } }], { hovermode: 'closest' });
+  const marker = { size: 4, color: c, colorscale: 'Viridis' };
+  await Plotly.newPlot(div, [{ type: 'scattergl', mode: 'markers', x, y, marker }], { hovermode: 'closest' });
   const draw = performance.now() - t0;
   const t1 = performance.now();
   await Plotly.relayout(div, { 'xaxis.range': [-100, 100], 'yaxis.range': [-100, 100] });
@@ -67,7 +74,9 @@ def serve_static() -> tuple[http.server.ThreadingHTTPServer, str]:
         def log_message(self, *args) -> None:  # quiet
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(STATIC)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(STATIC))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -80,7 +89,9 @@ def main() -> None:
     server, base = serve_static()
     results = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"{base}/index.html#/none")
         page.wait_for_function("window.Plotly !== undefined")

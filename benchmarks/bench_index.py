@@ -6,7 +6,8 @@ does), then time single-query searches through `PatternIndex.search` (re-ranking
 recall@10 against exact search over the same float16 embeddings. Filtered searches are timed three ways:
 the app's path (`PatternIndex.search(filter_ids=...)`: id selector for narrow filters, over-fetch for
 broad ones, then re-ranking), the raw FAISS id selector alone, and over-fetch-then-filter alone; the SQL
-that turns a filter into ids is timed too. Baselines at the same N: exact flat search, IVF-PQ without re-ranking, and HNSW32.
+that turns a filter into ids is timed too. Baselines at the same N: exact flat search, IVF-PQ without
+re-ranking, and HNSW32.
 
 Synthetic embeddings: unit vectors from 1,000 clusters in a 16-d latent space mapped to 128-d plus
 isotropic noise (real AP-MAE embeddings are clustered and of low intrinsic dimension; pure isotropic

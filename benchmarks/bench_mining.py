@@ -69,7 +69,8 @@ def main() -> None:
     n_bytes = sum(s.file_n_bytes or 0 for s in {s.file_sha256: s for s in scenarios}.values())
     print(
         f"\n{stats.files_mined} files ({n_bytes / 1e6:.1f} MB with scenarios), {len(scenarios)} scenarios in "
-        f"{elapsed:.1f} s: {len(scenarios) / elapsed:.0f} scenarios/s, {stats.files_mined / elapsed:.1f} files/s"
+        f"{elapsed:.1f} s: {len(scenarios) / elapsed:.0f} scenarios/s, {stats.files_mined / elapsed:.1f} "
+        "files/s"
     )
     print(stats.table(TASKS))
     aligned = Counter((s.task, s.alignment == "exact") for s in scenarios)
@@ -93,8 +94,8 @@ def main() -> None:
         tokenize_s += t1 - t0
     size = sum(len(f.text.encode()) for f in sample) / len(sample)
     print(
-        f"\nper file (mean of {len(sample)}, {size / 1e3:.1f} kB): tokenize {tokenize_s / len(sample) * 1e3:.1f} ms, "
-        f"parse + task queries {parse_s / len(sample) * 1e3:.1f} ms"
+        f"\nper file (mean of {len(sample)}, {size / 1e3:.1f} kB): tokenize "
+        f"{tokenize_s / len(sample) * 1e3:.1f} ms, parse + task queries {parse_s / len(sample) * 1e3:.1f} ms"
     )
 
     # 3. The CLI's shape: 13 tasks x 50 scenarios (stops reading once every task is full).
@@ -146,7 +147,8 @@ def accuracy(args: argparse.Namespace, table: TokenTable, fim) -> None:
         first[scenario.task] += first_token_correct(generation.first_logits, scenario)
         span[scenario.task] += correct_span
     print(
-        f"\n{model.info.name}: accuracy on {args.accuracy} scenarios per task ({time.perf_counter() - started:.0f} s)"
+        f"\n{model.info.name}: accuracy on {args.accuracy} scenarios per task "
+        f"({time.perf_counter() - started:.0f} s)"
     )
     print(f"  {'task':<24}{'first token':>12}{'full span':>11}")
     for task in TASKS:

@@ -28,8 +28,9 @@ HEADS = [HeadRef(layer, h) for layer in range(30) for h in range(9)]
 
 
 def atlas_rows(data_dir: Path) -> np.ndarray:
-    from attnlens.atlas.analysis_data import Selection, latest_clustering, load_task_rows
     from attnlens.store import open_store
+    from attnlens.store.analyses import latest_clustering
+    from attnlens.store.analysis_rows import Selection, load_task_rows
 
     settings = Settings(data_dir=data_dir)
     store = open_store(settings)
@@ -37,7 +38,9 @@ def atlas_rows(data_dir: Path) -> np.ndarray:
     if clustering is None:
         raise SystemExit(f"no clustering in {data_dir}: run the analysis jobs first")
     with store.session() as session:
-        rows = load_task_rows(session, Selection(settings.model.name, "default"), "noise", clustering.id, HEADS)
+        rows = load_task_rows(
+            session, Selection(settings.model.name, "default"), "noise", clustering.id, HEADS
+        )
     return rows.embeddings
 
 
@@ -51,10 +54,14 @@ def fresh_rows(count: int, batch_size: int = 4) -> np.ndarray:
     model = TargetModel.load("smollm2", models_dir=root / "data" / "models", device="cpu")
     apmae = load_apmae("default", "cpu")
     files = iter_corpus(JDK, max_file_bytes=1_000_000, shuffle_seed=0)
-    scenarios = list(mine_scenarios(files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=["noise"], per_task=count))
+    scenarios = list(
+        mine_scenarios(files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=["noise"], per_task=count)
+    )
     started = time.perf_counter()
     vectors = [
-        r.embeddings for i in range(0, len(scenarios), batch_size) for r in process_batch(model, apmae.embed, scenarios[i : i + batch_size])
+        r.embeddings
+        for i in range(0, len(scenarios), batch_size)
+        for r in process_batch(model, apmae.embed, scenarios[i : i + batch_size])
     ]
     print(f"{len(vectors)} noise scenarios run and embedded in {time.perf_counter() - started:.0f} s")
     return np.stack(vectors).astype(np.float32)
@@ -79,7 +86,10 @@ def main() -> None:
         ).accuracy
 
     alternating = accuracy(np.arange(n) % 2 == 0)
-    print(f"{n} rows; alternating labels: {alternating.estimate:.3f} [{alternating.low:.3f}, {alternating.high:.3f}]")
+    print(
+        f"{n} rows; alternating labels: {alternating.estimate:.3f} [{alternating.low:.3f}, "
+        f"{alternating.high:.3f}]"
+    )
     rng = np.random.default_rng(args.seed)
     values = []
     for _ in range(args.permutations):
@@ -88,8 +98,9 @@ def main() -> None:
         values.append(accuracy(labels).estimate)
     v = np.asarray(values)
     print(
-        f"{len(v)} random balanced labelings: mean {v.mean():.3f}, 95th percentile {np.quantile(v, 0.95):.3f}, "
-        f"max {v.max():.3f}; share >= alternating {np.mean(v >= alternating.estimate):.3f}"
+        f"{len(v)} random balanced labelings: mean {v.mean():.3f}, 95th percentile "
+        f"{np.quantile(v, 0.95):.3f}, max {v.max():.3f}; share >= alternating "
+        f"{np.mean(v >= alternating.estimate):.3f}"
     )
 
 

@@ -46,7 +46,8 @@ m = ev["masked_patch_mse"]
 hist = info["history"]
 
 rows = "\n".join(
-    f"| {layer} | {v['model']:.5f} | {v['mean_image']:.5f} | {v['mean_visible']:.5f} | {v['model'] / v['mean_image']:.2f} |"
+    f"| {layer} | {v['model']:.5f} | {v['mean_image']:.5f} | {v['mean_visible']:.5f} | "
+    f"{v['model'] / v['mean_image']:.2f} |"
     for layer, v in sorted(ev["per_layer"].items(), key=lambda kv: int(kv[0]))
 )
 curve = "\n".join(f"| {h['step']} | {h['train_mse']:.5f} | {h['heldout_mse']:.5f} |" for h in hist)
@@ -54,20 +55,25 @@ curve = "\n".join(f"| {h['step']} | {h['train_mse']:.5f} | {h['heldout_mse']:.5f
 
 def cmp_row(name, r):
     mm = r["masked_patch_mse"]
-    return f"| {name} | {mm['model']:.5f} | {mm['mean_image']:.5f} | {mm['mean_visible']:.5f} | {r['ratio_to_mean_image']:.2f} |"
+    return (
+        f"| {name} | {mm['model']:.5f} | {mm['mean_image']:.5f} | {mm['mean_visible']:.5f} | "
+        f"{r['ratio_to_mean_image']:.2f} |"
+    )
 
 
 mae_mse, paper_mse = cmp_mae["masked_patch_mse"]["model"], cmp_paper["masked_patch_mse"]["model"]
 if paper_mse < mae_mse:
     cmp_verdict = (
-        f"At this short budget `paper` reached the lower masked-patch MSE ({paper_mse:.5f} vs {mae_mse:.5f}): forcing "
-        "everything through the CLS vector did not cost reconstruction here. The default stays `mae` because its "
-        "long run was already trained when this comparison finished; which decoder gives the more useful "
-        "embeddings (cluster quality, predictor accuracy), rather than the lower reconstruction error, is not "
-        "measured yet."
+        f"At this short budget `paper` reached the lower masked-patch MSE ({paper_mse:.5f} vs "
+        f"{mae_mse:.5f}): forcing everything through the CLS vector did not cost reconstruction here. The "
+        "default stays `mae` because its long run was already trained when this comparison finished; which "
+        "decoder gives the more useful embeddings (cluster quality, predictor accuracy), rather than the "
+        "lower reconstruction error, is not measured yet."
     )
 else:
-    cmp_verdict = f"At this budget `mae` reached the lower masked-patch MSE ({mae_mse:.5f} vs {paper_mse:.5f})."
+    cmp_verdict = (
+        f"At this budget `mae` reached the lower masked-patch MSE ({mae_mse:.5f} vs {paper_mse:.5f})."
+    )
 card = (Path(__file__).parent / "MODEL_CARD.template.md").read_text()
 card = card.format(
     size_mb=size_mb,

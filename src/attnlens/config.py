@@ -40,7 +40,8 @@ class APMAESettings(BaseModel):
 
     checkpoint: str = Field(
         "default",
-        description="`default` (the checkpoint shipped for the embedded model) or a folder with config.json + model.safetensors.",
+        description="`default` (the checkpoint shipped for the embedded model) or a folder with config.json "
+        "+ model.safetensors.",
     )
     device: DeviceChoice = Field("auto", description="Device for AP-MAE; `auto` picks CUDA when present.")
     batch_size: int = Field(512, description="Head patterns embedded per AP-MAE forward.", gt=0)
@@ -51,10 +52,13 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = Field(
         None,
-        description="SQLAlchemy URL; default is SQLite at <data_dir>/attnlens.db. PostgreSQL URLs work for shared atlases.",
+        description="SQLAlchemy URL; default is SQLite at <data_dir>/attnlens.db. PostgreSQL URLs work for "
+        "shared atlases.",
     )
     job_stale_after_s: float = Field(
-        300.0, description="A running job whose worker sent no heartbeat for this long goes back to the queue.", gt=0
+        300.0,
+        description="A running job whose worker sent no heartbeat for this long goes back to the queue.",
+        gt=0,
     )
 
 
@@ -63,19 +67,27 @@ class IndexSettings(BaseModel):
 
     flat_max_vectors: int = Field(
         200_000,
-        description="Up to this many vectors the index is exact (flat); beyond it a compressed index is built.",
+        description="Up to this many vectors the index is exact (flat); beyond it a compressed index is "
+        "built.",
         gt=0,
     )
     metric: Literal["cosine", "l2"] = Field(
         "cosine", description="Similarity of embeddings: cosine (unit vectors, inner product) or Euclidean."
     )
     ivf_lists: int | None = Field(
-        None, description="Inverted lists of the compressed index; default about 4*sqrt(vectors), a power of 2.", gt=0
+        None,
+        description="Inverted lists of the compressed index; default about 4*sqrt(vectors), a power of 2.",
+        gt=0,
     )
     pq_bytes: int = Field(
-        32, description="Bytes per vector in the compressed index's product quantizer (must divide the dimension).", gt=0
+        32,
+        description="Bytes per vector in the compressed index's product quantizer (must divide the "
+        "dimension).",
+        gt=0,
     )
-    nprobe: int = Field(16, description="Lists the compressed index scans per query (more: slower, better recall).", gt=0)
+    nprobe: int = Field(
+        16, description="Lists the compressed index scans per query (more: slower, better recall).", gt=0
+    )
     rerank_factor: int = Field(
         5,
         description="The compressed index returns k times this many candidates, re-ranked exactly with the "
@@ -87,20 +99,21 @@ class IndexSettings(BaseModel):
     )
     search_threads: int = Field(
         1,
-        description="FAISS threads per search. One query is latency-bound; more threads on a busy CPU made it slower.",
+        description="FAISS threads per search. One query is latency-bound; more threads on a busy CPU made "
+        "it slower.",
         ge=1,
     )
     build_threads: int = Field(
         1,
-        description="FAISS threads for training and filling the index. Raise it on a machine of your own: on a "
-        "shared 2-core CPU, 2 OpenMP threads made training 14x slower than 1.",
+        description="FAISS threads for training and filling the index. Raise it on a machine of your own: on "
+        "a shared 2-core CPU, 2 OpenMP threads made training 14x slower than 1.",
         ge=1,
     )
     overfetch_min_fraction: float = Field(
         0.03,
-        description="On a compressed index, a search filter admitting at least this fraction of all patterns is "
-        "applied by over-fetching and discarding, a narrower one by a FAISS id selector (flat indexes always use "
-        "the selector).",
+        description="On a compressed index, a search filter admitting at least this fraction of all patterns "
+        "is applied by over-fetching and discarding, a narrower one by a FAISS id selector (flat indexes "
+        "always use the selector).",
         gt=0,
         le=1,
     )
@@ -116,19 +129,25 @@ class MiningSettings(BaseModel):
     seed: int = Field(0, description="Seed for every random choice in mining.")
     per_task: int = Field(1000, description="Scenarios mined per task (the paper used 1000).", ge=0)
     max_target_tokens: int = Field(
-        64, description="Candidate targets longer than this many tokens (long text blocks) are not used.", gt=0
+        64,
+        description="Candidate targets longer than this many tokens (long text blocks) are not used.",
+        gt=0,
     )
     jsonl_field: str = Field("content", description="Field holding the source text in a JSONL corpus.")
     hf_config: str | None = Field(
         None, description="Config name of a Hugging Face dataset corpus (e.g. Stackless_Java_V2)."
     )
-    hf_split: str = Field("test", description="Split of a Hugging Face dataset corpus (the paper analysed `test`).")
+    hf_split: str = Field(
+        "test", description="Split of a Hugging Face dataset corpus (the paper analysed `test`)."
+    )
 
 
 class APISettings(BaseModel):
     """The HTTP server and its limits."""
 
-    host: str = Field("127.0.0.1", description="Interface to bind. Loopback by default; set 0.0.0.0 deliberately.")
+    host: str = Field(
+        "127.0.0.1", description="Interface to bind. Loopback by default; set 0.0.0.0 deliberately."
+    )
     port: int = Field(8000, description="TCP port of the web app.", ge=1, le=65535)
     max_code_bytes: int = Field(65_536, description="Largest pasted Java source accepted, in bytes.", gt=0)
     max_new_tokens: int = Field(64, description="Most tokens one generation request may ask for.", gt=0)
@@ -136,7 +155,8 @@ class APISettings(BaseModel):
     max_concurrent_model_calls: int = Field(1, description="Model calls running at once in the worker.", gt=0)
     worker_url: str | None = Field(
         None,
-        description="URL of a separate worker service (split deployment, e.g. http://worker:8001); unset: the worker runs in this process.",
+        description="URL of a separate worker service (split deployment, e.g. http://worker:8001); unset: "
+        "the worker runs in this process.",
     )
     frontend_dir: Path | None = Field(
         None, description="Folder of the static pages; default: frontend/static of this source tree."
@@ -152,30 +172,49 @@ class AnalysisSettings(BaseModel):
     Clustering defaults are the paper's per-head recipe (UMAP 8-d cosine, then HDBSCAN).
     """
 
-    seed: int = Field(0, description="Seed for every random choice in analysis (UMAP, jitter, folds, bootstrap).")
-    umap_components: int = Field(8, description="Dimensions UMAP reduces each head's embeddings to before HDBSCAN.", ge=2)
+    seed: int = Field(
+        0, description="Seed for every random choice in analysis (UMAP, jitter, folds, bootstrap)."
+    )
+    umap_components: int = Field(
+        8, description="Dimensions UMAP reduces each head's embeddings to before HDBSCAN.", ge=2
+    )
     umap_neighbors: int = Field(20, description="UMAP n_neighbors for per-head clustering.", ge=2)
     umap_min_dist: float = Field(0.05, description="UMAP min_dist for per-head clustering.", ge=0)
-    umap_metric: str = Field("cosine", description="UMAP metric on the raw embeddings (per head and for the map).")
+    umap_metric: str = Field(
+        "cosine", description="UMAP metric on the raw embeddings (per head and for the map)."
+    )
     hdbscan_min_samples: int = Field(20, description="HDBSCAN min_samples (density smoothing).", ge=1)
-    hdbscan_min_cluster_size: int = Field(25, description="HDBSCAN min_cluster_size: smaller groups become noise.", ge=2)
+    hdbscan_min_cluster_size: int = Field(
+        25, description="HDBSCAN min_cluster_size: smaller groups become noise.", ge=2
+    )
     hdbscan_allow_single_cluster: bool = Field(
         True, description="Let HDBSCAN return one cluster for a head whose patterns are all alike."
     )
     dedup_jitter: float = Field(
-        1e-3, description="Std of the Gaussian jitter added to duplicate embeddings (grows x5 per retry, 3 retries).", gt=0
+        1e-3,
+        description="Std of the Gaussian jitter added to duplicate embeddings (grows x5 per retry, 3 "
+        "retries).",
+        gt=0,
     )
     map_fit_sample: int = Field(
-        20_000, description="Points the 2-D map's UMAP is fitted on; the rest are placed with transform.", ge=10
+        20_000,
+        description="Points the 2-D map's UMAP is fitted on; the rest are placed with transform.",
+        ge=10,
     )
     map_neighbors: int = Field(15, description="UMAP n_neighbors for the 2-D map.", ge=2)
     map_min_dist: float = Field(0.1, description="UMAP min_dist for the 2-D map.", ge=0)
-    knn_k: int = Field(15, description="Neighbours that vote when assigning a new pattern to a head's cluster.", ge=1)
-    predictor_iterations: int = Field(1000, description="Most CatBoost boosting rounds (early stopping usually ends sooner).", ge=1)
+    knn_k: int = Field(
+        15, description="Neighbours that vote when assigning a new pattern to a head's cluster.", ge=1
+    )
+    predictor_iterations: int = Field(
+        1000, description="Most CatBoost boosting rounds (early stopping usually ends sooner).", ge=1
+    )
     predictor_depth: int = Field(6, description="CatBoost tree depth.", ge=1, le=16)
     predictor_learning_rate: float = Field(0.1, description="CatBoost learning rate.", gt=0)
     predictor_early_stopping: int = Field(
-        25, description="Rounds without improvement on the inner validation split before CatBoost stops.", ge=1
+        25,
+        description="Rounds without improvement on the inner validation split before CatBoost stops.",
+        ge=1,
     )
     predictor_eval_fraction: float = Field(
         0.1, description="Share of each training fold held out (stratified) for early stopping.", gt=0, lt=0.5
@@ -186,11 +225,16 @@ class AnalysisSettings(BaseModel):
     )
     predictor_logreg_c_grid: list[float] = Field(
         [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-        description="Inverse L2 strengths C the embedding predictor's logistic regression picks from (inner 3-fold CV, log-loss).",
+        description="Inverse L2 strengths C the embedding predictor's logistic regression picks from (inner "
+        "3-fold CV, log-loss).",
     )
     cv_folds: int = Field(5, description="Stratified cross-validation folds for predictor evaluation.", ge=2)
-    calibration_bins: int = Field(10, description="Equal-width probability bins of the reliability table.", ge=2)
-    bootstrap_resamples: int = Field(2000, description="Bootstrap resamples behind each 95% interval.", ge=100)
+    calibration_bins: int = Field(
+        10, description="Equal-width probability bins of the reliability table.", ge=2
+    )
+    bootstrap_resamples: int = Field(
+        2000, description="Bootstrap resamples behind each 95% interval.", ge=100
+    )
     neutral_shap_eps: float = Field(
         1e-5, description="Heads with |mean SHAP| at most this are `neutral` in ablation experiments.", ge=0
     )
@@ -199,20 +243,33 @@ class AnalysisSettings(BaseModel):
 class AtlasSettings(BaseModel):
     """Building atlases, including the demo atlas `make run` builds in the background."""
 
-    batch_size: int = Field(4, description="Scenarios per target-model forward pass in a build.", ge=1, le=256)
-    thumbnail_size: int = Field(32, description="Side of each stored head thumbnail (uint8, lower triangle kept).", ge=4, le=128)
+    batch_size: int = Field(
+        4, description="Scenarios per target-model forward pass in a build.", ge=1, le=256
+    )
+    thumbnail_size: int = Field(
+        32, description="Side of each stored head thumbnail (uint8, lower triangle kept).", ge=4, le=128
+    )
     index_save_every: int = Field(
-        25, description="Save the FAISS index after this many build batches (the database is always ahead; a restart syncs).", ge=1
+        25,
+        description="Save the FAISS index after this many build batches (the database is always ahead; a "
+        "restart syncs).",
+        ge=1,
     )
     demo_corpus: str = Field(
         "/usr/lib/jvm/openjdk-17/lib/src.zip",
-        description="Corpus of the demo atlas built on first `attnlens serve` (the JDK sources from Debian's openjdk-17-source).",
+        description="Corpus of the demo atlas built on first `attnlens serve` (the JDK sources from "
+        "Debian's openjdk-17-source).",
     )
     demo_per_task: int = Field(
-        40, description="Scenarios per task in the demo atlas (enough rows per task for the correctness predictors).", ge=0
+        40,
+        description="Scenarios per task in the demo atlas (enough rows per task for the correctness "
+        "predictors).",
+        ge=0,
     )
     demo_tasks: str = Field("all", description="Tasks of the demo atlas: `all` or comma-separated names.")
-    build_demo: bool = Field(True, description="Whether `attnlens serve` queues the demo atlas build when the atlas is empty.")
+    build_demo: bool = Field(
+        True, description="Whether `attnlens serve` queues the demo atlas build when the atlas is empty."
+    )
 
 
 class Settings(BaseSettings):
@@ -235,9 +292,12 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings, description="FAISS index.")
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Scenario mining.")
     api: APISettings = Field(default_factory=APISettings, description="HTTP server and request limits.")
-    atlas: AtlasSettings = Field(default_factory=AtlasSettings, description="Atlas builds and the demo atlas.")
+    atlas: AtlasSettings = Field(
+        default_factory=AtlasSettings, description="Atlas builds and the demo atlas."
+    )
     analysis: AnalysisSettings = Field(
-        default_factory=AnalysisSettings, description="Clustering, cluster map, predictors, ablation statistics."
+        default_factory=AnalysisSettings,
+        description="Clustering, cluster map, predictors, ablation statistics.",
     )
 
     @field_validator("data_dir")

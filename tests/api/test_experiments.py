@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnlens.atlas.experiment_spec import ABLATION_EXPERIMENT
+from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.atlas.experiments import run_ablation_experiment
 from attnlens.service.jobs import JobRunner
 from attnlens.service.local import LocalWorker
@@ -53,8 +53,12 @@ def test_bad_experiments_are_refused_before_queueing(atlas_client):
     assert status({"task": "identifiers", "scenarios": 1}) == (422, "invalid_request")
 
 
-def test_spec_rules_match_the_analysis_rules():
-    from attnlens.analysis.ablation import SELECTION_RULES
-    from attnlens.atlas.experiment_spec import RULES
+def test_every_rule_the_api_offers_by_default_is_one_the_analysis_runs():
+    """One list of rules (contracts); the request's default and the selection code both use it."""
+    from attnlens.analysis.ablation import select_heads
+    from attnlens.api.schemas import ExperimentRequest
+    from attnlens.heads import HeadRef
 
-    assert tuple(RULES) == tuple(SELECTION_RULES)
+    scores = {HeadRef(0, h): float(h - 2) for h in range(5)}
+    for rule in ExperimentRequest(task="identifiers").rules:
+        assert len(select_heads(scores, rule, 2, eps=0.5, seed=0).heads) >= 1, rule

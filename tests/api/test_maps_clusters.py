@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from attnlens.api import create_app
-from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS, ATLAS_CLUSTER, ATLAS_MAP
+from attnlens.atlas.handlers import JOB_HANDLERS
 from attnlens.config import Settings
+from attnlens.contracts.jobs import ATLAS_CLUSTER, ATLAS_MAP
 from attnlens.service.jobs import run_job_here
 from attnlens.service.local import LocalWorker
 from attnlens.store import open_store
@@ -62,7 +63,7 @@ def analysed(tiny_atlas, tmp_path_factory: pytest.TempPathFactory):
     client, store = client_for(settings)
     results = {}
     for kind in (ATLAS_CLUSTER, ATLAS_MAP):
-        job = run_job_here(settings, store, enqueue_job(store, kind, {}), None, ANALYSIS_HANDLERS[kind])
+        job = run_job_here(settings, store, enqueue_job(store, kind, {}), None, JOB_HANDLERS[kind])
         assert job.state == "succeeded", job.error
         results[kind] = job.result
     with client:

@@ -18,15 +18,11 @@ import numpy as np
 import pytest
 from sqlalchemy import Integer, cast, func, select
 
-from attnlens.atlas.analysis_jobs import (
-    ANALYSIS_HANDLERS,
-    ATLAS_CLUSTER,
-    ATLAS_MAP,
-    TRAIN_PREDICTORS,
-    predictor_parameters,
-)
-from attnlens.atlas.prediction import predict_for_inference
+from attnlens.atlas.handlers import JOB_HANDLERS
+from attnlens.atlas.prediction import as_vectors, predict_for_inference
+from attnlens.atlas.train_predictors import predictor_parameters
 from attnlens.config import Settings
+from attnlens.contracts.jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
 from attnlens.heads import HeadRef
 from attnlens.service.jobs import run_job_here
 from attnlens.store import Store, open_store, save_scenarios
@@ -99,7 +95,7 @@ def write_synthetic_atlas(settings: Settings, seed: int = 0) -> SyntheticAtlas:
 
 def run_kind(atlas: SyntheticAtlas, kind: str, parameters: dict):
     job_id = enqueue_job(atlas.store, kind, parameters)
-    return run_job_here(atlas.settings, atlas.store, job_id, None, ANALYSIS_HANDLERS[kind])
+    return run_job_here(atlas.settings, atlas.store, job_id, None, JOB_HANDLERS[kind])
 
 
 @pytest.fixture(scope="module")
@@ -197,35 +193,44 @@ def test_noise_control_sits_at_chance_and_small_tasks_are_skipped(analysed):
         assert evaluation.accuracy_low < 0.5, kind
 
 
+def _predict(settings: Settings, store: Store, by_name: dict[str, np.ndarray], task: str):
+    return predict_for_inference(settings, store, settings.model.name, as_vectors(by_name), task)
+
+
 def test_predict_for_inference_follows_the_signal_head(analysed):
     atlas, _ = analysed
     rng = np.random.default_rng(1)
     background = {ref.name: atlas.centres[i, rng.integers(0, 3)] for i, ref in enumerate(HEADS)}
     column = HEADS.index(SIGNAL)
-    likely, reason = predict_for_inference(
+    likely, reason, placed = _predict(
         atlas.settings, atlas.store, {**background, SIGNAL.name: atlas.centres[column, 0]}, "identifiers"
     )
     assert reason is None
-    unlikely, _ = predict_for_inference(
+    unlikely, _, placed_unlikely = _predict(
         atlas.settings, atlas.store, {**background, SIGNAL.name: atlas.centres[column, 2]}, "identifiers"
     )
-    assert likely["probability_correct"] > 0.7 > 0.3 > unlikely["probability_correct"]
-    assert likely["top_heads"][0]["name"] == SIGNAL.name
-    assert likely["top_heads"][0]["importance"] > 0 > unlikely["top_heads"][0]["importance"]
-    assert set(likely["clusters"]) == {ref.name for ref in HEADS}
-    assert likely["clusters"][SIGNAL.name] != unlikely["clusters"][SIGNAL.name]
-    predictor = likely["predictor"]
-    assert predictor["task"] == "identifiers" and predictor["accuracy_low"] <= predictor["accuracy"] <= predictor["accuracy_high"]
+    assert likely.probability_correct > 0.7 > 0.3 > unlikely.probability_correct
+    assert likely.top_heads[0].name == SIGNAL.name
+    assert likely.top_heads[0].importance > 0 > unlikely.top_heads[0].importance
+    assert set(placed.clusters) == {ref.name for ref in HEADS}
+    assert placed.clusters[SIGNAL.name] != placed_unlikely.clusters[SIGNAL.name]
+    # Each top head carries the cluster its pattern joined.
+    assert likely.top_heads[0].cluster == placed.clusters[SIGNAL.name]
+    predictor = likely.predictor
+    assert predictor.task == "identifiers" and predictor.accuracy_low <= predictor.accuracy <= predictor.accuracy_high
 
 
 def test_predict_for_inference_says_why_it_cannot(analysed, tmp_path: Path):
     atlas, _ = analysed
     vectors = {ref.name: atlas.centres[i, 0] for i, ref in enumerate(HEADS)}
-    prediction, reason = predict_for_inference(atlas.settings, atlas.store, vectors, "eol")
+    prediction, reason, placed = _predict(atlas.settings, atlas.store, vectors, "eol")
     assert prediction is None and "attnlens predictors train" in reason
+    # Without a predictor for the task the heads are still placed in the clustering.
+    assert placed.clustering_id is not None and set(placed.clusters) == {ref.name for ref in HEADS}
     empty = synthetic_settings(tmp_path / "empty")
-    prediction, reason = predict_for_inference(empty, open_store(empty), vectors, "identifiers")
+    prediction, reason, placed = _predict(empty, open_store(empty), vectors, "identifiers")
     assert prediction is None and "attnlens predictors train" in reason
+    assert placed.clustering_id is None and placed.clusters == {}
 
 
 def test_clustering_needs_an_atlas(tmp_path: Path):
@@ -243,7 +248,7 @@ def run_job_here_failing(settings: Settings, store: Store, kind: str):
 
     job_id = enqueue_job(store, kind, {"model": MODEL})
     with pytest.raises(InsufficientData):
-        run_job_here(settings, store, job_id, None, ANALYSIS_HANDLERS[kind])
+        run_job_here(settings, store, job_id, None, JOB_HANDLERS[kind])
     return get_job(store, job_id)
 
 

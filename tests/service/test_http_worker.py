@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from attnlens.api import create_app
 from attnlens.errors import HeadOutOfRange, ModelUnavailable
 from attnlens.heads import HeadRef
-from attnlens.service.http import HttpWorker, create_worker_app
+from attnlens.api.worker_app import create_worker_app
+from attnlens.service.http import HttpWorker
 from attnlens.service.local import LocalWorker
 
 
@@ -52,3 +53,16 @@ def test_unreachable_worker_is_a_clear_503():
     assert remote.status()["state"] == "error" and "cannot be reached" in remote.status()["error"]
     with pytest.raises(ModelUnavailable, match="cannot be reached"):
         remote.model_shape()
+
+
+def test_remote_analysis_is_the_same_typed_result(split):
+    """A pasted hole crosses the HTTP boundary as the contract type and comes back equal (clusters,
+    prediction and all), so the API cannot tell the two workers apart."""
+    from attnlens.contracts.results import HoleRequest, PastedHole
+
+    local, remote, _ = split
+    code = "class A {\n    int twice(int x) {\n        return x + x;\n    }\n}\n"
+    hole = HoleRequest(cursor=0, task="identifiers")
+    a = remote.analyze(code, hole, None)
+    b = local.analyze(code, hole, None)
+    assert [type(r) for r in a] == [PastedHole] and a == b

@@ -23,8 +23,14 @@ from attnlens.analysis.cluster_map import ClusterMap, build_cluster_map
 from attnlens.analysis.clustering import NOISE, ClusterSummary, HeadClustering, cluster_head, cluster_heads
 from attnlens.analysis.evaluation import PredictorEvaluation, cross_validate_predictor, train_final_predictor
 from attnlens.analysis.importance import HeadShap, head_shap_values
+from attnlens.analysis.predictor_kinds import (
+    Predictor,
+    PredictorKindImpl,
+    predictor_kind,
+    predictor_kinds,
+    register_predictor_kind,
+)
 from attnlens.analysis.predictors import (
-    PREDICTOR_KINDS,
     ClusterCatBoostPredictor,
     CorrectnessPredictor,
     EmbeddingPCAPredictor,
@@ -37,7 +43,6 @@ from attnlens.analysis.stats import Interval, ReliabilityBin, wilson_interval
 
 __all__ = [
     "NOISE",
-    "PREDICTOR_KINDS",
     "SELECTION_RULES",
     "AblationStatistics",
     "ClusterAssigner",
@@ -51,7 +56,9 @@ __all__ = [
     "HeadSelection",
     "HeadShap",
     "Interval",
+    "Predictor",
     "PredictorEvaluation",
+    "PredictorKindImpl",
     "ReliabilityBin",
     "ablation_statistics",
     "assign_clusters",
@@ -63,7 +70,10 @@ __all__ = [
     "fit_embedding_predictor",
     "head_shap_values",
     "place_on_map",
+    "register_predictor_kind",
     "predictor_from_bytes",
+    "predictor_kind",
+    "predictor_kinds",
     "predictor_to_bytes",
     "select_heads",
     "train_final_predictor",

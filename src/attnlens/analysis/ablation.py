@@ -18,16 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from attnlens.analysis.stats import Interval, bootstrap_intervals
+from attnlens.contracts.jobs import SELECTION_RULES, SelectionRule
 from attnlens.errors import InsufficientData, InvalidInput
 from attnlens.heads import HeadRef
-
-SelectionRule = Literal["top_positive", "top_negative", "neutral", "random"]
-SELECTION_RULES: tuple[SelectionRule, ...] = ("top_positive", "top_negative", "neutral", "random")
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,9 @@ def select_heads(
         pool = [i for i in np.argsort(values, kind="stable") if values[i] < -eps]
         chosen = pool[:n]
     else:
-        pool = np.flatnonzero(np.abs(values) <= eps) if rule == "neutral" else np.arange(len(names))
+        drawn_from = np.flatnonzero(np.abs(values) <= eps) if rule == "neutral" else np.arange(len(names))
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(pool, size=min(n, len(pool)), replace=False).tolist()
+        chosen = rng.choice(drawn_from, size=min(n, len(drawn_from)), replace=False).tolist()
     return HeadSelection(rule=rule, requested=n, heads=tuple(names[i] for i in chosen))
 
 
@@ -83,7 +80,8 @@ def ablation_statistics(
     after = np.asarray(ablated_correct)
     if before.ndim != 1 or before.shape != after.shape:
         raise InvalidInput(
-            f"baseline and ablated correctness must be 1-D and of equal length, got {before.shape} and {after.shape}."
+            f"baseline and ablated correctness must be 1-D and of equal length, got {before.shape} and "
+            f"{after.shape}."
         )
     if len(before) == 0:
         raise InsufficientData("no scenarios: run the experiment on at least one scenario.")
@@ -105,5 +103,7 @@ def ablation_statistics(
             axis=1,
         )
 
-    base, ablated, change, i2c, c2i = bootstrap_intervals(statistics, len(before), resamples=resamples, seed=seed)
+    base, ablated, change, i2c, c2i = bootstrap_intervals(
+        statistics, len(before), resamples=resamples, seed=seed
+    )
     return AblationStatistics(len(before), base, ablated, change, i2c, c2i)

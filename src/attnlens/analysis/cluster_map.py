@@ -48,7 +48,9 @@ def build_cluster_map(
         raise InvalidInput("embeddings contain NaN or infinite values; re-embed those patterns first.")
     n = len(x)
     if n < MIN_MAP_POINTS:
-        raise InsufficientData(f"a map needs at least {MIN_MAP_POINTS} points, got {n}; analyse more inferences.")
+        raise InsufficientData(
+            f"a map needs at least {MIN_MAP_POINTS} points, got {n}; analyse more inferences."
+        )
     rng = np.random.default_rng(settings.seed)
     fit_rows = np.sort(rng.choice(n, size=min(n, settings.map_fit_sample), replace=False))
     rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
@@ -63,7 +65,9 @@ def build_cluster_map(
     coordinates = np.empty((n, 2), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        coordinates[fit_rows] = reducer.fit_transform(jitter_duplicates(x[fit_rows], settings.dedup_jitter, rng))
+        coordinates[fit_rows] = reducer.fit_transform(
+            jitter_duplicates(x[fit_rows], settings.dedup_jitter, rng)
+        )
         if on_progress is not None:
             on_progress(len(fit_rows), n)
         for start in range(0, len(rest), chunk_rows):

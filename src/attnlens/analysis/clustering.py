@@ -116,12 +116,15 @@ def attribute_counts(
     n = len(labels)
     for name, values in attributes.items():
         if len(values) != n:
-            raise InvalidInput(f"attribute {name!r} has {len(values)} values for {n} embeddings; give one per row.")
+            raise InvalidInput(
+                f"attribute {name!r} has {len(values)} values for {n} embeddings; give one per row."
+            )
     out: dict[int, dict[str, dict[str, int]]] = {}
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         out[int(label)] = {
-            name: dict(Counter(str(values[i]) for i in members).most_common()) for name, values in attributes.items()
+            name: dict(Counter(str(values[int(i)]) for i in members).most_common())
+            for name, values in attributes.items()
         }
     return out
 
@@ -190,7 +193,9 @@ def cluster_head(
     if x.ndim != 2:
         raise InvalidInput(f"embeddings of one head must be a 2-D (n, d) array, got shape {x.shape}.")
     if not np.isfinite(x).all():
-        raise InvalidInput("embeddings contain NaN or infinite values; re-embed those patterns before clustering.")
+        raise InvalidInput(
+            "embeddings contain NaN or infinite values; re-embed those patterns before clustering."
+        )
     n = len(x)
     needed = minimum_points(settings)
     if n < needed:
@@ -199,7 +204,9 @@ def cluster_head(
             f"{n} points; clustering needs at least {needed} (min_cluster_size, UMAP n_neighbors + 1): "
             "all marked noise. Collect more inferences for this head."
         )
-        return HeadClustering(head, labels, summarise_clusters(x, labels, attributes, settings.umap_metric), reason)
+        return HeadClustering(
+            head, labels, summarise_clusters(x, labels, attributes, settings.umap_metric), reason
+        )
     rng = np.random.default_rng(settings.seed)
     distinct = jitter_duplicates(x, settings.dedup_jitter, rng)
     labels = hdbscan_labels(reduce_with_umap(distinct, settings), settings)

@@ -16,15 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attnlens.analysis.predictors import (
-    PREDICTOR_KINDS,
-    CorrectnessPredictor,
-    PredictorKind,
-    check_labels,
-    fit_catboost_early_stopped,
-    fit_cluster_predictor,
-    fit_embedding_predictor,
-)
+from attnlens.analysis.predictor_kinds import Predictor, predictor_kind
+from attnlens.analysis.predictors import check_labels
 from attnlens.analysis.stats import (
     Interval,
     ReliabilityBin,
@@ -42,7 +35,7 @@ from attnlens.heads import HeadRef
 class PredictorEvaluation:
     """Cross-validated quality of one predictor kind on one task's rows."""
 
-    kind: PredictorKind
+    kind: str
     n_rows: int
     n_correct: int
     folds: int
@@ -69,30 +62,8 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
-def _fit(
-    kind: PredictorKind,
-    features: np.ndarray,
-    y: np.ndarray,
-    heads: tuple[HeadRef, ...],
-    settings: AnalysisSettings,
-    seed: int,
-) -> tuple[CorrectnessPredictor, int | None]:
-    if kind == "clusters_catboost":
-        return fit_catboost_early_stopped(features, y, heads, settings, seed)
-    return fit_embedding_predictor(features, y, heads, settings), None
-
-
-def _check_kind_and_features(kind: str, features: np.ndarray, n_heads: int) -> None:
-    if kind not in PREDICTOR_KINDS:
-        raise InvalidInput(f"unknown predictor kind {kind!r}; choose one of {', '.join(PREDICTOR_KINDS)}.")
-    expected_ndim = 2 if kind == "clusters_catboost" else 3
-    if features.ndim != expected_ndim or features.shape[1] != n_heads:
-        shape = "(rows, heads)" if expected_ndim == 2 else "(rows, heads, dim)"
-        raise InvalidInput(f"{kind} needs features of shape {shape} with {n_heads} heads, got {features.shape}.")
-
-
 def cross_validate_predictor(
-    kind: PredictorKind,
+    kind: str,
     features: np.ndarray,
     correct: np.ndarray,
     heads: list[HeadRef] | tuple[HeadRef, ...],
@@ -100,13 +71,14 @@ def cross_validate_predictor(
     *,
     shuffled_control: bool = True,
 ) -> PredictorEvaluation:
-    """Stratified k-fold CV of `kind` on `features` ((rows, heads) cluster ids for `clusters_catboost`,
-    (rows, heads, dim) embeddings for `embeddings_pca_logreg`) against `correct` (rows,) booleans."""
+    """Stratified k-fold CV of `kind` on `features` (the kind's input: (rows, heads) cluster ids or
+    (rows, heads, dim) embeddings) against `correct` (rows,) booleans."""
     from sklearn.model_selection import StratifiedKFold
 
     heads = tuple(heads)
     x = np.asarray(features)
-    _check_kind_and_features(kind, x, len(heads))
+    impl = predictor_kind(kind)
+    impl.check_features(x, len(heads))
     # Each training fold must still hold both classes after the early-stopping share is taken out.
     y = check_labels(correct, len(x), min_per_class=2 * settings.cv_folds)
     splitter = StratifiedKFold(n_splits=settings.cv_folds, shuffle=True, random_state=settings.seed)
@@ -114,7 +86,7 @@ def cross_validate_predictor(
     fold_accuracies: list[float] = []
     rounds: list[int] = []
     for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        predictor, used = _fit(kind, x[train], y[train], heads, settings, settings.seed + fold)
+        predictor, used = impl.fit_fold(x[train], y[train], heads, settings, settings.seed + fold)
         probability[test] = predictor.predict_proba(x[test])
         fold_accuracies.append(float(np.mean((probability[test] >= 0.5) == y[test])))
         if used is not None:
@@ -145,20 +117,19 @@ def cross_validate_predictor(
 
 
 def train_final_predictor(
-    kind: PredictorKind,
+    kind: str,
     features: np.ndarray,
     correct: np.ndarray,
     heads: list[HeadRef] | tuple[HeadRef, ...],
     settings: AnalysisSettings,
     *,
     evaluation: PredictorEvaluation | None = None,
-) -> CorrectnessPredictor:
+) -> Predictor:
     """The model to store and use on new rows, fitted on every row. Pass the CV `evaluation` of the same
-    rows so CatBoost reuses its rounds instead of holding rows out for early stopping."""
+    rows so a boosted kind reuses its rounds instead of holding rows out for early stopping."""
     heads = tuple(heads)
     x = np.asarray(features)
-    _check_kind_and_features(kind, x, len(heads))
-    if kind == "clusters_catboost":
-        rounds = evaluation.final_rounds if evaluation is not None else None
-        return fit_cluster_predictor(x, correct, heads, settings, iterations=rounds)
-    return fit_embedding_predictor(x, correct, heads, settings)
+    impl = predictor_kind(kind)
+    impl.check_features(x, len(heads))
+    rounds = evaluation.final_rounds if evaluation is not None else None
+    return impl.fit_final(x, np.asarray(correct), heads, settings, rounds)

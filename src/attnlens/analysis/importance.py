@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnlens.analysis.predictors import ClusterCatBoostPredictor, CorrectnessPredictor, EmbeddingPCAPredictor
+from attnlens.analysis.predictor_kinds import Predictor, predictor_kind
 from attnlens.heads import HeadRef
 
 
@@ -45,16 +45,7 @@ class HeadShap:
         return dict(zip(self.heads, np.abs(picked).mean(axis=0).tolist(), strict=True))
 
 
-def head_shap_values(predictor: CorrectnessPredictor, features: np.ndarray) -> HeadShap:
+def head_shap_values(predictor: Predictor, features: np.ndarray) -> HeadShap:
     """SHAP values of `predictor` on `features` (the same layout the predictor takes)."""
-    if isinstance(predictor, ClusterCatBoostPredictor):
-        shap = np.asarray(
-            predictor.model.get_feature_importance(data=predictor.pool(features), type="ShapValues"),
-            dtype=np.float64,
-        )  # (rows, head + 1): expected value last
-        return HeadShap(predictor.heads, shap[:, :-1], float(shap[0, -1]))
-    if isinstance(predictor, EmbeddingPCAPredictor):
-        z = predictor.standardised_features(features)  # (rows, head * component)
-        contributions = (z * predictor.coef).reshape(len(z), len(predictor.heads), predictor.components_per_head)
-        return HeadShap(predictor.heads, contributions.sum(axis=2), predictor.intercept)
-    raise TypeError(f"no SHAP computation for {type(predictor).__name__}")
+    values, expected = predictor_kind(predictor.kind).shap(predictor, features)
+    return HeadShap(tuple(predictor.heads), values, expected)

@@ -1,6 +1,7 @@
 """Correctness predictors: from one inference's heads to the probability that its completion is correct.
 
-Two kinds, both predicting P(correct) (class 1 = correct, so positive log-odds and positive SHAP values
+Two built-in kinds (registered in `attnlens.analysis.predictor_kinds` at the end of this module), both
+predicting P(correct) (class 1 = correct, so positive log-odds and positive SHAP values
 push towards "correct"):
 - `clusters_catboost` (the paper's): one categorical feature per head, named `L{layer}H{head}`, whose
   value is the head's cluster id (as a string; -1 = noise); a CatBoostClassifier.
@@ -20,16 +21,17 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from attnlens.config import AnalysisSettings
+from attnlens.contracts.predictors import PredictorKindSpec
 from attnlens.errors import InsufficientData, InvalidInput
 from attnlens.heads import HeadRef
 
-PredictorKind = Literal["clusters_catboost", "embeddings_pca_logreg"]
-PREDICTOR_KINDS: tuple[PredictorKind, ...] = ("clusters_catboost", "embeddings_pca_logreg")
+CLUSTERS_CATBOOST = "clusters_catboost"
+EMBEDDINGS_PCA_LOGREG = "embeddings_pca_logreg"
 FORMAT_NAME = "attnlens-correctness-predictor"
 FORMAT_VERSION = 1
 
@@ -88,7 +90,7 @@ class ClusterCatBoostPredictor:
 
     heads: tuple[HeadRef, ...]
     model: Any  # catboost.CatBoostClassifier, trained with class 1 = correct
-    kind: PredictorKind = "clusters_catboost"
+    kind: str = CLUSTERS_CATBOOST
 
     def pool(self, cluster_ids: np.ndarray) -> Any:
         return _catboost_pool(cluster_ids, self.heads)
@@ -114,7 +116,7 @@ class EmbeddingPCAPredictor:
     coef: np.ndarray  # (head * component,)
     intercept: float
     regularisation_c: float
-    kind: PredictorKind = "embeddings_pca_logreg"
+    kind: str = EMBEDDINGS_PCA_LOGREG
 
     @property
     def components_per_head(self) -> int:
@@ -263,42 +265,29 @@ def fit_embedding_predictor(
     )
 
 
-def predictor_to_bytes(predictor: CorrectnessPredictor) -> bytes:
-    """A self-describing zip: meta.json, arrays.npz (no pickles) and, for CatBoost, model.cbm."""
-    meta: dict[str, Any] = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "kind": predictor.kind,
-        "heads": _head_names(predictor.heads),
-    }
+def predictor_to_bytes(predictor: Any) -> bytes:
+    """A self-describing zip: meta.json plus the kind's own files (arrays.npz without pickles, CatBoost's
+    .cbm), so a stored predictor never needs unpickling."""
+    from attnlens.analysis.predictor_kinds import predictor_kind
+
+    impl = predictor_kind(predictor.kind)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        if isinstance(predictor, ClusterCatBoostPredictor):
-            # CatBoost writes its native format only to a path.
-            with tempfile.TemporaryDirectory() as folder:
-                path = os.path.join(folder, "model.cbm")
-                predictor.model.save_model(path)
-                with open(path, "rb") as handle:
-                    archive.writestr("model.cbm", handle.read())
-        else:
-            meta["intercept"] = predictor.intercept
-            meta["regularisation_c"] = predictor.regularisation_c
-            arrays = io.BytesIO()
-            np.savez(
-                arrays,
-                pca_mean=predictor.pca_mean,
-                pca_components=predictor.pca_components,
-                feature_mean=predictor.feature_mean,
-                feature_scale=predictor.feature_scale,
-                coef=predictor.coef,
-            )
-            archive.writestr("arrays.npz", arrays.getvalue())
+        meta: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "kind": predictor.kind,
+            "heads": _head_names(predictor.heads),
+            **impl.save(predictor, archive),
+        }
         archive.writestr("meta.json", json.dumps(meta))
     return buffer.getvalue()
 
 
-def predictor_from_bytes(blob: bytes) -> CorrectnessPredictor:
+def predictor_from_bytes(blob: bytes) -> Any:
     """The inverse of `predictor_to_bytes`."""
+    from attnlens.analysis.predictor_kinds import predictor_kind
+
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             meta = json.loads(archive.read("meta.json"))
@@ -308,24 +297,107 @@ def predictor_from_bytes(blob: bytes) -> CorrectnessPredictor:
                     f"v{meta.get('version')!r}); retrain the predictor with this version."
                 )
             heads = tuple(HeadRef.parse(name) for name in meta["heads"])
-            if meta["kind"] == "clusters_catboost":
-                from catboost import CatBoostClassifier
-
-                model = CatBoostClassifier()
-                model.load_model(blob=archive.read("model.cbm"))
-                return ClusterCatBoostPredictor(heads, model)
-            if meta["kind"] == "embeddings_pca_logreg":
-                with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
-                    return EmbeddingPCAPredictor(
-                        heads=heads,
-                        pca_mean=arrays["pca_mean"],
-                        pca_components=arrays["pca_components"],
-                        feature_mean=arrays["feature_mean"],
-                        feature_scale=arrays["feature_scale"],
-                        coef=arrays["coef"],
-                        intercept=float(meta["intercept"]),
-                        regularisation_c=float(meta["regularisation_c"]),
-                    )
-            raise InvalidInput(f"unknown predictor kind {meta['kind']!r}; known: {', '.join(PREDICTOR_KINDS)}.")
+            return predictor_kind(meta["kind"]).load(meta, archive, heads)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"stored predictor is damaged ({exc}); retrain it.") from exc
+
+
+# -- the two built-in kinds ----------------------------------------------------------------------------------
+
+
+def _catboost_save(predictor: ClusterCatBoostPredictor, archive: zipfile.ZipFile) -> dict[str, Any]:
+    # CatBoost writes its native format only to a path.
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.cbm")
+        predictor.model.save_model(path)
+        with open(path, "rb") as handle:
+            archive.writestr("model.cbm", handle.read())
+    return {}
+
+
+def _catboost_load(
+    _meta: dict[str, Any], archive: zipfile.ZipFile, heads: tuple[HeadRef, ...]
+) -> ClusterCatBoostPredictor:
+    from catboost import CatBoostClassifier
+
+    model = CatBoostClassifier()
+    model.load_model(blob=archive.read("model.cbm"))
+    return ClusterCatBoostPredictor(heads, model)
+
+
+def _catboost_shap(predictor: ClusterCatBoostPredictor, features: np.ndarray) -> tuple[np.ndarray, float]:
+    shap = np.asarray(
+        predictor.model.get_feature_importance(data=predictor.pool(features), type="ShapValues"),
+        dtype=np.float64,
+    )  # (rows, head + 1): CatBoost puts the expected value LAST (the reference notebook read it first)
+    return shap[:, :-1], float(shap[0, -1])
+
+
+def _pca_save(predictor: EmbeddingPCAPredictor, archive: zipfile.ZipFile) -> dict[str, Any]:
+    arrays = io.BytesIO()
+    np.savez(
+        arrays,
+        pca_mean=predictor.pca_mean,
+        pca_components=predictor.pca_components,
+        feature_mean=predictor.feature_mean,
+        feature_scale=predictor.feature_scale,
+        coef=predictor.coef,
+    )
+    archive.writestr("arrays.npz", arrays.getvalue())
+    return {"intercept": predictor.intercept, "regularisation_c": predictor.regularisation_c}
+
+
+def _pca_load(meta: dict[str, Any], archive: zipfile.ZipFile, heads: tuple[HeadRef, ...]) -> EmbeddingPCAPredictor:
+    with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
+        return EmbeddingPCAPredictor(
+            heads=heads,
+            pca_mean=arrays["pca_mean"],
+            pca_components=arrays["pca_components"],
+            feature_mean=arrays["feature_mean"],
+            feature_scale=arrays["feature_scale"],
+            coef=arrays["coef"],
+            intercept=float(meta["intercept"]),
+            regularisation_c=float(meta["regularisation_c"]),
+        )
+
+
+def _pca_shap(predictor: EmbeddingPCAPredictor, features: np.ndarray) -> tuple[np.ndarray, float]:
+    z = predictor.standardised_features(features)  # (rows, head * component)
+    contributions = (z * predictor.coef).reshape(len(z), len(predictor.heads), predictor.components_per_head)
+    return contributions.sum(axis=2), predictor.intercept
+
+
+def _register_builtins() -> None:
+    from attnlens.analysis.predictor_kinds import PredictorKindImpl, register_predictor_kind
+
+    register_predictor_kind(
+        PredictorKindImpl(
+            spec=PredictorKindSpec(
+                CLUSTERS_CATBOOST, "cluster_ids", "the paper's: CatBoost over each head's cluster id"
+            ),
+            fit_fold=lambda x, y, heads, settings, seed: fit_catboost_early_stopped(x, y, heads, settings, seed),
+            fit_final=lambda x, y, heads, settings, rounds: fit_cluster_predictor(
+                x, y, heads, settings, iterations=rounds
+            ),
+            shap=_catboost_shap,
+            save=_catboost_save,
+            load=_catboost_load,
+        )
+    )
+    register_predictor_kind(
+        PredictorKindImpl(
+            spec=PredictorKindSpec(
+                EMBEDDINGS_PCA_LOGREG,
+                "embeddings",
+                "ours: per-head PCA of the embeddings, then L2 logistic regression",
+            ),
+            fit_fold=lambda x, y, heads, settings, _seed: (fit_embedding_predictor(x, y, heads, settings), None),
+            fit_final=lambda x, y, heads, settings, _rounds: fit_embedding_predictor(x, y, heads, settings),
+            shap=_pca_shap,
+            save=_pca_save,
+            load=_pca_load,
+        )
+    )
+
+
+_register_builtins()

@@ -17,6 +17,7 @@ from attnlens.api.routes import (
     maps,
     patterns,
     predictors,
+    registries,
     tasks,
 )
 from attnlens.api.static import mount_frontend
@@ -52,6 +53,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         jobs,
         maps,
         clusters,
+        registries,
         predictors,
         tasks,
     ):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from attnlens.contracts.results import DiffOp, HeadContribution, Prediction
+
 
 class InferenceSummary(BaseModel):
     """One completion in a list."""
@@ -165,14 +167,6 @@ class AblationRequest(BaseModel):
     max_new_tokens: int | None = Field(None, ge=1, description="Default: the target's length, at least 8.")
 
 
-class DiffOpPublic(BaseModel):
-    op: str = Field(
-        description="equal, replace, delete (only in the baseline) or insert (only when ablated)."
-    )
-    baseline: list[str]
-    ablated: list[str]
-
-
 class AblationPublic(BaseModel):
     """Baseline vs ablated completion of one inference's prompt."""
 
@@ -181,7 +175,7 @@ class AblationPublic(BaseModel):
     baseline_text: str
     ablated_text: str
     changed: bool
-    diff: list[DiffOpPublic]
+    diff: list[DiffOp]
     kl_at_hole: float = Field(
         description="KL(baseline || ablated) of the next-token distribution at the hole, nats."
     )
@@ -210,22 +204,12 @@ class AnalyzeRequest(BaseModel):
     )
 
 
-class PredictorInfo(BaseModel):
-    name: str
-    kind: str
-    task: str | None
-    accuracy: float
-    accuracy_low: float
-    accuracy_high: float
-    chance: float
-
-
 class PredictorSummary(BaseModel):
     """A stored correctness predictor and its cross-validated quality."""
 
     id: int
     name: str
-    kind: str = Field(description="clusters_catboost (the paper's) or embeddings_pca_logreg.")
+    kind: str = Field(description="A registered predictor kind (GET /api/predictors/kinds).")
     task: str | None
     accuracy: float
     accuracy_low: float = Field(description="Wilson 95% interval, lower end.")
@@ -236,22 +220,6 @@ class PredictorSummary(BaseModel):
     n_rows: int
     folds: int
     created_at: datetime
-
-
-class Prediction(BaseModel):
-    """Predicted probability that the model's completion is correct, before and independent of the truth."""
-
-    probability_correct: float
-    predictor: PredictorInfo
-
-
-class HeadImportance(BaseModel):
-    """A head that drives the prediction: signed SHAP in log-odds of "correct", and the cluster its
-    pattern joined."""
-
-    name: str
-    importance: float
-    cluster: int | None = Field(None, description="Cluster label (-1: noise) of this head's pattern.")
 
 
 class TaskPublic(BaseModel):
@@ -279,7 +247,10 @@ class AnalyzedHole(BaseModel):
 class AnalyzePublic(AnalyzedHole):
     """The first hole in full (with its head grid); further holes in `others`."""
 
-    prediction: Prediction | None
+    prediction: Prediction | None = Field(
+        description="P(correct) from the task's best predictor, with that predictor's measured accuracy and "
+        "the heads that drive it (signed SHAP, log-odds of correct)."
+    )
     prediction_unavailable: str | None = Field(
         None, description="Why there is no prediction, when there is none."
     )
@@ -287,7 +258,8 @@ class AnalyzePublic(AnalyzedHole):
         None,
         description="Whose task's predictor was used (a selection that is no task's target uses `random`).",
     )
-    top_heads: list[HeadImportance]
+    clustering_id: int | None = Field(None, description="The clustering the heads were placed in by kNN vote.")
+    top_heads: list[HeadContribution] = Field(description="The prediction's top heads (empty without one).")
     grid: HeadGridPublic
     others: list[AnalyzedHole]
 

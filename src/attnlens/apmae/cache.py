@@ -73,8 +73,8 @@ def _shards(folder: Path) -> list[Path]:
 def read_spec(folder: Path) -> CacheSpec:
     if not (folder / META).is_file():
         raise CorpusError(
-            f"no pattern cache in {folder}; build one with `attnlens train-apmae` (it caches before training) "
-            "or pass --cache with an existing cache folder."
+            f"no pattern cache in {folder}; build one with `attnlens train-apmae` (it caches before "
+            "training) or pass --cache with an existing cache folder."
         )
     meta = json.loads((folder / META).read_text())
     return CacheSpec(**meta["spec"])
@@ -211,7 +211,8 @@ def load_patterns(folder: Path, *, heldout: bool, correct_only: bool) -> Pattern
     if total == 0:
         split = "held-out" if heldout else "training"
         raise InsufficientData(
-            f"the cache in {folder} holds no {split} patterns{' of correct completions' if correct_only else ''}; "
+            f"the cache in {folder} holds no {split} "
+            f"patterns{' of correct completions' if correct_only else ''}; "
             "cache more windows (--windows) or lower the held-out share."
         )
     joined = {k: np.concatenate(v) for k, v in parts.items()}

@@ -87,7 +87,8 @@ class APMAEConfig(PretrainedConfig):
         """Raise `CheckpointMismatch` for sizes the model cannot be built with."""
         if self.max_length % self.patch_size:
             raise CheckpointMismatch(
-                f"max_length {self.max_length} is not a multiple of patch_size {self.patch_size}; pick sizes that divide."
+                f"max_length {self.max_length} is not a multiple of patch_size {self.patch_size}; pick sizes "
+                "that divide."
             )
         if self.source_length % self.max_length:
             raise CheckpointMismatch(

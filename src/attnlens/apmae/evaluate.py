@@ -99,7 +99,9 @@ def reconstruction_png(
     rows = [chunk, model.unpatchify(shown), model.unpatchify(rebuilt)]
     grid = _tile(rows, masked_overlay=_mask_overlay(model, masked))
     rgb = _colour(grid)
-    image = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.NEAREST)
+    image = Image.fromarray(rgb).resize(
+        (rgb.shape[1] * scale, rgb.shape[0] * scale), Image.Resampling.NEAREST
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path

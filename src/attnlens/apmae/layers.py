@@ -6,6 +6,8 @@ checkpoints' state dicts, so their safetensors load without renaming.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Float
@@ -88,7 +90,9 @@ class Transformer(nn.Module):
         )
 
     def forward(self, x: Float[Tensor, "batch token dim"]) -> Float[Tensor, "batch token dim"]:
-        for attend, feed_forward in self.layers:  # type: ignore[misc]
+        for block in self.layers:
+            # ModuleList iterates as plain Modules; each block here is the (Attention, FeedForward) pair.
+            attend, feed_forward = cast(nn.ModuleList, block)
             x = attend(x) + x
             x = feed_forward(x) + x
         return self.norm(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,11 +59,13 @@ def load_apmae(
     torch_device = device if isinstance(device, torch.device) else resolve_device(str(device))
     if decoder_mode is None and "decoder_mode" not in json.loads((folder / "config.json").read_text()):
         decoder_mode = "paper"  # a released AP-MAE-SC2 checkpoint: its decoder only ever saw the CLS vector
-    overrides = {"decoder_mode": decoder_mode} if decoder_mode else {}
+    overrides: dict[str, Any] = {"decoder_mode": decoder_mode} if decoder_mode else {}
     try:
         config = APMAEConfig.from_pretrained(folder, **overrides)
         model = APMAE.from_pretrained(folder, config=config)
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointMismatch(f"could not load the AP-MAE checkpoint in {folder}: {exc}") from exc
     log.info("loaded AP-MAE from %s (%s decoder) on %s", folder, config.decoder_mode, torch_device)
-    return model.to(torch_device).eval()
+    # transformers wraps PreTrainedModel.to with functools.wraps, which typeshed types as a plain callable
+    # expecting the model itself as first argument.
+    return model.to(torch_device).eval()  # type: ignore[arg-type]

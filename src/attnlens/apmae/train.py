@@ -49,7 +49,9 @@ class TrainPlan:
 
 # Keys transformers adds or changes when it saves a config (architectures, dtype, version); they say
 # nothing about the model, so a resume with a freshly built config must not count them as a change.
-_BOOKKEEPING_KEYS = frozenset({"architectures", "dtype", "torch_dtype", "transformers_version", "_name_or_path"})
+_BOOKKEEPING_KEYS = frozenset(
+    {"architectures", "dtype", "torch_dtype", "transformers_version", "_name_or_path"}
+)
 
 
 def _hyperparameters(config: dict[str, object]) -> dict[str, object]:
@@ -122,12 +124,13 @@ def train(
 
     if train_set.images.shape[-1] != config.max_length:
         raise CheckpointMismatch(
-            f"cached images are {train_set.images.shape[-1]} pixels wide but the model takes {config.max_length}; "
-            "use a cache built for this configuration."
+            f"cached images are {train_set.images.shape[-1]} pixels wide but the model takes "
+            f"{config.max_length}; use a cache built for this configuration."
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(plan.seed)
-    model = APMAE(config).to(device).train()
+    # functools.wraps on PreTrainedModel.to makes typeshed expect the model as first argument.
+    model = APMAE(config).to(device).train()  # type: ignore[arg-type]
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=plan.lr, betas=(plan.beta1, plan.beta2), weight_decay=plan.weight_decay
     )
@@ -137,7 +140,9 @@ def train(
     state_path = out_dir / STATE
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["plan"] != asdict(plan) or _hyperparameters(state["config"]) != _hyperparameters(config.to_dict()):
+        if state["plan"] != asdict(plan) or _hyperparameters(state["config"]) != _hyperparameters(
+            config.to_dict()
+        ):
             raise CheckpointMismatch(
                 f"{out_dir} holds a run with a different plan or model configuration; resume with the same "
                 "options, or use a new --out folder."

@@ -90,8 +90,9 @@ def train_from_corpus(
     spec = read_spec(cache_dir)
     if spec.image_size != config.max_length or spec.source_length != config.source_length:
         raise CheckpointMismatch(
-            f"the cache in {cache_dir} holds {spec.source_length}-token patterns pooled to {spec.image_size}; "
-            f"the model wants {config.source_length} pooled to {config.max_length}. Use a matching --cache."
+            f"the cache in {cache_dir} holds {spec.source_length}-token patterns pooled to "
+            f"{spec.image_size}; the model wants {config.source_length} pooled to {config.max_length}. Use a "
+            "matching --cache."
         )
     train_set = load_patterns(cache_dir, heldout=False, correct_only=correct_only)
     heldout = load_patterns(cache_dir, heldout=True, correct_only=correct_only)
@@ -122,7 +123,7 @@ def evaluate_checkpoint(
     correct_only: bool | None = None,
     examples: int = 8,
 ) -> dict[str, object]:
-    """Held-out masked-patch MSE of a checkpoint and both baselines (overall and per layer); writes the PNG."""
+    """Held-out masked-patch MSE of a checkpoint and both baselines (overall, per layer); writes the PNG."""
     model = load_apmae(checkpoint, device, decoder_mode=decoder_mode)
     info_path = checkpoint_folder(checkpoint) / TRAINING_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}

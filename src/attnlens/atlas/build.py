@@ -17,18 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from attnlens.atlas.jobs import run_here
 from attnlens.atlas.process import Embedder, ProcessedInference, process_batch
 from attnlens.config import Settings
 from attnlens.errors import AttnLensError
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
 from attnlens.model import TargetModel
-from attnlens.service.model_thread import run_here
 from attnlens.store import Store, save_scenarios
-from attnlens.store.models import Inference
+from attnlens.store.inferences import scenarios_without_inference
 from attnlens.store.patterns import save_head_patterns, save_inference
 
 log = logging.getLogger(__name__)
@@ -96,27 +95,17 @@ def mine_and_save(settings: Settings, store: Store, model: TargetModel, request:
     return dict(zip(ids, scenarios, strict=True)), stats
 
 
-def pending_scenarios(store: Store, model_name: str, scenario_ids: Sequence[int]) -> list[int]:
-    """The scenario ids that have no inference for `model_name` yet, in the given order."""
-    done: set[int] = set()
-    with store.session() as session:
-        for start in range(0, len(scenario_ids), 500):
-            chunk = list(scenario_ids[start : start + 500])
-            done.update(
-                session.scalars(
-                    select(Inference.scenario_id).where(
-                        Inference.model_name == model_name, Inference.scenario_id.in_(chunk)
-                    )
-                )
-            )
-    return [i for i in scenario_ids if i not in done]
-
-
 def write_processed(
-    store: Store, model: TargetModel, items: Sequence[tuple[int, ProcessedInference]], embedder: str
+    store: Store,
+    model: TargetModel,
+    items: Sequence[tuple[int, ProcessedInference]],
+    embedder: str,
+    *,
+    prompt_text: str | None = None,
 ) -> list[int]:
     """Store inferences with their head patterns, one transaction per inference; returns the new head
-    pattern ids. An inference another builder stored meanwhile is skipped (the unique key says so)."""
+    pattern ids. An inference another builder stored meanwhile is skipped (the unique key says so).
+    `prompt_text` keeps the source text of pasted code (a corpus file has its own)."""
     heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
     new_ids: list[int] = []
     for scenario_id, item in items:
@@ -126,6 +115,7 @@ def write_processed(
                     session,
                     model_name=model.info.name,
                     scenario_id=scenario_id,
+                    prompt_text=prompt_text,
                     completion_text=item.completion_text,
                     completion_ids=item.completion_ids,
                     first_token_correct=item.first_token_correct,
@@ -161,7 +151,7 @@ def run_build(
     report = BuildReport()
     by_id, stats = mine_and_save(settings, store, model, request)
     report.scenarios, report.mining = len(by_id), stats.to_dict()
-    todo = pending_scenarios(store, model.info.name, list(by_id))
+    todo = scenarios_without_inference(store, model.info.name, list(by_id))
     report.already_done = report.scenarios - len(todo)
     total = report.scenarios
     done = report.already_done

@@ -10,49 +10,42 @@ cluster predictor (stored with its evaluation); `random` needs no predictor.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
-
 from attnlens.analysis.ablation import ablation_statistics, select_heads
+from attnlens.atlas.jobs import JobCancelled, JobContext, require, run_here
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
-from attnlens.service.jobs import JobCancelled, JobContext, require
-from attnlens.service.model_thread import run_here
-from attnlens.store.models import CorpusFile, Predictor, PredictorEvaluation, Scenario
+from attnlens.store import Store
+from attnlens.store.analyses import newest_head_importance
+from attnlens.store.inferences import scenario_holes
+
+if TYPE_CHECKING:
+    from attnlens.mining.scenarios import Scenario
+    from attnlens.model import TargetModel
+
+CLUSTERS_CATBOOST = "clusters_catboost"  # the paper's predictor, whose SHAP the rules rank heads by
 
 HELD_OUT_SEED_OFFSET = 1_000_003
 BATCH = 8
 
 
-def mean_shap_per_head(store: Any, model_name: str, task: str) -> dict[HeadRef, float] | None:
+def mean_shap_per_head(store: Store, model_name: str, task: str) -> dict[HeadRef, float] | None:
     """Mean SHAP (log-odds of correct) per head from the newest cluster predictor of the task, if any."""
-    with store.session() as session:
-        row = session.execute(
-            select(PredictorEvaluation.details)
-            .join(Predictor, Predictor.id == PredictorEvaluation.predictor_id)
-            .where(Predictor.model_name == model_name, Predictor.task == task, Predictor.kind == "clusters_catboost")
-            .order_by(PredictorEvaluation.id.desc())
-            .limit(1)
-        ).first()
-    if row is None or not row[0] or "head_importance" not in row[0]:
+    importance = newest_head_importance(store, model_name, task, CLUSTERS_CATBOOST)
+    if importance is None:
         return None
-    return {HeadRef.parse(h["name"]): float(h["mean_shap"]) for h in row[0]["head_importance"]}
+    return {HeadRef.parse(str(h["name"])): float(h["mean_shap"]) for h in importance}
 
 
-def held_out_scenarios(ctx: JobContext, model: Any, task: str, count: int, corpus: str, seed: int) -> list[Any]:
+def held_out_scenarios(
+    ctx: JobContext, model: TargetModel, task: str, count: int, corpus: str, seed: int
+) -> list[Scenario]:
     """Fresh scenarios of `task`: mined with another seed, minus holes already in the atlas."""
     settings = ctx.settings
-    with ctx.store.session() as session:
-        taken = set(
-            session.execute(
-                select(CorpusFile.sha256, Scenario.hole_start, Scenario.hole_end)
-                .join(CorpusFile, CorpusFile.id == Scenario.corpus_file_id)
-                .where(Scenario.task == task)
-            ).all()
-        )
+    taken = scenario_holes(ctx.store, task)
     files = iter_corpus(corpus, max_file_bytes=settings.mining.max_file_bytes, stats=MiningStats(), shuffle_seed=seed)
     mined = mine_scenarios(
         files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=[task], per_task=count + len(taken),
@@ -68,7 +61,7 @@ def held_out_scenarios(ctx: JobContext, model: Any, task: str, count: int, corpu
 
 
 def first_token_correct(
-    model: Any, scenarios: list[Any], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] = run_here
+    model: TargetModel, scenarios: list[Scenario], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] = run_here
 ) -> np.ndarray:
     """Whether the model's greedy first token is each scenario's; `run_model(fn, *args)` runs each batch
     (a job passes `ctx.run_model`, so the ablation hooks never overlap another call)."""
@@ -84,7 +77,7 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
     p = ctx.job.parameters
     task, rules, counts = require(p, "task", str), require(p, "rules", list), require(p, "n", list)
     seed = int(p.get("seed", 0))
-    model = ctx.runtime.model
+    model = ctx.models.model
     shap = mean_shap_per_head(ctx.store, model.info.name, task)
     if shap is None and any(r != "random" for r in rules):
         raise InsufficientData(

@@ -1,89 +1,97 @@
-"""Atlas jobs for the worker's job runner: `atlas_build`."""
+"""The job contract between the use cases and whatever runs them: what a handler gets (`JobContext`), how
+it stops (`JobCancelled`), and what it needs of the runtime that holds the models (`ModelRuntime`).
+
+The runner that claims and runs jobs (`attnlens.service.jobs`) and the CLI (`run_job_here`) are runtime;
+the handlers are use cases, and they live here in `atlas`, so this contract does too.
+"""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from attnlens.atlas.build import BuildRequest, run_build
-from attnlens.atlas.indexing import sync_index
-from attnlens.errors import CorpusError
-from attnlens.mining import parse_tasks
-from attnlens.service.jobs import JobContext, require
+from attnlens.config import Settings
+from attnlens.errors import InvalidInput
+from attnlens.store import Store
+from attnlens.store.jobs import report_progress
+from attnlens.store.models import Job
 
-ATLAS_BUILD = "atlas_build"
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from attnlens.apmae import APMAE
+    from attnlens.model import TargetModel
 
-
-def build_parameters(corpus: str, tasks: str, per_task: int, seed: int, batch_size: int) -> dict[str, Any]:
-    """Job parameters of an atlas build, validated now so a bad request fails before it is queued."""
-    if not corpus.startswith("hf:") and not Path(corpus).exists():
-        raise CorpusError(f"corpus {corpus!r} does not exist; give a folder of .java files, a zip/jar or a JSONL file.")
-    return {"corpus": corpus, "tasks": list(parse_tasks(tasks)), "per_task": per_task, "seed": seed, "batch_size": batch_size}
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
-    """Mine, run, embed and store; sync the index every few batches so search fills in as it goes."""
-    p = ctx.job.parameters
-    request = BuildRequest(
-        corpus=require(p, "corpus", str),
-        tasks=require(p, "tasks", list),
-        per_task=require(p, "per_task", int),
-        seed=int(p.get("seed", 0)),
-        batch_size=int(p.get("batch_size", ctx.settings.atlas.batch_size)),
-    )
-    runtime = ctx.runtime
-    model, apmae = runtime.model, runtime.apmae
-    every = ctx.settings.atlas.index_save_every
-    calls = {"n": 0}
-
-    def progress(done: int, total: int, message: str) -> None:
-        calls["n"] += 1
-        if calls["n"] % every == 0:
-            sync_index(ctx.settings, ctx.store)
-        ctx.progress(done, total, message)
-
-    report = run_build(
-        ctx.settings,
-        ctx.store,
-        model,
-        apmae.embed,
-        request,
-        embedder=runtime.embedder_name,
-        progress=progress,
-        should_stop=ctx.should_stop,
-        run_model=ctx.run_model,
-    )
-    result = report.to_dict()
-    result["index"] = sync_index(ctx.settings, ctx.store)
-    return result
+class JobCancelled(Exception):
+    """Raised inside a handler when the job's cancellation was requested."""
 
 
-def queue_demo_build(settings, store) -> int | None:  # (Settings, Store) -> job id or None
-    """Queue the demo atlas build if the atlas has never had a build and the demo corpus is here."""
-    from attnlens.store.jobs import enqueue_job, list_jobs
+def run_here(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """The runner for code that owns its thread (the CLI without a worker, tests): call `fn` right here."""
+    return fn(*args, **kwargs)
 
-    if not settings.atlas.build_demo:
-        return None
-    if any(job.kind == ATLAS_BUILD for job in list_jobs(store, limit=1000)):
-        return None
-    corpus = settings.atlas.demo_corpus
-    if not Path(corpus).exists():
-        log.warning("no demo atlas: %s is missing (apt-get install openjdk-17-source)", corpus)
-        return None
-    parameters = build_parameters(
-        corpus, settings.atlas.demo_tasks, settings.atlas.demo_per_task, settings.mining.seed, settings.atlas.batch_size
-    )
-    parameters["demo"] = True
-    job_id = enqueue_job(store, ATLAS_BUILD, parameters)
-    # The runner takes jobs in id order, one at a time: each analysis starts once the build is done.
-    from attnlens.atlas.analysis_jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
 
-    for kind in (ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS):
-        enqueue_job(store, kind, {"demo": True})
-    log.info(
-        "queued the demo atlas (job %d, then clustering, map and predictors): %d scenarios per task from %s",
-        job_id, settings.atlas.demo_per_task, corpus,
-    )  # fmt: skip
-    return job_id
+class ModelRuntime(Protocol):
+    """What a job needs of the process holding the models (`service.local.LocalWorker`)."""
+
+    @property
+    def model(self) -> TargetModel: ...
+
+    @property
+    def apmae(self) -> APMAE: ...
+
+    @property
+    def embedder_name(self) -> str: ...
+
+    def run_model(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` where model calls run (a worker's model thread: never beside an ablation's hooks)."""
+        ...
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: the job, the runtime (models), and a way to report progress."""
+
+    settings: Settings
+    store: Store
+    job: Job
+    worker: str
+    runtime: ModelRuntime | None
+    cancel_requested: bool = False
+    on_progress: Callable[[int, int | None, str | None], None] | None = None
+
+    def progress(self, done: int, total: int | None, message: str | None = None) -> None:
+        """Record progress; remember a cancellation request (handlers check `should_stop`)."""
+        if report_progress(self.store, self.job.id, self.worker, done=done, total=total, message=message):
+            self.cancel_requested = True
+        if self.on_progress is not None:
+            self.on_progress(done, total, message)
+
+    def should_stop(self) -> bool:
+        return self.cancel_requested
+
+    @property
+    def models(self) -> ModelRuntime:
+        """The runtime holding the models; a job that needs them and has none fails with a clear error."""
+        if self.runtime is None:
+            raise InvalidInput(f"job {self.job.id} ({self.job.kind}) needs the models; run it in a worker.")
+        return self.runtime
+
+    def run_model(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a job's model work where the runtime runs model calls (a LocalWorker's model thread, so it
+        never overlaps an interactive ablation)."""
+        return self.models.run_model(fn, *args, **kwargs)
+
+
+JobHandler = Callable[[JobContext], dict[str, Any]]
+
+
+def require(parameters: dict[str, Any], name: str, kind: type[T]) -> T:
+    """A job parameter of the right type, or `InvalidInput` naming it."""
+    value = parameters.get(name)
+    if not isinstance(value, kind):
+        raise InvalidInput(f"job parameter {name!r} must be a {kind.__name__}, got {value!r}.")
+    return value

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from attnlens.cli.atlas import atlas_app
-from attnlens.cli.common import settings_of
+from attnlens.cli.common import run_job_with_progress, settings_of
 
 predictors_app = typer.Typer(help="Correctness predictors: train them per task, report their quality.", no_args_is_help=True)
 
@@ -25,37 +25,17 @@ def register(app: typer.Typer) -> None:
 
 
 def run_analysis_job(ctx: typer.Context, kind: str, parameters: dict[str, Any], unit: str) -> dict[str, Any]:
-    """Queue (or resume) a job of `kind` and run it here with a tqdm bar; returns its row as a dict."""
-    from tqdm import tqdm
-
-    from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
-    from attnlens.service.jobs import requeue_orphans, run_job_here
+    """Queue (or resume) an analysis job and run it here with a progress bar (it needs no model)."""
     from attnlens.store import open_store
-    from attnlens.store.jobs import enqueue_job, list_jobs
 
     settings = settings_of(ctx)
-    store = open_store(settings)
-    requeue_orphans(store)
-    same = [j for j in list_jobs(store, states=["queued"], limit=1000) if j.kind == kind and j.parameters == parameters]
-    job_id = same[-1].id if same else enqueue_job(store, kind, parameters)
-    bar = tqdm(total=None, unit=unit, desc=f"{kind} (job {job_id})")
-
-    def on_progress(done: int, total: int | None, message: str | None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message or "")
-        bar.refresh()
-
-    job = run_job_here(settings, store, job_id, None, ANALYSIS_HANDLERS[kind], on_progress)
-    bar.close()
-    return {"job": job.id, "state": job.state, **(job.result or {})}
+    return run_job_with_progress(settings, open_store(settings), kind, parameters, None, unit)
 
 
 @atlas_app.command("cluster")
 def cluster(ctx: typer.Context, model: ModelOption = None) -> None:
     """Cluster each head's stored patterns (UMAP + HDBSCAN, settings under ATTNLENS_ANALYSIS__*)."""
-    from attnlens.atlas.analysis_jobs import ATLAS_CLUSTER
+    from attnlens.contracts.jobs import ATLAS_CLUSTER
 
     result = run_analysis_job(ctx, ATLAS_CLUSTER, {"model": model or settings_of(ctx).model.name}, "head")
     typer.echo(json.dumps(result, indent=2, default=str))
@@ -64,7 +44,7 @@ def cluster(ctx: typer.Context, model: ModelOption = None) -> None:
 @atlas_app.command("map")
 def cluster_map(ctx: typer.Context, model: ModelOption = None) -> None:
     """Compute the 2-D map of every stored pattern (UMAP fitted on analysis.map_fit_sample points)."""
-    from attnlens.atlas.analysis_jobs import ATLAS_MAP
+    from attnlens.contracts.jobs import ATLAS_MAP
 
     result = run_analysis_job(ctx, ATLAS_MAP, {"model": model or settings_of(ctx).model.name}, "point")
     typer.echo(json.dumps(result, indent=2, default=str))
@@ -76,8 +56,9 @@ def train(
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: every task in the atlas, and noise).")] = None,
     model: ModelOption = None,
 ) -> None:
-    """Cross-validate and train both predictor kinds per task on the latest clustering."""
-    from attnlens.atlas.analysis_jobs import TRAIN_PREDICTORS, predictor_parameters
+    """Cross-validate and train every registered predictor kind per task on the latest clustering."""
+    from attnlens.atlas.train_predictors import predictor_parameters
+    from attnlens.contracts.jobs import TRAIN_PREDICTORS
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     parameters = predictor_parameters(names, model or settings_of(ctx).model.name)
@@ -88,17 +69,16 @@ def train(
 
 def report_table(ctx: typer.Context, model_name: str) -> str:
     """The newest predictor of each (task, kind): n, accuracy [95% CI], chance, shuffled control, Brier, ECE."""
-    from attnlens.atlas.analysis_data import latest_predictors
     from attnlens.store import open_store
+    from attnlens.store.analyses import newest_predictors
 
-    rows = latest_predictors(open_store(settings_of(ctx)), model_name)
+    rows = newest_predictors(open_store(settings_of(ctx)), model_name)
     if not rows:
         return f"no predictors for {model_name}; run `attnlens predictors train`."
     header = f"{'task':<22} {'kind':<22} {'n':>5} {'accuracy [95% CI]':>22} {'chance':>7} {'shuffled':>8} {'Brier':>6} {'ECE':>6}"
     lines = [header, "-" * len(header)]
-    for predictor, evaluation in rows:
-        if evaluation is None:
-            continue
+    for row in rows:
+        predictor, evaluation = row.predictor, row.evaluation
         details = evaluation.details or {}
         control = (details.get("shuffled_control") or {}).get("accuracy", {}).get("estimate")
         accuracy = f"{evaluation.accuracy:.3f} [{evaluation.accuracy_low:.3f}, {evaluation.accuracy_high:.3f}]"

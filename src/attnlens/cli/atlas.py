@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from attnlens.cli.common import settings_of
+from attnlens.cli.common import run_job_with_progress, settings_of
 
 atlas_app = typer.Typer(help="Build and inspect atlases (scenarios -> model -> AP-MAE -> SQLite + FAISS).", no_args_is_help=True)
 
@@ -28,13 +28,10 @@ def build(
     checkpoint: Annotated[str | None, typer.Option(help="AP-MAE checkpoint folder (default: the shipped one).")] = None,
 ) -> None:
     """Mine scenarios, run the model, embed every head, store and index them. Re-run to resume."""
-    from tqdm import tqdm
-
-    from attnlens.atlas.jobs import ATLAS_BUILD, build_parameters, run_atlas_build
-    from attnlens.service.jobs import requeue_orphans, run_job_here
+    from attnlens.atlas.build_job import build_parameters
+    from attnlens.contracts.jobs import ATLAS_BUILD
     from attnlens.service.local import LocalWorker
     from attnlens.store import open_store
-    from attnlens.store.jobs import enqueue_job, list_jobs
 
     settings = settings_of(ctx)
     merged = settings.model_dump()
@@ -51,22 +48,8 @@ def build(
     worker = LocalWorker(settings, store)
     worker.start(background=False)
     worker.model, worker.apmae  # noqa: B018 - raise now, with the reason, if either failed to load
-    # A build killed earlier left its job "running"; requeue it and carry on with it (resume).
-    requeue_orphans(store)
-    same = [j for j in list_jobs(store, states=["queued"], limit=1000) if j.kind == ATLAS_BUILD and j.parameters == parameters]
-    job_id = same[-1].id if same else enqueue_job(store, ATLAS_BUILD, parameters)
-    bar = tqdm(total=None, unit="scenario", desc=f"atlas build (job {job_id})")
-
-    def on_progress(done: int, total: int | None, message: str | None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.set_postfix_str(message or "")
-        bar.refresh()
-
-    job = run_job_here(settings, store, job_id, worker, run_atlas_build, on_progress)
-    bar.close()
-    typer.echo(json.dumps({"job": job.id, "state": job.state, **(job.result or {})}, indent=2, default=str))
+    result = run_job_with_progress(settings, store, ATLAS_BUILD, parameters, worker, "scenario")
+    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @atlas_app.command("status")

@@ -25,7 +25,7 @@ def serve(
     """Load the models, run queued jobs, and answer the API's model calls over HTTP."""
     import uvicorn
 
-    from attnlens.service.http import create_worker_app
+    from attnlens.api.worker_app import create_worker_app
     from attnlens.service.local import LocalWorker
 
     settings = settings_of(ctx)

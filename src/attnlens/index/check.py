@@ -118,7 +118,7 @@ def compare_with_database(index: PatternIndex, store: Store) -> IndexCheckReport
         report.vectors_differing = [int(i) for i in common[cosine < MIN_COSINE]]
         if report.vectors_differing:
             report.problems.append(
-                f"{len(report.vectors_differing)} of {len(common)} sampled vectors differ from the database's "
-                f"embeddings (ids {report.vectors_differing[:10]})"
+                f"{len(report.vectors_differing)} of {len(common)} sampled vectors differ from the "
+                f"database's embeddings (ids {report.vectors_differing[:10]})"
             )
     return report

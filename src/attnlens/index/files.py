@@ -27,7 +27,7 @@ def write_index_atomically(index: faiss.Index, path: Path) -> None:
     data = faiss.serialize_index(index)  # (bytes,) uint8
     tmp = temporary_path(path)
     with open(tmp, "wb") as handle:
-        view = memoryview(data)
+        view = data.data  # the array's own memoryview (no copy)
         for start in range(0, len(view), _CHUNK_BYTES):
             handle.write(view[start : start + _CHUNK_BYTES])
         handle.flush()

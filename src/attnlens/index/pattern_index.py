@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import cast
 
 import faiss
 import numpy as np
@@ -50,15 +51,19 @@ def stored_ids(index: faiss.Index | None) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
-        return np.sort(faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64))
+        # downcast_index returns the concrete class (here the flat index's IndexIDMap2); the stub says Index.
+        id_map = cast(faiss.IndexIDMap, faiss.downcast_index(index)).id_map
+        return np.sort(faiss.vector_to_array(id_map).astype(np.int64))
     invlists = ivf.invlists
+    assert invlists is not None  # an IVF index always owns its inverted lists
     parts = []
     for list_no in range(ivf.nlist):
         size = invlists.list_size(list_no)
         if size:
             pointer = invlists.get_ids(list_no)
             parts.append(faiss.rev_swig_ptr(pointer, size).astype(np.int64).copy())
-            invlists.release_ids(list_no, pointer)
+            # The faiss stub leaves out InvertedLists.release_ids (it exists in the SWIG bindings).
+            invlists.release_ids(list_no, pointer)  # type: ignore[attr-defined]
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -225,7 +230,9 @@ class PatternIndex:
         """The stored vector of one id (exact for flat indexes only)."""
         if self.kind != KIND_FLAT:
             raise StoreError("only a flat index keeps exact vectors; read the embedding from the database.")
-        return self.index.reconstruct(int(pattern_id))
+        assert self.index is not None  # a flat kind implies an index
+        # The faiss stub's first overload (torch.Tensor) also matches a call without `x`; numpy in, numpy out.
+        return cast(np.ndarray, self.index.reconstruct(int(pattern_id)))
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -274,7 +281,8 @@ class PatternIndex:
         m = self.settings.pq_bytes
         if dim % m:
             raise InvalidInput(
-                f"pq_bytes={m} does not divide the embedding size {dim}; set ATTNLENS_INDEX__PQ_BYTES to a divisor."
+                f"pq_bytes={m} does not divide the embedding size {dim}; set ATTNLENS_INDEX__PQ_BYTES to a "
+                "divisor."
             )
         nlist = self.settings.ivf_lists or auto_ivf_lists(count)
         metric = faiss.METRIC_INNER_PRODUCT if self.settings.metric == "cosine" else faiss.METRIC_L2

@@ -109,11 +109,12 @@ def search_index(
 ) -> SearchResult:
     n = queries.shape[0]
     cosine = index.metric_type == faiss.METRIC_INNER_PRODUCT
-    if allowed is not None and len(allowed) == 0:
-        return SearchResult.empty(n, k, cosine)
-    broad = allowed is not None and len(allowed) >= settings.overfetch_min_fraction * index.ntotal
-    if broad and faiss.try_extract_index_ivf(index) is not None:
-        return _over_fetch(index, queries, k, allowed, settings, cosine)
+    if allowed is not None:
+        if len(allowed) == 0:
+            return SearchResult.empty(n, k, cosine)
+        broad = len(allowed) >= settings.overfetch_min_fraction * index.ntotal
+        if broad and faiss.try_extract_index_ivf(index) is not None:
+            return _over_fetch(index, queries, k, allowed, settings, cosine)
     return _search(index, queries, k, allowed, settings, cosine)
 
 
@@ -152,10 +153,14 @@ def _search(
 ) -> SearchResult:
     n = queries.shape[0]
     ivf = faiss.try_extract_index_ivf(index)
-    params = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
+    params: faiss.SearchParameters
     if ivf is not None:
+        ivf_params = faiss.SearchParametersIVF()
         n_allowed = index.ntotal if allowed is None else len(allowed)
-        params.nprobe = filtered_nprobe(settings.nprobe, ivf.nlist, n_allowed, index.ntotal)
+        ivf_params.nprobe = filtered_nprobe(settings.nprobe, ivf.nlist, n_allowed, index.ntotal)
+        params = ivf_params
+    else:
+        params = faiss.SearchParameters()
     selector, buffer = id_selector(allowed) if allowed is not None else (None, None)
     if selector is not None:
         params.sel = selector

@@ -5,8 +5,12 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from attnlens.mining.tasks import EOL_EXCLUDED_PARENTS, JAVA_TASK_QUERY, JAVA_TEXT_QUERY
+
+if TYPE_CHECKING:  # tree_sitter is a worker dependency, imported lazily at run time
+    from tree_sitter import Tree
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class ParsedJava:
     strings: RangeSet
     errors: RangeSet  # ERROR subtrees: the parser could not make sense of these bytes
     has_error: bool
-    tree: object  # the tree_sitter.Tree, kept only while its file is being mined
+    tree: Tree  # kept only while its file is being mined
 
     def smallest_named_node(self, start: int, end: int) -> str:
         """Type of the smallest named node covering bytes [start, end) (for `random` spans)."""

@@ -38,7 +38,8 @@ JAVA_TASK_QUERY = """
 (binary_expression operator: ["+" "-" "*" "/" "%" "<" ">" "<=" ">="] @mathematical_operators)
 (unary_expression operator: ["+" "-"] @mathematical_operators)
 (update_expression ["++" "--"] @mathematical_operators)
-(assignment_expression operator: ["+=" "-=" "*=" "/=" "%=" "&=" "|=" "^=" "<<=" ">>=" ">>>="] @assignment_operators)
+(assignment_expression
+  operator: ["+=" "-=" "*=" "/=" "%=" "&=" "|=" "^=" "<<=" ">>=" ">>>="] @assignment_operators)
 ";" @eol
 ["}" ")" "]"] @closing_bracket
 (method_invocation name: (identifier) @function_call)
@@ -59,4 +60,3 @@ EOL_EXCLUDED_PARENTS = frozenset({"for_statement", "resource_specification"})
 
 RANDOM_MIN_TOKENS = 3
 RANDOM_MAX_TOKENS = 10
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -52,7 +52,8 @@ class TokenTable:
         if not decoder or decoder.get("type") != "ByteLevel":
             raise InvalidInput(
                 "mining needs a byte-level BPE tokenizer (StarCoder2, SmolLM2, GPT-2, Llama 3 style); "
-                f"{type(tokenizer).__name__} has decoder {decoder and decoder.get('type')!r}. Pick such a model."
+                f"{type(tokenizer).__name__} has decoder {decoder and decoder.get('type')!r}. Pick such a "
+                "model."
             )
         self.tokenizer = tokenizer
         to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
@@ -81,7 +82,9 @@ class TokenTable:
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        # decode is typed str | list[str] because it also takes batches; one flat id list gives one str.
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return cast(str, text)
 
 
 @dataclass

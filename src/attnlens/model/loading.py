@@ -11,7 +11,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -22,7 +22,7 @@ from attnlens.model.presets import SMOLLM2_GGUF, smollm2_gguf_path
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ModelUnavailable("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto.")
+        raise ModelUnavailable(
+            "device 'cuda' was asked for but CUDA is not available; use --device cpu or auto."
+        )
     return torch.device(choice)
 
 
@@ -88,9 +90,11 @@ def smollm2_folder(models_dir: Path) -> Path:
         # A GGUF-loaded model refuses save_pretrained; a plain model with the same weights does not.
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        plain = LlamaForCausalLM(config)
+        # The Auto class types its config as the base class; SmolLM2's GGUF always loads as a Llama config.
+        plain = LlamaForCausalLM(cast("LlamaConfig", config))
         plain.load_state_dict(quantised.state_dict())
-        plain = plain.to(torch.bfloat16)
+        # functools.wraps on PreTrainedModel.to makes typeshed expect the model as first argument.
+        plain = plain.to(torch.bfloat16)  # type: ignore[arg-type]
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_CACHE_NAME}-", dir=models_dir))
         tmp.chmod(0o755)
@@ -161,7 +165,9 @@ def build_tiny_starcoder2(attn_implementation: str = "eager") -> PreTrainedModel
     return model
 
 
-def load_tokenizer(name_or_path: str, *, models_dir: Path, revision: str | None = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    name_or_path: str, *, models_dir: Path, revision: str | None = None
+) -> PreTrainedTokenizerBase:
     """Only the tokenizer of a preset, hub id or folder (no weights; for mining)."""
     from transformers import AutoTokenizer
 
@@ -194,7 +200,9 @@ def load_hf(
 
     preset = PRESETS.get(name_or_path)
     if preset is not None and preset.source == "tiny":
-        return build_tiny_starcoder2(attn_implementation).to(dtype), tiny_starcoder2_tokenizer(), preset.name
+        # functools.wraps on PreTrainedModel.to makes typeshed expect the model as first argument.
+        tiny = build_tiny_starcoder2(attn_implementation).to(dtype)  # type: ignore[arg-type]
+        return tiny, tiny_starcoder2_tokenizer(), preset.name
     if preset is not None and preset.source == "embedded":
         source, display, cache_dir = str(smollm2_folder(models_dir)), preset.name, None
     elif preset is not None:
@@ -205,7 +213,11 @@ def load_hf(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, cache_dir=cache_dir)
         model = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, cache_dir=cache_dir, dtype=dtype, attn_implementation=attn_implementation
+            source,
+            revision=revision,
+            cache_dir=cache_dir,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
         )
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(

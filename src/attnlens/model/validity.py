@@ -40,8 +40,13 @@ def check_attention(
         leak = pattern[..., upper].abs().max().item() if length > 1 else 0.0
         if leak != 0.0:
             raise AttentionInvalid(
-                f"sequence {index}: attention to future tokens ({leak:.2e}); the causal mask was not applied. "
-                "Load the model with attn_implementation='eager'."
+                f"sequence {index}: attention to future tokens ({leak:.2e}); the causal mask was not "
+                "applied. Load the model with attn_implementation='eager'."
             )
-        if length < attention.shape[-1] and attention[index, :, :, :length, length:].abs().max().item() != 0.0:
-            raise AttentionInvalid(f"sequence {index}: real tokens attend to padding; the attention mask was ignored.")
+        if (
+            length < attention.shape[-1]
+            and attention[index, :, :, :length, length:].abs().max().item() != 0.0
+        ):
+            raise AttentionInvalid(
+                f"sequence {index}: real tokens attend to padding; the attention mask was ignored."
+            )

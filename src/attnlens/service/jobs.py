@@ -12,87 +12,43 @@ import os
 import socket
 import threading
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
 
-from sqlalchemy import select, update
-
+from attnlens.atlas.jobs import JobCancelled, JobContext, JobHandler, ModelRuntime
 from attnlens.config import Settings
-from attnlens.errors import AttnLensError, InvalidInput, JobNotHeld
+from attnlens.errors import AttnLensError, JobNotHeld
 from attnlens.store import Store
 from attnlens.store.jobs import (
     acknowledge_cancel,
     claim_job,
+    claim_queued_job,
     fail_job,
     finish_job,
-    report_progress,
+    requeue_job_of,
     requeue_stale_jobs,
+    running_jobs,
 )
 from attnlens.store.models import Job
 
 log = logging.getLogger(__name__)
 
 
-class JobCancelled(Exception):
-    """Raised inside a handler when the job's cancellation was requested."""
-
-
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class JobContext:
-    """What a handler gets: the job, the runtime (models), and a way to report progress."""
-
-    settings: Settings
-    store: Store
-    job: Job
-    worker: str
-    runtime: Any  # the worker holding the models (LocalWorker)
-    cancel_requested: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def progress(self, done: int, total: int | None, message: str | None = None) -> None:
-        """Record progress; remember a cancellation request (handlers check `should_stop`)."""
-        if report_progress(self.store, self.job.id, self.worker, done=done, total=total, message=message):
-            self.cancel_requested = True
-
-    def should_stop(self) -> bool:
-        return self.cancel_requested
-
-    def run_model(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a job's model work where the runtime runs model calls (a LocalWorker's model thread, so it
-        never overlaps an interactive ablation); a runtime without one runs it here."""
-        run = getattr(self.runtime, "run_model", None)
-        return run(fn, *args, **kwargs) if run is not None else fn(*args, **kwargs)
-
-
-JobHandler = Callable[[JobContext], dict[str, Any]]
 
 
 def requeue_orphans(store: Store) -> list[int]:
     """Requeue running jobs held by processes of this machine that no longer exist."""
     host = socket.gethostname()
     requeued = []
-    with store.session() as session:
-        running = session.execute(select(Job.id, Job.worker).where(Job.state == "running")).all()
-    for job_id, worker in running:
+    for job_id, worker in running_jobs(store):
         if not worker or not worker.startswith(f"{host}:"):
             continue
         pid = int(worker.rsplit(":", 1)[1])
         if pid == os.getpid() or _alive(pid):
             continue
-        with store.session() as session:
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == "running", Job.worker == worker)
-                .values(state="queued", worker=None, message="requeued: its process had stopped")
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount:
-                requeued.append(job_id)
+        if requeue_job_of(store, job_id, worker, "requeued: its process had stopped"):
+            requeued.append(job_id)
     return requeued
 
 
@@ -109,8 +65,10 @@ def _alive(pid: int) -> bool:
 class JobRunner:
     """Runs jobs of the kinds it has handlers for, one at a time, in a background thread."""
 
-    def __init__(self, settings: Settings, store: Store, runtime: Any, handlers: dict[str, JobHandler]) -> None:
-        self.settings, self.store, self.runtime, self.handlers = settings, store, runtime, handlers
+    def __init__(
+        self, settings: Settings, store: Store, runtime: ModelRuntime | None, handlers: Mapping[str, JobHandler]
+    ) -> None:
+        self.settings, self.store, self.runtime, self.handlers = settings, store, runtime, dict(handlers)
         self.worker = worker_name()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,47 +126,18 @@ class JobRunner:
         return True
 
 
-def require(parameters: dict[str, Any], name: str, kind: type) -> Any:
-    """A job parameter of the right type, or `InvalidInput` naming it."""
-    value = parameters.get(name)
-    if not isinstance(value, kind):
-        raise InvalidInput(f"job parameter {name!r} must be a {kind.__name__}, got {value!r}.")
-    return value
-
-
 def run_job_here(
     settings: Settings,
     store: Store,
     job_id: int,
-    runtime: Any,
+    runtime: ModelRuntime | None,
     handler: JobHandler,
     on_progress: Callable[[int, int | None, str | None], None] | None = None,
 ) -> Job:
     """Claim one specific queued job for this process and run it in the foreground (the CLI's way)."""
-    from attnlens.store.base import utc_now
-    from attnlens.store.jobs import get_job
-
     me = worker_name()
-    now = utc_now()
-    with store.session() as session:
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state == "queued")
-            .values(state="running", worker=me, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if not claimed:
-        raise InvalidInput(f"job {job_id} is not queued (state {get_job(store, job_id).state}).")
-    job = get_job(store, job_id)
-    context = JobContext(settings, store, job, me, runtime)
-    if on_progress is not None:
-        plain = context.progress
-
-        def progress(done: int, total: int | None, message: str | None = None) -> None:
-            plain(done, total, message)
-            on_progress(done, total, message)
-
-        context.progress = progress  # type: ignore[method-assign]
+    job = claim_queued_job(store, job_id, me)
+    context = JobContext(settings, store, job, me, runtime, on_progress=on_progress)
     try:
         result = handler(context)
     except JobCancelled:

@@ -19,11 +19,15 @@ from attnlens.service.gate import ModelGate
 from attnlens.service.model_thread import ModelThread
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from attnlens.apmae import APMAE
+    from attnlens.atlas.intervene import AttentionCache, BaselineCache
     from attnlens.config import Settings
+    from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
     from attnlens.heads import HeadRef
+    from attnlens.mining.tokens import TokenTable
     from attnlens.model import TargetModel
-    from attnlens.service.intervene import AblationOutcome
     from attnlens.service.jobs import JobRunner
     from attnlens.store import Store
 
@@ -55,8 +59,10 @@ class LocalWorker:
         self.model_thread = ModelThread()
         self.runner: JobRunner | None = None
         self.gate = ModelGate(settings.api.max_concurrent_model_calls, settings.api.max_queued_requests)
-        self._attention_cache: Any = None
-        self._baselines: Any = None  # calls.BaselineCache, made on first use (it imports torch)
+        # Made on first use (they import torch, which constructing a worker must not).
+        self._attention_cache: AttentionCache | None = None
+        self._baselines: BaselineCache | None = None
+        self._token_table: TokenTable | None = None
 
     def start(self, *, background: bool = True, run_jobs: bool = False) -> None:
         """Load the models (in a thread unless `background` is False); then, with `run_jobs`, run jobs."""
@@ -92,18 +98,22 @@ class LocalWorker:
             self._start_jobs()
 
     def _start_jobs(self) -> None:
-        from attnlens.atlas.analysis_jobs import ANALYSIS_HANDLERS
-        from attnlens.atlas.experiment_spec import ABLATION_EXPERIMENT
-        from attnlens.atlas.experiments import run_ablation_experiment
-        from attnlens.atlas.jobs import ATLAS_BUILD, queue_demo_build, run_atlas_build
+        from attnlens.atlas.build_job import queue_demo_build
+        from attnlens.atlas.handlers import JOB_HANDLERS
         from attnlens.service.jobs import JobRunner
-        from attnlens.store import open_store
 
-        if self.store is None:
-            self.store = open_store(self.settings)
-        queue_demo_build(self.settings, self.store)
-        self.runner = JobRunner(self.settings, self.store, self, {ATLAS_BUILD: run_atlas_build, ABLATION_EXPERIMENT: run_ablation_experiment, **ANALYSIS_HANDLERS})
+        store = self.open_store()
+        queue_demo_build(self.settings, store)
+        self.runner = JobRunner(self.settings, store, self, JOB_HANDLERS)
         self.runner.start()
+
+    def open_store(self) -> Store:
+        """The worker's store, opened (and migrated) on first use."""
+        if self.store is None:
+            from attnlens.store import open_store
+
+            self.store = open_store(self.settings)
+        return self.store
 
     def wait_ready(self, timeout: float | None = None) -> None:
         if self._loading is not None:
@@ -139,52 +149,52 @@ class LocalWorker:
 
     # -- interactive model calls (each through the gate) ---------------------------------------------
 
-    def head_pattern(self, prompt_ids: list[int], ref: HeadRef) -> Any:
-        """The (q, k) float32 attention of one head on a prompt (numpy)."""
-        from attnlens.service import calls
+    def head_pattern(self, prompt_ids: list[int], ref: HeadRef) -> np.ndarray:
+        """The (q, k) float32 attention of one head on a prompt."""
+        from attnlens.atlas import intervene
 
         with self.gate.slot():
             if self._attention_cache is None:
-                self._attention_cache = calls.AttentionCache()
-            return self.run_model(calls.head_pattern, self.model, self._attention_cache, prompt_ids, ref)
+                self._attention_cache = intervene.AttentionCache()
+            return self.run_model(intervene.head_pattern, self.model, self._attention_cache, prompt_ids, ref)
 
-    def embed_pattern(self, pattern: Any) -> Any:
-        """AP-MAE embedding (numpy, (dim,)) of one raw (n, n) attention pattern."""
-        from attnlens.service import calls
+    def embed_pattern(self, pattern: np.ndarray) -> np.ndarray:
+        """AP-MAE embedding (dim,) of one raw (n, n) attention pattern."""
+        from attnlens.atlas import intervene
 
         with self.gate.slot():
-            return self.run_model(calls.embed_pattern, self.apmae, pattern)
+            return self.run_model(intervene.embed_pattern, self.apmae, pattern)
 
     def ablate(
         self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
     ) -> AblationOutcome:
         """Generate with and without `heads` ablated and compare."""
-        from attnlens.service import calls
+        from attnlens.atlas import intervene
 
         with self.gate.slot():
             if self._baselines is None:
-                self._baselines = calls.BaselineCache()
+                self._baselines = intervene.BaselineCache()
             return self.run_model(
-                calls.ablate, self.model, prompt_ids, heads, max_new_tokens=max_new_tokens,
+                intervene.ablate, self.model, prompt_ids, heads, max_new_tokens=max_new_tokens,
                 expected_token_id=expected_token_id, baselines=self._baselines,
             )  # fmt: skip
 
-    def token_table(self) -> Any:
+    def token_table(self) -> TokenTable:
         """The mining token table of the loaded model's tokenizer (built once)."""
-        if getattr(self, "_token_table", None) is None:
-            from attnlens.mining import TokenTable
+        if self._token_table is None:
+            from attnlens.mining.tokens import TokenTable
 
             self._token_table = TokenTable(self.model.tokenizer)
         return self._token_table
 
-    def analyze(self, code: str, hole: dict[str, Any] | None, tasks: list[str] | None) -> list[dict[str, Any]]:
-        """Run pasted code (see `attnlens.service.analyze`); stores each hole as an inference."""
-        from attnlens.service.analyze import analyze_code
-        from attnlens.store import open_store
+    def analyze(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> list[PastedHole]:
+        """Run pasted code through the atlas pipeline (`attnlens.atlas.paste`); each hole is stored as an
+        inference. Its model work waits at the gate like every interactive call."""
+        from attnlens.atlas.paste import analyze_code
 
-        if self.store is None:
-            self.store = open_store(self.settings)
-        return analyze_code(self, code, hole, tasks)
+        return analyze_code(
+            self.settings, self.open_store(), _Gated(self), self.token_table(), code, hole, tasks
+        )
 
     def model_shape(self) -> tuple[int, int]:
         """(layers, query heads per layer) of the loaded model."""
@@ -211,3 +221,27 @@ class LocalWorker:
                 "apmae_error": self._apmae_error,
                 "error": self._error,
             }
+
+
+class _Gated:
+    """The worker as a job-style runtime whose model calls wait at the request gate: an interactive use
+    case (pasting code) runs its model work like any other interactive call."""
+
+    def __init__(self, worker: LocalWorker) -> None:
+        self._worker = worker
+
+    @property
+    def model(self) -> TargetModel:
+        return self._worker.model
+
+    @property
+    def apmae(self) -> APMAE:
+        return self._worker.apmae
+
+    @property
+    def embedder_name(self) -> str:
+        return self._worker.embedder_name
+
+    def run_model(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._worker.gate.slot():
+            return self._worker.run_model(fn, *args, **kwargs)

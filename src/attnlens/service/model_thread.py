@@ -25,11 +25,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def run_here(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """The runner for code that owns its thread (the CLI without a worker, tests): call `fn` right here."""
-    return fn(*args, **kwargs)
-
-
 class ModelThread:
     """`run(fn, *args)` runs `fn` on the model thread and returns its result (or raises its exception)."""
 

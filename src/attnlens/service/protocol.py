@@ -1,7 +1,8 @@
 """The interface between the API (which never imports torch) and the worker (which owns the models).
 
 Under `attnlens serve` the worker runs in the same process (`LocalWorker`); in the split deployment an
-HTTP client with the same methods stands in its place. Arrays cross it as numpy arrays.
+HTTP client with the same methods stands in its place (`HttpWorker`). Results are the frozen types of
+`attnlens.contracts.results`; arrays cross it as numpy arrays.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
+    from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
     from attnlens.heads import HeadRef
 
 WorkerState = Literal["starting", "loading", "ready", "error"]
@@ -33,16 +35,15 @@ class WorkerClient(Protocol):
         ...
 
     def embed_pattern(self, pattern: np.ndarray) -> np.ndarray:
-        """AP-MAE embedding of one raw attention pattern."""
+        """AP-MAE embedding (dim,) of one raw (n, n) attention pattern."""
         ...
 
     def ablate(
         self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
-    ) -> Any:
-        """An `AblationOutcome`: baseline vs ablated completion, diff, KL and expected-token probability."""
+    ) -> AblationOutcome:
+        """Baseline vs ablated completion, diff, KL and expected-token probability."""
         ...
 
-    def analyze(self, code: str, hole: dict[str, Any] | None, tasks: list[str] | None) -> list[dict[str, Any]]:
-        """Pasted Java: one result per hole (inference_id, task, target_text, completion_text, correctness,
-        expected_token_prob, embeddings (heads, dim))."""
+    def analyze(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> list[PastedHole]:
+        """Pasted Java: one analysed hole per requested hole (stored as inferences)."""
         ...

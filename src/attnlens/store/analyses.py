@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from attnlens.heads import HeadRef
@@ -102,7 +103,7 @@ def predictor_blob(store: Store, predictor_id: int) -> bytes | None:
 
 def newest_head_importance(
     store: Store, model_name: str, task: str, kind: str
-) -> list[dict[str, object]] | None:
+) -> list[dict[str, Any]] | None:
     """The per-head SHAP summary stored with the newest evaluation of a (model, task, kind) predictor."""
     with store.session() as session:
         details = session.scalar(
@@ -170,7 +171,7 @@ def map_size(session: Session, map_id: int) -> int:
 
 def map_points(
     session: Session, map_id: int, clustering_id: int | None, *, total: int, max_points: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """A map's points as (x, y, pattern id, layer, head, task, first-token correct, cluster label) in
     pattern-id order; when the map has more than `max_points`, a fixed well-mixed sample of them."""
     query = (
@@ -193,3 +194,20 @@ def map_points(
             max_points
         )
     return session.execute(query).all()
+
+
+def head_assignments(session: Session, clustering_id: int, ref: HeadRef) -> tuple[np.ndarray, np.ndarray]:
+    """One head's (pattern ids (n,) int64, labels (n,) int64) in a clustering, in pattern-id order."""
+    rows = session.execute(
+        select(HeadPattern.id, ClusterAssignment.label)
+        .join(ClusterAssignment, ClusterAssignment.head_pattern_id == HeadPattern.id)
+        .where(
+            ClusterAssignment.clustering_id == clustering_id,
+            HeadPattern.layer == ref.layer,
+            HeadPattern.head == ref.head,
+        )
+        .order_by(HeadPattern.id)
+    ).all()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    labels = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, labels

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from attnlens.errors import JobNotHeld, NotFound
+from attnlens.errors import InvalidInput, JobNotHeld, NotFound
 from attnlens.store.base import utc_now
 from attnlens.store.engine import Store
 from attnlens.store.models import Job
@@ -174,3 +174,43 @@ def list_jobs(store: Store, *, states: list[str] | None = None, limit: int = 100
         query = query.where(Job.state.in_(states))
     with store.session() as session:
         return list(session.scalars(query))
+
+
+def running_jobs(store: Store) -> list[tuple[int, str | None]]:
+    """(job id, worker) of every running job."""
+    with store.session() as session:
+        return [(int(i), w) for i, w in session.execute(select(Job.id, Job.worker).where(Job.state == "running"))]
+
+
+def requeue_job_of(store: Store, job_id: int, worker: str, message: str) -> bool:
+    """Put a running job held by `worker` back in the queue; False when it is no longer so held."""
+    with store.session() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running", Job.worker == worker)
+            .values(state="queued", worker=None, message=message)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_queued_job(store: Store, job_id: int, worker: str) -> Job:
+    """Claim one specific queued job for `worker` (the CLI runs the job it just queued); `InvalidInput`
+    when it is not queued."""
+    now = utc_now()
+    with store.session() as session:
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued")
+            .values(state="running", worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        raise InvalidInput(f"job {job_id} is not queued (state {get_job(store, job_id).state}).")
+    return get_job(store, job_id)
+
+
+def has_job_of_kind(store: Store, kind: str) -> bool:
+    """Whether any job of `kind` was ever queued."""
+    with store.session() as session:
+        return session.scalar(select(Job.id).where(Job.kind == kind).limit(1)) is not None

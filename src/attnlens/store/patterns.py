@@ -7,9 +7,9 @@ inference and scenario rows and return head-pattern ids (= FAISS ids).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Select, select
@@ -157,7 +157,10 @@ def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.
     # Straight from the driver's cursor: ORM and Core row handling cost 10-50x more than the query itself
     # for the hundreds of thousands of ids a broad filter returns (docs/benchmarks.md, "Store and index").
     result = connection.exec_driver_sql(str(compiled), params)
-    ids = np.fromiter((row[0] for row in result.cursor), dtype=np.int64)
+    # SQLAlchemy's DBAPICursor protocol leaves out iteration (an optional DB-API extension), but the
+    # drivers we support (sqlite3, psycopg) have iterable cursors.
+    cursor = cast(Iterable[Sequence[Any]], result.cursor)
+    ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
     result.close()
     # Sorted here rather than by ORDER BY, which would tempt SQLite into scanning the table in id order.
     return np.sort(ids)

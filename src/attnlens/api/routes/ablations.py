@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from attnlens.api.deps import InferenceDep, SettingsDep, WorkerDep
-from attnlens.api.schemas import AblationPublic, AblationRequest, DiffOpPublic
+from attnlens.api.schemas import AblationPublic, AblationRequest
 from attnlens.errors import InputTooLarge, InvalidInput
 from attnlens.heads import parse_heads
 from attnlens.store.codecs import unpack_token_ids
+from attnlens.store.inferences import prompt_ids_of
 from attnlens.tokens import TokenDecoder
 
 router = APIRouter(tags=["ablations"])
@@ -32,11 +33,7 @@ def create_ablation(
     n_layers, n_heads = worker.model_shape()
     heads = sorted(parse_heads(body.heads, n_layers, n_heads))
     scenario = inference.scenario
-    prompt = (
-        unpack_token_ids(inference.prompt_ids)
-        if inference.prompt_ids
-        else unpack_token_ids(scenario.prompt_ids)
-    )
+    prompt = prompt_ids_of(inference)
     target = unpack_token_ids(scenario.target_ids) if scenario else []
     new_tokens = body.max_new_tokens or min(max(len(target), 8), limits.max_new_tokens)
     outcome = worker.ablate(
@@ -49,7 +46,7 @@ def create_ablation(
         baseline_text=outcome.baseline_text,
         ablated_text=outcome.ablated_text,
         changed=outcome.changed,
-        diff=[DiffOpPublic(op=d.op, baseline=d.baseline, ablated=d.ablated) for d in outcome.diff],
+        diff=outcome.diff,
         kl_at_hole=outcome.kl_at_hole,
         expected_token=decoder.tokens(target[:1])[0] if target else None,
         p_expected_baseline=outcome.p_expected_baseline,

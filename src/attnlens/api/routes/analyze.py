@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from attnlens.api.deps import SessionDep, WorkerDep
 from attnlens.api.routes.inferences import head_grid
-from attnlens.api.schemas import AnalyzedHole, AnalyzePublic, AnalyzeRequest, HeadImportance, Prediction
+from attnlens.api.schemas import AnalyzedHole, AnalyzePublic, AnalyzeRequest
+from attnlens.contracts.results import HoleRequest, PastedHole
 
 router = APIRouter(tags=["analyze"])
 
 
+def _hole(result: PastedHole) -> AnalyzedHole:
+    return AnalyzedHole(**{name: getattr(result, name) for name in AnalyzedHole.model_fields})
+
+
 @router.post("/analyze", response_model=AnalyzePublic)
 def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> AnalyzePublic:
-    """Complete pasted Java at a hole, store it as an inference, and predict whether the completion is right."""
-    hole = body.hole.model_dump(exclude_none=True) if body.hole is not None else None
-    results = worker.analyze(body.code, hole or None, body.tasks)
-    holes = [AnalyzedHole(**{k: v for k, v in r.items() if k in AnalyzedHole.model_fields}) for r in results]
-    first, result = holes[0], results[0]
-    prediction = result["prediction"]
+    """Complete pasted Java at a hole, store it as an inference, and predict whether the completion is
+    right. Each head's cluster is where its pattern falls by kNN vote in the newest clustering."""
+    hole = HoleRequest(**body.hole.model_dump()) if body.hole is not None else None
+    results = worker.analyze(body.code, hole, body.tasks)
+    first = results[0]
     return AnalyzePublic(
-        **first.model_dump(),
-        prediction=Prediction(**{k: prediction[k] for k in ("probability_correct", "predictor")})
-        if prediction
-        else None,
-        prediction_unavailable=result["prediction_unavailable"],
-        predicted_with_task=result["predicted_with_task"],
-        top_heads=[
-            HeadImportance(**h, cluster=prediction["clusters"].get(h["name"])) for h in prediction["top_heads"]
-        ]
-        if prediction
-        else [],
-        grid=head_grid(session, first.inference_id, clusters=prediction["clusters"] if prediction else {}),
-        others=holes[1:],
+        **_hole(first).model_dump(),
+        prediction=first.prediction,
+        prediction_unavailable=first.prediction_unavailable,
+        predicted_with_task=first.predicted_with_task,
+        clustering_id=first.clustering_id,
+        top_heads=list(first.prediction.top_heads) if first.prediction else [],
+        grid=head_grid(session, first.inference_id, clusters=first.clusters),
+        others=[_hole(r) for r in results[1:]],
     )

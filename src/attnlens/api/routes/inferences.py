@@ -15,7 +15,7 @@ from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, Infere
 from attnlens.errors import NotFound
 from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
 from attnlens.store.analyses import cluster_labels, latest_clustering
-from attnlens.store.inferences import InferenceFilter, inference_heads, list_inferences
+from attnlens.store.inferences import InferenceFilter, inference_heads, list_inferences, prompt_ids_of
 from attnlens.store.models import Inference
 from attnlens.tokens import TokenDecoder
 
@@ -73,9 +73,7 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
     """One completion: prompt, target and completion as tokens, with the hole's place."""
     decoder = TokenDecoder.for_model(inference.model_name, settings.models_dir)
     scenario = inference.scenario
-    prompt_ids = unpack_token_ids(inference.prompt_ids) if inference.prompt_ids else []
-    if not prompt_ids and scenario is not None:
-        prompt_ids = unpack_token_ids(scenario.prompt_ids)
+    prompt_ids = prompt_ids_of(inference)
     target_ids = unpack_token_ids(scenario.target_ids) if scenario else []
     return InferencePublic(
         **_summary(inference).model_dump(),

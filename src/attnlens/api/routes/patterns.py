@@ -15,7 +15,8 @@ from attnlens.errors import NotFound
 from attnlens.index import PatternIndex
 from attnlens.store import Store
 from attnlens.store.analyses import cluster_labels, latest_clustering
-from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
+from attnlens.store.codecs import unpack_thumbnail
+from attnlens.store.inferences import prompt_ids_of
 from attnlens.store.models import HeadPattern
 from attnlens.store.patterns import STAT_COLUMNS, PatternFilter, load_embeddings, matching_pattern_ids
 from attnlens.tokens import TokenDecoder
@@ -44,17 +45,10 @@ def get_index(request: Request) -> PatternIndex:
 IndexDep = Annotated[PatternIndex, Depends(get_index)]
 
 
-def prompt_ids_of(row: HeadPattern) -> list[int]:
-    inference = row.inference
-    if inference.prompt_ids:
-        return unpack_token_ids(inference.prompt_ids)
-    return unpack_token_ids(inference.scenario.prompt_ids)
-
-
 @router.get("/patterns/{pattern_id}", response_model=PatternPublic)
 def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> PatternPublic:
     """One head's full pattern with token labels (the worker recomputes it; raw patterns are not stored)."""
-    prompt = prompt_ids_of(row)
+    prompt = prompt_ids_of(row.inference)
     values = worker.head_pattern(prompt, row.head_ref)
     decoder = TokenDecoder.for_model(row.inference.model_name, settings.models_dir)
     scenario = row.inference.scenario

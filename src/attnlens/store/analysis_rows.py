@@ -1,5 +1,5 @@
 """Database reads and writes behind the analysis jobs: which patterns a model's analyses cover, one head's
-embeddings at a time, per-task feature matrices, and the latest finished clustering, map and predictors.
+embeddings at a time, per-task feature matrices, and writing clusterings, maps and predictors.
 
 Only atlas inferences (those with a scenario) are analysed: they carry a task, a syntax node type and a
 ground truth. Pasted code is placed into the finished analyses by kNN (`attnlens.atlas.prediction`).
@@ -9,32 +9,33 @@ different spaces, and mixing them would cluster checkpoints, not patterns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
-from attnlens.store import Store
+from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.store.codecs import unpack_embeddings
+from attnlens.store.engine import Store
 from attnlens.store.models import (
+    Cluster,
     ClusterAssignment,
     Clustering,
     HeadPattern,
     Inference,
+    MapPoint,
     PatternMap,
     Predictor,
     PredictorEvaluation,
     Scenario,
 )
 
-NOISE_TASK = "noise"
-# How far back the "latest finished" lookups look; older unfinished runs beyond this are ignored.
-_RECENT = 50
+_WRITE_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ def load_head_rows(session: Session, selection: Selection, head: HeadRef) -> Hea
     )
 
 
-def iter_selection_embeddings(session: Session, selection: Selection, batch_size: int = 50_000):
+def iter_selection_embeddings(
+    session: Session, selection: Selection, batch_size: int = 50_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids (b,) int64, vectors (b, dim) float32) batches of every pattern in the selection, in id order
     (keyset pagination, like `store.patterns.iter_embedding_batches`)."""
     last_id = 0
@@ -207,37 +210,109 @@ def load_task_rows(
     )
 
 
-def latest_clustering(store: Store, model_name: str) -> Clustering | None:
-    """The newest finished clustering of a model (a cancelled or crashed run is not finished)."""
+# -- writes ------------------------------------------------------------------------------------------------
+
+
+def mark_complete(store: Store, table: type[Clustering] | type[PatternMap], row_id: int, **extra: Any) -> None:
+    """Mark a clustering or map finished (readers use only finished ones), adding `extra` parameters."""
     with store.session() as session:
-        for row in session.scalars(
-            select(Clustering).where(Clustering.model_name == model_name).order_by(Clustering.id.desc()).limit(_RECENT)
-        ):
-            if (row.parameters or {}).get("complete"):
-                return row
-    return None
+        row = session.get(table, row_id)
+        if not isinstance(row, Clustering | PatternMap):
+            return
+        # A new dict, so SQLAlchemy sees the JSON column change.
+        row.parameters = {**(row.parameters or {}), **extra, "complete": True}
 
 
-def latest_map(store: Store, model_name: str) -> PatternMap | None:
-    """The newest finished 2-D map of a model."""
+def clustering_of_job(store: Store, job_id: int, selection: Selection, parameters: dict[str, Any]) -> int:
+    """The clustering row of a job: the one a previous attempt of the job started, or a new one."""
     with store.session() as session:
-        for row in session.scalars(select(PatternMap).order_by(PatternMap.id.desc()).limit(_RECENT)):
-            parameters = row.parameters or {}
-            if parameters.get("complete") and parameters.get("model") == model_name:
-                return row
-    return None
+        existing = session.scalar(
+            select(Clustering.id).where(Clustering.job_id == job_id).order_by(Clustering.id.desc())
+        )
+        if existing is not None:
+            return int(existing)
+        row = Clustering(
+            model_name=selection.model_name, embedder=selection.embedder, parameters=parameters, job_id=job_id
+        )
+        session.add(row)
+        session.flush()
+        return row.id
 
 
-def latest_predictors(store: Store, model_name: str) -> list[tuple[Predictor, PredictorEvaluation | None]]:
-    """The newest predictor of each (task, kind) of a model, with its evaluation, sorted by task and kind."""
-    newest: dict[tuple[str | None, str], tuple[Predictor, PredictorEvaluation | None]] = {}
+def heads_with_clusters(store: Store, clustering_id: int) -> set[HeadRef]:
+    """Heads a clustering already holds (a requeued job resumes after them)."""
     with store.session() as session:
         rows = session.execute(
-            select(Predictor, PredictorEvaluation)
-            .outerjoin(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
-            .where(Predictor.model_name == model_name)
-            .order_by(Predictor.id.desc())
-        ).all()
-        for predictor, evaluation in rows:
-            newest.setdefault((predictor.task, predictor.kind), (predictor, evaluation))
-    return [newest[key] for key in sorted(newest, key=lambda k: (k[0] or "", k[1]))]
+            select(Cluster.layer, Cluster.head).where(Cluster.clustering_id == clustering_id).distinct()
+        )
+        return {HeadRef(int(layer), int(head)) for layer, head in rows}
+
+
+@dataclass(frozen=True)
+class ClusterRow:
+    """One cluster of a head as the clustering job found it."""
+
+    label: int
+    size: int
+    medoid_pattern_id: int | None
+    attributes: dict[str, Any]
+
+
+def save_head_clustering(
+    store: Store,
+    clustering_id: int,
+    head: HeadRef,
+    clusters: Sequence[ClusterRow],
+    pattern_ids: np.ndarray,
+    labels: np.ndarray,
+) -> None:
+    """A head's clusters and every pattern's label, in one transaction."""
+    with store.session() as session:
+        for c in clusters:
+            session.add(
+                Cluster(
+                    clustering_id=clustering_id, layer=head.layer, head=head.head, label=c.label, size=c.size,
+                    medoid_head_pattern_id=c.medoid_pattern_id, attributes=c.attributes,
+                )
+            )  # fmt: skip
+        assignments = [
+            {"clustering_id": clustering_id, "head_pattern_id": int(pid), "label": int(label), "vote_share": None}
+            for pid, label in zip(pattern_ids, labels, strict=True)
+        ]
+        for start in range(0, len(assignments), _WRITE_CHUNK):
+            session.execute(insert(ClusterAssignment), assignments[start : start + _WRITE_CHUNK])
+
+
+def create_map(store: Store, name: str, parameters: dict[str, Any], job_id: int | None) -> int:
+    with store.session() as session:
+        row = PatternMap(name=name, parameters=parameters, job_id=job_id)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def save_map_points(
+    store: Store, map_id: int, pattern_ids: np.ndarray, coordinates: np.ndarray, fitted: np.ndarray
+) -> None:
+    """One chunk of a map's points: pattern ids (n,), coordinates (n, 2), whether each was in the fit (n,)."""
+    points = [
+        {"pattern_map_id": map_id, "head_pattern_id": int(pattern_ids[i]), "x": float(coordinates[i, 0]),
+         "y": float(coordinates[i, 1]), "fitted": bool(fitted[i])}
+        for i in range(len(pattern_ids))
+    ]  # fmt: skip
+    with store.session() as session:
+        session.execute(insert(MapPoint), points)
+
+
+def save_predictor(
+    store: Store,
+    predictor: Predictor,
+    evaluation: PredictorEvaluation,
+) -> int:
+    """A trained predictor and its cross-validated evaluation, in one transaction; returns its id."""
+    with store.session() as session:
+        session.add(predictor)
+        session.flush()
+        evaluation.predictor_id = predictor.id
+        session.add(evaluation)
+        return int(predictor.id)

@@ -1,30 +1,98 @@
-"""Interactive model calls the worker serves: a head's full pattern, embedding an uploaded pattern,
-ablating heads and re-generating. Each runs through the worker's `ModelGate`, on its model thread."""
+"""Intervene on heads: ablate some and re-generate (what changed in the completion, the expected token's
+probability, the next-token distribution at the hole), and the other interactive model calls the worker
+serves (a head's full pattern, embedding an uploaded pattern). Each runs on the worker's model thread."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import torch
+from jaxtyping import Float
 
+from attnlens.contracts.results import AblationOutcome, DiffOp
 from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
-from attnlens.model import Generation
-from attnlens.service.intervene import AblationOutcome, ablate_and_regenerate
+from attnlens.model import Generation, TargetModel
 
 if TYPE_CHECKING:
     from attnlens.apmae import APMAE
-    from attnlens.model import TargetModel
 
 V = TypeVar("V")
 
 CACHED_CAPTURES = 4
 CACHED_BASELINES = 32  # a baseline keeps its first-step logits: 49,152 floats (192 KB) for SmolLM2
+
+
+def kl_divergence(
+    p_logits: Float[torch.Tensor, " vocab"], q_logits: Float[torch.Tensor, " vocab"]
+) -> float:
+    """KL(P || Q) in nats between the softmax distributions of two logit vectors (float64 for accuracy)."""
+    log_p = torch.log_softmax(p_logits.double(), dim=-1)
+    log_q = torch.log_softmax(q_logits.double(), dim=-1)
+    value = float((log_p.exp() * (log_p - log_q)).sum())
+    return max(value, 0.0)  # rounding can give -1e-17 for identical inputs
+
+
+def token_diff(model: TargetModel, baseline: Sequence[int], ablated: Sequence[int]) -> list[DiffOp]:
+    """A token-level diff (difflib's opcodes over token ids, shown as token strings)."""
+    matcher = difflib.SequenceMatcher(a=list(baseline), b=list(ablated), autojunk=False)
+    ops = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        ops.append(
+            DiffOp(
+                op=tag,
+                baseline=[model.decode([t]) for t in baseline[i1:i2]] if baseline[i1:i2] else [],
+                ablated=[model.decode([t]) for t in ablated[j1:j2]] if ablated[j1:j2] else [],
+            )
+        )
+    return ops
+
+
+def ablate_and_regenerate(
+    model: TargetModel,
+    prompt_ids: Sequence[int],
+    heads: Iterable[HeadRef],
+    *,
+    max_new_tokens: int,
+    expected_token_id: int | None = None,
+    stop_ids: Iterable[int] | None = None,
+    baseline: Generation | None = None,
+) -> AblationOutcome:
+    """Generate with and without the heads ablated and compare. Ablating no head reproduces the baseline
+    exactly (same tokens, zero KL), because no hook is installed at all."""
+    refs = sorted(frozenset(heads))
+    stops = list(stop_ids) if stop_ids is not None else None
+    if baseline is None:
+        baseline = model.generate(prompt_ids, max_new_tokens, stop_ids=stops)
+    ablated = model.generate(prompt_ids, max_new_tokens, ablate=refs, stop_ids=stops)
+    return AblationOutcome(
+        heads=[r.name for r in refs],
+        baseline_text=baseline.text,
+        ablated_text=ablated.text,
+        baseline_ids=baseline.new_ids,
+        ablated_ids=ablated.new_ids,
+        diff=token_diff(model, baseline.new_ids, ablated.new_ids),
+        kl_at_hole=kl_divergence(baseline.first_logits, ablated.first_logits),
+        changed=baseline.new_ids != ablated.new_ids,
+        expected_token_id=expected_token_id,
+        p_expected_baseline=None if expected_token_id is None else _probability(baseline.first_logits, expected_token_id),
+        p_expected_ablated=None if expected_token_id is None else _probability(ablated.first_logits, expected_token_id),
+    )
+
+
+def _probability(logits: Float[torch.Tensor, " vocab"], token_id: int) -> float:
+    value = float(torch.softmax(logits.double(), dim=-1)[token_id])
+    return 0.0 if math.isnan(value) else value
+
+
+# -- caches and the calls the worker serves ------------------------------------------------------------------
 
 
 def _prompt_key(prompt_ids: Sequence[int], *extra: object) -> str:

@@ -1,0 +1,87 @@
+"""The `atlas_build` job (mine, run, embed, store, index) and the demo atlas queued on an empty data dir."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from attnlens.atlas.build import BuildRequest, run_build
+from attnlens.atlas.indexing import sync_index
+from attnlens.atlas.jobs import JobContext, require
+from attnlens.config import Settings
+from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS, check_corpus
+from attnlens.contracts.tasks import parse_tasks
+from attnlens.store import Store
+from attnlens.store.jobs import enqueue_job, has_job_of_kind
+
+log = logging.getLogger(__name__)
+
+
+def build_parameters(corpus: str, tasks: str, per_task: int, seed: int, batch_size: int) -> dict[str, Any]:
+    """Job parameters of an atlas build, validated now so a bad request fails before it is queued."""
+    check_corpus(corpus)
+    return {"corpus": corpus, "tasks": list(parse_tasks(tasks)), "per_task": per_task, "seed": seed, "batch_size": batch_size}
+
+
+def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
+    """Mine, run, embed and store; sync the index every few batches so search fills in as it goes."""
+    p = ctx.job.parameters
+    request = BuildRequest(
+        corpus=require(p, "corpus", str),
+        tasks=require(p, "tasks", list),
+        per_task=require(p, "per_task", int),
+        seed=int(p.get("seed", 0)),
+        batch_size=int(p.get("batch_size", ctx.settings.atlas.batch_size)),
+    )
+    runtime = ctx.models
+    model, apmae = runtime.model, runtime.apmae
+    every = ctx.settings.atlas.index_save_every
+    calls = {"n": 0}
+
+    def progress(done: int, total: int, message: str) -> None:
+        calls["n"] += 1
+        if calls["n"] % every == 0:
+            sync_index(ctx.settings, ctx.store)
+        ctx.progress(done, total, message)
+
+    report = run_build(
+        ctx.settings,
+        ctx.store,
+        model,
+        apmae.embed,
+        request,
+        embedder=runtime.embedder_name,
+        progress=progress,
+        should_stop=ctx.should_stop,
+        run_model=ctx.run_model,
+    )
+    result = report.to_dict()
+    result["index"] = sync_index(ctx.settings, ctx.store)
+    return result
+
+
+def queue_demo_build(settings: Settings, store: Store) -> int | None:
+    """Queue the demo atlas build if the atlas has never had a build and the demo corpus is here; returns
+    the build's job id."""
+    if not settings.atlas.build_demo:
+        return None
+    if has_job_of_kind(store, ATLAS_BUILD):
+        return None
+    corpus = settings.atlas.demo_corpus
+    if not Path(corpus).exists():
+        log.warning("no demo atlas: %s is missing (apt-get install openjdk-17-source)", corpus)
+        return None
+    parameters = build_parameters(
+        corpus, settings.atlas.demo_tasks, settings.atlas.demo_per_task, settings.mining.seed, settings.atlas.batch_size
+    )
+    parameters["demo"] = True
+    job_id = enqueue_job(store, ATLAS_BUILD, parameters)
+    # The runner takes jobs in id order, one at a time: each analysis starts once the build is done.
+    for kind in (ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS):
+        enqueue_job(store, kind, {"demo": True})
+    log.info(
+        "queued the demo atlas (job %d, then clustering, map and predictors): %d scenarios per task from %s",
+        job_id, settings.atlas.demo_per_task, corpus,
+    )  # fmt: skip
+    return job_id

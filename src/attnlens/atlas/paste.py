@@ -1,0 +1,220 @@
+"""Analyze pasted Java: make a hole (a selected span, a cursor and a task, or auto-picked per task), run it
+through the atlas pipeline on a one-scenario batch (`process_batch`, `write_processed`: the same
+completion, correctness, embeddings, thumbnails and statistics as a built atlas), store it as an
+inference (shareable by id), and predict correctness.
+
+Pasted code is usually shorter than an atlas window: prompts here take up to `context_tokens` tokens and
+may be shorter; AP-MAE zero-pads such patterns to its input size (as the reference code does for short
+inputs). Offsets in requests count Unicode code points of `code` (Python string indices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from attnlens.atlas.build import write_processed
+from attnlens.atlas.indexing import sync_index
+from attnlens.atlas.jobs import ModelRuntime
+from attnlens.atlas.prediction import as_vectors, predict_for_inference
+from attnlens.atlas.process import process_batch
+from attnlens.config import Settings
+from attnlens.contracts.results import HoleRequest, PastedHole
+from attnlens.contracts.tasks import AUTO_TASKS, CURSOR_TASKS, SELECTION_FALLBACK_TASK
+from attnlens.heads import HeadRef
+from attnlens.errors import BinaryInput, EmptyInput, InputTooLarge, InvalidHole, NotJava
+from attnlens.mining.java import ParsedJava, Span, shared_parser
+from attnlens.mining.scenarios import Scenario
+from attnlens.mining.tokens import TokenTable, tokenize_file
+from attnlens.mining.windows import FIM_MARKERS, align_hole
+from attnlens.store import Store, save_scenarios
+from attnlens.store.inferences import inference_of_scenario
+
+if TYPE_CHECKING:
+    from attnlens.model import TargetModel
+
+# More of the code than this failing to parse means it is not Java (or not a fragment tree-sitter can read).
+MAX_ERROR_FRACTION = 0.3
+MAX_AUTO_TASKS = 4
+PASTED_CORPUS = "pasted"
+
+
+def check_code(code: str, max_bytes: int) -> bytes:
+    """The UTF-8 bytes of `code`, or the error that says what is wrong with it."""
+    if not code.strip():
+        raise EmptyInput("the code is empty; paste some Java.")
+    source = code.encode("utf-8", errors="strict")
+    if len(source) > max_bytes:
+        raise InputTooLarge(f"the code is {len(source):,} bytes; at most {max_bytes:,} are accepted.")
+    if "\x00" in code:
+        raise BinaryInput("the code contains NUL bytes; paste Java source text, not a binary file.")
+    return source
+
+
+def parse_java(source: bytes) -> ParsedJava:
+    parsed = shared_parser().parse(source)
+    broken = sum(e - s for s, e in zip(parsed.errors.starts, parsed.errors.ends, strict=True))
+    meaningful = len(source.strip()) or 1
+    if broken / meaningful > MAX_ERROR_FRACTION:
+        raise NotJava(
+            f"{100 * broken / meaningful:.0f}% of the code does not parse as Java; paste a Java class, method or statements."
+        )
+    return parsed
+
+
+def holes_for(
+    code: str, parsed: ParsedJava, hole: HoleRequest | None, tasks: list[str] | None
+) -> list[tuple[str | None, Span]]:
+    """The requested holes as byte spans: a selection, the next span of a task after a cursor, or one span
+    per task picked automatically (the last one, so left-to-right prompts get the most context)."""
+
+    def to_byte(i: int) -> int:
+        return len(code[:i].encode("utf-8"))
+
+    if hole is not None and hole.start is not None:
+        start, end = hole.start, hole.end if hole.end is not None else -1
+        if not 0 <= start < end <= len(code):
+            raise InvalidHole(f"the selection [{start}, {end}) must be non-empty and inside the code (0..{len(code)}).")
+        if not code[start:end].strip():
+            raise InvalidHole("the selection is only white space; select the code the model should complete.")
+        b0, b1 = to_byte(start), to_byte(end)
+        return [(None, Span(b0, b1, parsed.smallest_named_node(b0, b1)))]
+    if hole is not None and hole.cursor is not None:
+        cursor, task = hole.cursor, hole.task or ""
+        if task not in CURSOR_TASKS:
+            raise InvalidHole(f"task {task!r} cannot be placed at a cursor; choose one of {', '.join(CURSOR_TASKS)}.")
+        if not 0 <= cursor <= len(code):
+            raise InvalidHole(f"the cursor {cursor} is outside the code (0..{len(code)}).")
+        after = [s for s in parsed.spans.get(task, []) if s.start >= to_byte(cursor)]
+        if not after:
+            raise InvalidHole(f"no {task} target at or after the cursor; move the cursor or pick another task.")
+        return [(task, after[0])]
+    chosen = tasks or ["identifiers"]
+    if len(chosen) > MAX_AUTO_TASKS:
+        raise InvalidHole(f"at most {MAX_AUTO_TASKS} tasks per request.")
+    out: list[tuple[str | None, Span]] = []
+    for task in chosen:
+        if task not in AUTO_TASKS:
+            raise InvalidHole(f"unknown task {task!r}; choose from {', '.join(AUTO_TASKS)}.")
+        spans = parsed.spans.get(task, [])
+        if spans:
+            out.append((task, spans[-1]))
+    if not out:
+        raise InvalidHole(f"the code has no target for {', '.join(chosen)}; pick another task or select a span.")
+    return out
+
+
+def build_scenario(
+    model: TargetModel,
+    table: TokenTable,
+    code: str,
+    source: bytes,
+    task: str | None,
+    span: Span,
+    context: int,
+) -> Scenario:
+    """Align the hole to token boundaries and build a prompt of at most `context` tokens: a scenario of
+    the `pasted` corpus, like the ones mining makes (its task is `selection` for a selected span)."""
+    tokens = tokenize_file(table, code, source)
+    if isinstance(tokens, str):
+        raise InvalidHole(
+            f"the code cannot be tokenized faithfully ({tokens}); remove special-token text such as <|endoftext|>."
+        )
+    hole = align_hole(tokens, span.start, span.end)
+    ids = tokens.ids.tolist()
+    target_ids = ids[hole.first : hole.last + 1]
+    fim = model.info.fim
+    if fim is None:
+        prefix = ids[max(0, hole.first - context) : hole.first]
+        if not prefix:
+            raise InvalidHole("there is no code before the hole; this model completes left to right.")
+        prompt, mode, n_prefix, n_suffix = prefix, "l2r", len(prefix), 0
+    else:
+        budget = context - FIM_MARKERS
+        n_suffix_have = len(ids) - hole.last - 1
+        n_prefix = min(hole.first, max((budget + 1) // 2, budget - n_suffix_have))
+        n_suffix = min(n_suffix_have, budget - n_prefix)
+        prefix = ids[hole.first - n_prefix : hole.first]
+        suffix = ids[hole.last + 1 : hole.last + 1 + n_suffix]
+        prompt, mode = [fim.prefix, *prefix, fim.suffix, *suffix, fim.middle], "fim"
+    sha = hashlib.sha256(source).hexdigest()
+    return Scenario(
+        corpus=PASTED_CORPUS,
+        file_path=f"pasted/{sha[:12]}.java",
+        file_sha256=sha,
+        task=task or "selection",
+        node_type=span.node_type,
+        hole_start=hole.start,
+        hole_end=hole.end,
+        target_text=source[hole.start : hole.end].decode("utf-8", errors="replace"),
+        target_ids=target_ids,
+        prompt_ids=prompt,
+        mode=mode,
+        context_tokens=len(prompt),
+        n_prefix_tokens=n_prefix,
+        n_suffix_tokens=n_suffix,
+        seed=0,
+        alignment="pasted",
+        file_n_bytes=len(source),
+    )
+
+
+def task_of_selection(parsed: ParsedJava, span: Span) -> str:
+    """The task whose target is exactly this span; else `random` (the task of arbitrary spans)."""
+    for task in CURSOR_TASKS:
+        if any(s.start == span.start and s.end == span.end for s in parsed.spans.get(task, [])):
+            return task
+    return SELECTION_FALLBACK_TASK
+
+
+def analyze_code(
+    settings: Settings,
+    store: Store,
+    runtime: ModelRuntime,
+    table: TokenTable,
+    code: str,
+    hole: HoleRequest | None,
+    tasks: list[str] | None,
+) -> list[PastedHole]:
+    """The whole flow: validate, make holes, run each through the atlas pipeline, store it (corpus
+    `pasted`), index it, and predict correctness. One result per hole."""
+    source = check_code(code, settings.api.max_code_bytes)
+    parsed = parse_java(source)
+    model, apmae = runtime.model, runtime.apmae
+    context = min(settings.mining.context_tokens, apmae.config.source_length)
+    results = []
+    for task, span in holes_for(code, parsed, hole, tasks):
+        scenario = build_scenario(model, table, code, source, task, span, context)
+        with store.session() as session:
+            (scenario_id,) = save_scenarios(session, [scenario], model_name=model.info.name)
+        existing = inference_of_scenario(store, scenario_id, model.info.name)
+        (item,) = runtime.run_model(
+            process_batch, model, apmae.embed, [scenario], thumbnail_size=settings.atlas.thumbnail_size
+        )
+        if existing is None:
+            # The same paste analysed concurrently is written once (the unique key); read back its id.
+            write_processed(store, model, [(scenario_id, item)], runtime.embedder_name, prompt_text=code)
+            sync_index(settings, store)
+            existing = inference_of_scenario(store, scenario_id, model.info.name)
+        assert existing is not None  # written just now, by this call or a concurrent one
+        heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
+        vectors = as_vectors(dict(zip(heads, item.embeddings, strict=True)))  # rows in (layer, head) order
+        predict_task = task or task_of_selection(parsed, span)
+        prediction, reason, placement = predict_for_inference(settings, store, model.info.name, vectors, predict_task)
+        results.append(
+            PastedHole(
+                inference_id=existing,
+                task=task,
+                target_text=scenario.target_text,
+                completion_text=item.completion_text,
+                first_token_correct=item.first_token_correct,
+                span_correct=item.span_correct,
+                expected_token_prob=item.expected_token_prob,
+                predicted_with_task=predict_task,
+                prediction=prediction,
+                prediction_unavailable=reason,
+                clustering_id=placement.clustering_id,
+                clusters=placement.clusters,
+            )
+        )
+    return results

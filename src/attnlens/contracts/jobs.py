@@ -1,0 +1,53 @@
+"""Job kinds and the parameters of the jobs the API may queue, checked without models (a bad request
+fails before it is queued; the worker runs the use cases in `attnlens.atlas`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from attnlens.contracts.tasks import check_task
+from attnlens.errors import CorpusError, InvalidInput
+
+ATLAS_BUILD = "atlas_build"
+ATLAS_CLUSTER = "atlas_cluster"
+ATLAS_MAP = "atlas_map"
+TRAIN_PREDICTORS = "train_predictors"
+ABLATION_EXPERIMENT = "ablation_experiment"
+
+SelectionRule = Literal["top_positive", "top_negative", "neutral", "random"]
+# How a population experiment picks the n heads it ablates (`attnlens.analysis.ablation.select_heads`).
+SELECTION_RULES: tuple[SelectionRule, ...] = ("top_positive", "top_negative", "neutral", "random")
+RULE_ALIASES = {"pos": "top_positive", "neg": "top_negative"}
+
+
+def check_corpus(corpus: str) -> str:
+    """`corpus` if it names a corpus that exists here (a folder, a zip/jar, a JSONL file, or `hf:<dataset>`)."""
+    if not corpus.startswith("hf:") and not Path(corpus).exists():
+        raise CorpusError(
+            f"corpus {corpus!r} does not exist; give a folder of .java files, a zip/jar or a JSONL file."
+        )
+    return corpus
+
+
+def experiment_parameters(
+    task: str, rules: Sequence[str], n: Sequence[int], scenarios: int, corpus: str, seed: int
+) -> dict[str, Any]:
+    """Validated job parameters of a population ablation experiment (rule aliases resolved)."""
+    check_task(task)
+    resolved = [RULE_ALIASES.get(r, r) for r in rules]
+    unknown = sorted(set(resolved) - set(SELECTION_RULES))
+    if unknown or not resolved:
+        raise InvalidInput(f"rules must be some of {', '.join(SELECTION_RULES)}; got {list(rules)}.")
+    if not n or min(n) < 0:
+        raise InvalidInput("n must list one or more head counts, each 0 or more.")
+    check_corpus(corpus)
+    return {
+        "task": task,
+        "rules": resolved,
+        "n": sorted({int(x) for x in n}),
+        "scenarios": scenarios,
+        "corpus": corpus,
+        "seed": seed,
+    }

@@ -1,0 +1,104 @@
+"""The frozen results that cross the worker boundary (in process, or as JSON between the API and a
+worker service): an ablation's outcome, a pasted hole's analysis with its prediction. The API's response
+schemas nest these, so the server, the wire and the pages cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DiffTag = Literal["equal", "replace", "delete", "insert"]
+
+
+@dataclass(frozen=True)
+class DiffOp:
+    """One run of a token-level diff between the baseline and the ablated completion: `delete` runs are
+    only in the baseline, `insert` runs only in the ablated completion."""
+
+    op: DiffTag
+    baseline: list[str]
+    ablated: list[str]
+
+
+@dataclass(frozen=True)
+class AblationOutcome:
+    """Baseline vs ablated greedy completion of one prompt."""
+
+    heads: list[str]
+    baseline_text: str
+    ablated_text: str
+    baseline_ids: list[int]
+    ablated_ids: list[int]
+    diff: list[DiffOp]
+    kl_at_hole: float  # KL(baseline || ablated) of the next-token distribution at the hole, in nats
+    changed: bool
+    expected_token_id: int | None = None
+    p_expected_baseline: float | None = None
+    p_expected_ablated: float | None = None
+
+    @property
+    def delta_p_expected(self) -> float | None:
+        if self.p_expected_baseline is None or self.p_expected_ablated is None:
+            return None
+        return self.p_expected_ablated - self.p_expected_baseline
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """Which stored predictor answered, and how good it measured (cross-validated, 95% Wilson interval)."""
+
+    name: str
+    kind: str
+    task: str | None
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    chance: float | None  # majority-class rate of its training rows
+
+
+@dataclass(frozen=True)
+class HeadContribution:
+    """A head that drives a prediction: its signed SHAP value in log-odds of "correct", and the cluster
+    its pattern joined (-1: noise; None when no clustering covers the head)."""
+
+    name: str
+    importance: float
+    cluster: int | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """P(correct) of a completion from its heads' patterns, before and independent of the truth."""
+
+    probability_correct: float
+    predictor: PredictorInfo
+    top_heads: list[HeadContribution]
+
+
+@dataclass(frozen=True)
+class HoleRequest:
+    """Where to complete pasted code: a selection [start, end), or a cursor and a task. Offsets count
+    Unicode code points of the code (Python string indices)."""
+
+    start: int | None = None
+    end: int | None = None
+    cursor: int | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class PastedHole:
+    """One hole of pasted code: the completion, its correctness, and what the atlas predicts of it."""
+
+    inference_id: int
+    task: str | None  # None for a selected span
+    target_text: str
+    completion_text: str
+    first_token_correct: bool
+    span_correct: bool
+    expected_token_prob: float
+    predicted_with_task: str | None  # whose task's predictor was asked
+    prediction: Prediction | None
+    prediction_unavailable: str | None  # why there is no prediction, when there is none
+    clustering_id: int | None = None  # the clustering the heads were placed in by kNN vote
+    clusters: dict[str, int] = field(default_factory=dict)  # head name -> cluster label (-1: noise)
