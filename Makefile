@@ -12,7 +12,7 @@ STAMP := $(VENV)/.attnlens-installed
 help:
 	@echo "make run    start the app at http://127.0.0.1:8000/ (embedded SmolLM2, CPU)"
 	@echo "make test   run the whole test suite"
-	@echo "make lint   ruff over the code"
+	@echo "make lint   ruff, ruff format, mypy and the import contracts"
 
 setup: $(STAMP) system-deps
 
@@ -35,7 +35,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src backend worker frontend tests benchmarks scripts
+	$(BIN)/ruff check src backend worker tests benchmarks scripts
+	$(BIN)/ruff format --check src backend worker tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py

@@ -83,7 +83,6 @@ def write_atlas(settings, n_inferences: int, n_layers: int, n_heads: int, dim: i
 
 def timed_job(settings, store, kind: str, parameters: dict) -> tuple[float, dict]:
     from attnlens.atlas.handlers import JOB_HANDLERS
-
     from attnlens.service.jobs import run_job_here
     from attnlens.store.jobs import enqueue_job
 
@@ -104,12 +103,12 @@ def main() -> None:
     parser.add_argument("--predict-calls", type=int, default=50)
     args = parser.parse_args()
 
-    from attnlens.contracts.jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
     from fastapi.testclient import TestClient
 
     from attnlens.api import create_app
     from attnlens.atlas.prediction import as_vectors, predict_for_inference
     from attnlens.config import Settings
+    from attnlens.contracts.jobs import ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
     from attnlens.service.local import LocalWorker
 
     out: dict = {"inferences": args.inferences, "heads": args.layers * args.heads, "dim": args.dim}
@@ -141,7 +140,9 @@ def main() -> None:
             return vectors
 
         start = time.perf_counter()
-        prediction, reason, _ = predict_for_inference(settings, store, "bench", as_vectors(request()), "identifiers")
+        prediction, reason, _ = predict_for_inference(
+            settings, store, "bench", as_vectors(request()), "identifiers"
+        )
         out["predict_cold_s"] = round(time.perf_counter() - start, 3)
         if prediction is None:
             raise SystemExit(reason)

@@ -22,7 +22,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if torch.cuda.is_available():
         return
-    skip_gpu = pytest.mark.skip(reason="needs CUDA: no GPU on this machine (run on a GPU machine to exercise)")
+    skip_gpu = pytest.mark.skip(
+        reason="needs CUDA: no GPU on this machine (run on a GPU machine to exercise)"
+    )
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)

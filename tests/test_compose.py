@@ -19,7 +19,9 @@ def test_compose_names_the_right_services_and_commands():
     assert backend["command"][:3] == ["uvicorn", "backend.main:create_app", "--factory"]
     assert backend["environment"]["ATTNLENS_API__WORKER_URL"] == "http://worker:8001"
     assert worker["command"][:5] == ["python", "-m", "worker", "worker", "serve"]
-    assert "--port" in worker["command"] and worker["command"][worker["command"].index("--port") + 1] == "8001"
+    assert (
+        "--port" in worker["command"] and worker["command"][worker["command"].index("--port") + 1] == "8001"
+    )
     assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert services["postgres"]["profiles"] == ["postgres"]
     for name in ("backend", "worker"):

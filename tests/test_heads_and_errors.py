@@ -27,7 +27,9 @@ def test_parse_heads_checks_range_and_dedups():
 
 
 def test_every_error_has_a_status_and_a_unique_code():
-    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.AttnLensError)]
+    classes = [
+        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.AttnLensError)
+    ]
     assert len(classes) >= 20
     codes = [c.code for c in classes]
     assert len(codes) == len(set(codes))

@@ -22,7 +22,9 @@ class SyntheticTask:
     signal_head: int  # column whose cluster decides the odds of correctness
 
 
-def make_task(n_rows: int = 400, n_layers: int = 3, n_heads: int = 4, dim: int = 8, seed: int = 0) -> SyntheticTask:
+def make_task(
+    n_rows: int = 400, n_layers: int = 3, n_heads: int = 4, dim: int = 8, seed: int = 0
+) -> SyntheticTask:
     """Each head has 3 clusters (random per row) around well-separated centres; P(correct) is 0.9 when
     the signal head is in cluster 0 and 0.3 otherwise, whatever the other heads do. Overall P(correct) is
     0.5 (chance is 0.5) and the best possible accuracy is 1/3 x 0.9 + 2/3 x 0.7 = 0.77."""
@@ -30,7 +32,9 @@ def make_task(n_rows: int = 400, n_layers: int = 3, n_heads: int = 4, dim: int =
     heads = tuple(HeadRef(layer, head) for layer in range(n_layers) for head in range(n_heads))
     cluster_ids = rng.integers(0, 3, size=(n_rows, len(heads)))
     centres = rng.normal(0, 1, size=(len(heads), 3, dim)) * 4
-    embeddings = centres[np.arange(len(heads))[None, :], cluster_ids] + rng.normal(0, 0.5, size=(n_rows, len(heads), dim))
+    embeddings = centres[np.arange(len(heads))[None, :], cluster_ids] + rng.normal(
+        0, 0.5, size=(n_rows, len(heads), dim)
+    )
     signal_head = 5
     p_correct = np.where(cluster_ids[:, signal_head] == 0, 0.9, 0.3)
     correct = rng.random(n_rows) < p_correct

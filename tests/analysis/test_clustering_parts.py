@@ -92,7 +92,9 @@ def test_too_few_points_are_all_noise_with_a_reason():
     assert result.labels.tolist() == [NOISE] * n
     assert result.n_clusters == 0 and result.noise_fraction == 1.0
     assert result.reason is not None and f"at least {n + 1}" in result.reason
-    assert [c.label for c in result.clusters] == [NOISE] and result.clusters[0].attributes == {"task": {"eol": n}}
+    assert [c.label for c in result.clusters] == [NOISE] and result.clusters[0].attributes == {
+        "task": {"eol": n}
+    }
     empty = cluster_head(np.zeros((0, 16)), settings)
     assert empty.labels.shape == (0,) and empty.clusters == [] and empty.reason is not None
 

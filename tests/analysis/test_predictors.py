@@ -29,7 +29,10 @@ def evaluations(task):
     from attnlens.config import AnalysisSettings
 
     settings = AnalysisSettings(predictor_iterations=200, cv_folds=4)
-    return {kind: cross_validate_predictor(kind, features_of(task, kind), task.correct, task.heads, settings) for kind in KINDS}
+    return {
+        kind: cross_validate_predictor(kind, features_of(task, kind), task.correct, task.heads, settings)
+        for kind in KINDS
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -88,7 +91,10 @@ def test_shap_values_add_up_to_the_log_odds(task, fast_settings, kind):
     shap = head_shap_values(predictor, features[:80])
     assert shap.values.shape == (80, len(task.heads))
     np.testing.assert_allclose(
-        shap.values.sum(axis=1) + shap.expected_value, predictor.raw_score(features[:80]), rtol=1e-6, atol=1e-6
+        shap.values.sum(axis=1) + shap.expected_value,
+        predictor.raw_score(features[:80]),
+        rtol=1e-6,
+        atol=1e-6,
     )
     # The head that carries the signal is the most important one: this fails if columns are shifted by one.
     importance = shap.mean_abs_per_head()
@@ -96,16 +102,22 @@ def test_shap_values_add_up_to_the_log_odds(task, fast_settings, kind):
 
 
 def test_catboost_shap_column_layout_puts_expected_value_last(task, fast_settings):
-    predictor = train_final_predictor("clusters_catboost", task.cluster_ids, task.correct, task.heads, fast_settings)
+    predictor = train_final_predictor(
+        "clusters_catboost", task.cluster_ids, task.correct, task.heads, fast_settings
+    )
     assert isinstance(predictor, ClusterCatBoostPredictor)
-    raw = predictor.model.get_feature_importance(data=predictor.pool(task.cluster_ids[:20]), type="ShapValues")
+    raw = predictor.model.get_feature_importance(
+        data=predictor.pool(task.cluster_ids[:20]), type="ShapValues"
+    )
     shap = head_shap_values(predictor, task.cluster_ids[:20])
     np.testing.assert_array_equal(shap.values, raw[:, :-1])
     assert np.all(raw[:, -1] == shap.expected_value)
 
 
 def test_embedding_predictor_is_plain_arrays(task, fast_settings):
-    predictor = train_final_predictor("embeddings_pca_logreg", task.embeddings, task.correct, task.heads, fast_settings)
+    predictor = train_final_predictor(
+        "embeddings_pca_logreg", task.embeddings, task.correct, task.heads, fast_settings
+    )
     assert isinstance(predictor, EmbeddingPCAPredictor)
     k = fast_settings.predictor_pca_components
     assert predictor.pca_components.shape == (len(task.heads), k, task.embeddings.shape[2])
@@ -126,11 +138,15 @@ def test_one_class_or_too_few_rows_is_refused(task, fast_settings):
 
 def test_wrong_shapes_and_kinds_are_refused(task, fast_settings):
     with pytest.raises(InvalidInput, match="rows, heads, dim"):
-        cross_validate_predictor("embeddings_pca_logreg", task.cluster_ids, task.correct, task.heads, fast_settings)
+        cross_validate_predictor(
+            "embeddings_pca_logreg", task.cluster_ids, task.correct, task.heads, fast_settings
+        )
     with pytest.raises(InvalidInput, match="unknown predictor kind"):
         cross_validate_predictor("forest", task.cluster_ids, task.correct, task.heads, fast_settings)
     with pytest.raises(InvalidInput, match="one correctness label per row"):
-        cross_validate_predictor("clusters_catboost", task.cluster_ids, task.correct[:-1], task.heads, fast_settings)
+        cross_validate_predictor(
+            "clusters_catboost", task.cluster_ids, task.correct[:-1], task.heads, fast_settings
+        )
 
 
 def test_damaged_blob_is_refused():
@@ -142,7 +158,9 @@ def test_signed_mean_shap_over_the_training_rows_hides_direction(task, fast_sett
     """Why `mean_per_head` takes a row subset: over the rows a tree model was fitted on, each head's SHAP
     values are centred (signed mean near 0) even for the head that drives every prediction; over the
     incorrect rows, the same head's mean is clearly negative and over the correct rows clearly positive."""
-    predictor = train_final_predictor("clusters_catboost", task.cluster_ids, task.correct, task.heads, fast_settings)
+    predictor = train_final_predictor(
+        "clusters_catboost", task.cluster_ids, task.correct, task.heads, fast_settings
+    )
     shap = head_shap_values(predictor, task.cluster_ids)
     signal = task.heads[task.signal_head]
     assert abs(shap.mean_per_head()[signal]) < 0.05

@@ -74,7 +74,10 @@ def test_map_fits_a_sample_and_transforms_the_rest():
     x, truth = blobs(seed=2)
     progress = []
     result = build_cluster_map(
-        x, AnalysisSettings(map_fit_sample=200), chunk_rows=100, on_progress=lambda done, total: progress.append((done, total))
+        x,
+        AnalysisSettings(map_fit_sample=200),
+        chunk_rows=100,
+        on_progress=lambda done, total: progress.append((done, total)),
     )
     assert result.coordinates.shape == (len(x), 2) and np.isfinite(result.coordinates).all()
     assert len(result.fit_rows) == 200 and len(set(result.fit_rows.tolist())) == 200

@@ -29,7 +29,10 @@ def private_atlas_client(tiny_atlas, tmp_path_factory):
     settings, _, _ = tiny_atlas
     data = tmp_path_factory.mktemp("private-atlas") / "data"
     data.mkdir()
-    with sqlite3.connect(settings.data_dir / "attnlens.db") as source, sqlite3.connect(data / "attnlens.db") as copy:
+    with (
+        sqlite3.connect(settings.data_dir / "attnlens.db") as source,
+        sqlite3.connect(data / "attnlens.db") as copy,
+    ):
         source.backup(copy)
     shutil.copytree(settings.index_dir, data / "index")
     mine = settings.model_copy(update={"data_dir": data})

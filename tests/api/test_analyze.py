@@ -28,7 +28,9 @@ JAVA = """public class Pair {
 
 def test_selection_is_completed_stored_and_browsable(atlas_client):
     start = JAVA.index("right ? left")
-    body = atlas_client.post("/api/analyze", json={"code": JAVA, "hole": {"start": start, "end": start + 5}}).json()
+    body = atlas_client.post(
+        "/api/analyze", json={"code": JAVA, "hole": {"start": start, "end": start + 5}}
+    ).json()
     assert body["target_text"].strip() == "right" and body["task"] is None
     assert isinstance(body["first_token_correct"], bool) and 0 <= body["expected_token_prob"] <= 1
     assert body["prediction"] is None and "predictors train" in body["prediction_unavailable"]
@@ -38,21 +40,29 @@ def test_selection_is_completed_stored_and_browsable(atlas_client):
     assert detail["task"] == "selection" and detail["file_path"].startswith("pasted/")
     assert detail["mode"] == "fim" and detail["prompt_tokens"][0] == "<fim_prefix>"
     assert len(detail["prompt_tokens"]) < 256  # short code: a shorter window, padded for AP-MAE
-    again = atlas_client.post("/api/analyze", json={"code": JAVA, "hole": {"start": start, "end": start + 5}}).json()
+    again = atlas_client.post(
+        "/api/analyze", json={"code": JAVA, "hole": {"start": start, "end": start + 5}}
+    ).json()
     assert again["inference_id"] == body["inference_id"]
-    hits = atlas_client.get(f"/api/patterns/{grid['heads'][3]['id']}/neighbors", params={"k": 3}).json()["hits"]
+    hits = atlas_client.get(f"/api/patterns/{grid['heads'][3]['id']}/neighbors", params={"k": 3}).json()[
+        "hits"
+    ]
     assert len(hits) == 3
 
 
 def test_cursor_and_automatic_holes(atlas_client):
     cursor = JAVA.index("public int max")
-    body = atlas_client.post("/api/analyze", json={"code": JAVA, "hole": {"cursor": cursor, "task": "closing_bracket"}}).json()
+    body = atlas_client.post(
+        "/api/analyze", json={"code": JAVA, "hole": {"cursor": cursor, "task": "closing_bracket"}}
+    ).json()
     # The first closing bracket after the cursor is the `)` of `max()`; aligned to the tokenizer's tokens,
     # the hole grows to the token holding it (`()` is one token here).
     assert body["task"] == "closing_bracket" and body["target_text"].strip() in (")", "()")
     detail = atlas_client.get(f"/api/inferences/{body['inference_id']}").json()
     assert detail["hole_start"] >= len(JAVA[:cursor].encode()) and detail["node_type"] == ")"
-    auto = atlas_client.post("/api/analyze", json={"code": JAVA, "tasks": ["identifiers", "closing_bracket"]}).json()
+    auto = atlas_client.post(
+        "/api/analyze", json={"code": JAVA, "tasks": ["identifiers", "closing_bracket"]}
+    ).json()
     assert auto["task"] == "identifiers" and [o["task"] for o in auto["others"]] == ["closing_bracket"]
 
 
@@ -67,7 +77,10 @@ def test_bad_code_gets_clear_4xx_errors(atlas_client):
     assert post({"code": "   \n"}) == (400, "empty_input")
     assert post({"code": "class A {}" + " " * 70_000}) == (413, "input_too_large")
     assert post({"code": "class A { int x\x00; }"}) == (400, "binary_input")
-    assert post({"code": "Il était une fois, dans un pays lointain... ??? !!! ### ((( ]]] }}}"}) == (422, "not_java")
+    assert post({"code": "Il était une fois, dans un pays lointain... ??? !!! ### ((( ]]] }}}"}) == (
+        422,
+        "not_java",
+    )
     assert post({"code": JAVA, "hole": {"start": 5, "end": 5}}) == (422, "invalid_hole")
     assert post({"code": JAVA, "hole": {"start": 0, "end": 10_000}}) == (422, "invalid_hole")
     assert post({"code": JAVA, "hole": {"cursor": len(JAVA), "task": "identifiers"}}) == (422, "invalid_hole")
@@ -75,5 +88,9 @@ def test_bad_code_gets_clear_4xx_errors(atlas_client):
     assert post({"code": JAVA, "tasks": ["boolean_literals"]}) == (422, "invalid_hole")
     assert post({"code": 12}) == (422, "invalid_request")
     assert post({"kode": JAVA}) == (422, "invalid_request")
-    raw = atlas_client.post("/api/analyze", content=b"\xff\xfe\x00binary", headers={"content-type": "application/json"})
-    assert raw.status_code == 400 and raw.json()["code"] == "invalid_request" and "JSON" in raw.json()["error"]
+    raw = atlas_client.post(
+        "/api/analyze", content=b"\xff\xfe\x00binary", headers={"content-type": "application/json"}
+    )
+    assert (
+        raw.status_code == 400 and raw.json()["code"] == "invalid_request" and "JSON" in raw.json()["error"]
+    )

@@ -29,12 +29,16 @@ def _free_port() -> int:
 def server(tiny_atlas):
     settings, store, _ = tiny_atlas
     narrow = settings.model_copy(
-        update={"api": settings.api.model_copy(update={"max_concurrent_model_calls": 1, "max_queued_requests": 2})}
+        update={
+            "api": settings.api.model_copy(update={"max_concurrent_model_calls": 1, "max_queued_requests": 2})
+        }
     )
     worker = LocalWorker(narrow, store)
     worker.start(background=False)
     port = _free_port()
-    config = uvicorn.Config(create_app(narrow, worker, store), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(narrow, worker, store), host="127.0.0.1", port=port, log_level="warning"
+    )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -52,7 +56,10 @@ def test_saturated_worker_answers_503_with_retry_after_and_recovers(server):
         heads = [f"L{a}H{b}" for a in range(4) for b in range(4)]
 
         def call(i: int) -> httpx.Response:
-            return client.post(f"/api/inferences/{inference}/ablations", json={"heads": heads[: i % 16], "max_new_tokens": 24})
+            return client.post(
+                f"/api/inferences/{inference}/ablations",
+                json={"heads": heads[: i % 16], "max_new_tokens": 24},
+            )
 
         with ThreadPoolExecutor(CLIENTS) as pool:
             responses = list(pool.map(call, range(CLIENTS)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.atlas.experiments import run_ablation_experiment
+from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.service.jobs import JobRunner
 from attnlens.service.local import LocalWorker
 from tests.conftest import JAVA_FIXTURES
@@ -17,7 +17,13 @@ def _run_queued(tiny_atlas) -> None:
 
 
 def test_random_rule_experiment_runs_to_a_dose_table(atlas_client, tiny_atlas):
-    body = {"task": "identifiers", "rules": ["random"], "n": [4, 1, 16], "scenarios": 3, "corpus": str(JAVA_FIXTURES)}
+    body = {
+        "task": "identifiers",
+        "rules": ["random"],
+        "n": [4, 1, 16],
+        "scenarios": 3,
+        "corpus": str(JAVA_FIXTURES),
+    }
     queued = atlas_client.post("/api/experiments", json=body)
     assert queued.status_code == 202 and queued.json()["state"] == "queued"
     _run_queued(tiny_atlas)

@@ -13,7 +13,9 @@ from attnlens.service.local import LocalWorker
 
 
 def test_health_reports_loaded_model(settings: Settings):
-    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"name": "tiny-starcoder2"})})
+    settings = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"name": "tiny-starcoder2"})}
+    )
     worker = LocalWorker(settings)
     worker.start(background=False)
     client = TestClient(create_app(settings, worker))
@@ -26,7 +28,9 @@ def test_health_reports_loaded_model(settings: Settings):
 
 
 def test_health_reports_a_model_that_failed_to_load(settings: Settings):
-    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"name": "/no/such/model"})})
+    settings = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"name": "/no/such/model"})}
+    )
     worker = LocalWorker(settings)
     worker.start(background=False)
     body = TestClient(create_app(settings, worker)).get("/api/health").json()
@@ -48,7 +52,10 @@ def test_unknown_route_uses_the_error_shape(settings: Settings):
 
 
 def test_api_package_never_imports_torch():
-    code = "import sys; import attnlens.api, backend.main; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys; import attnlens.api, backend.main; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

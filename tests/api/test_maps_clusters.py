@@ -24,7 +24,12 @@ from tests.conftest import TINY_TASKS
 
 N_PATTERNS = 12 * 16  # the tiny atlas: 12 inferences x 16 heads
 # The tiny atlas has 12 patterns per head: UMAP and HDBSCAN need small neighbourhoods to say anything.
-TINY_ANALYSIS = {"umap_neighbors": 5, "hdbscan_min_samples": 2, "hdbscan_min_cluster_size": 3, "map_neighbors": 5}
+TINY_ANALYSIS = {
+    "umap_neighbors": 5,
+    "hdbscan_min_samples": 2,
+    "hdbscan_min_cluster_size": 3,
+    "map_neighbors": 5,
+}
 
 
 def copy_tiny_atlas(tiny_atlas, data_dir: Path) -> Settings:
@@ -133,7 +138,13 @@ def test_map_lists_every_point_with_its_attributes(analysed):
         }  # fmt: skip
     assert sorted(points["id"]) == sorted(truth)
     for i, pid in enumerate(points["id"]):
-        got = (points["layer"][i], points["head"][i], points["task"][i], points["correct"][i], points["cluster"][i])
+        got = (
+            points["layer"][i],
+            points["head"][i],
+            points["task"][i],
+            points["correct"][i],
+            points["cluster"][i],
+        )
         assert got == truth[pid]
 
 
@@ -147,7 +158,9 @@ def test_map_downsamples_deterministically(analysed):
     assert 40 <= first["shown"] <= 50 and first["shown"] == len(first["points"]["x"])
     assert first["points"]["id"] == again["points"]["id"]
     assert set(first["points"]["id"]) <= full
-    heads = {(layer, head) for layer, head in zip(first["points"]["layer"], first["points"]["head"], strict=True)}
+    heads = {
+        (layer, head) for layer, head in zip(first["points"]["layer"], first["points"]["head"], strict=True)
+    }
     assert len(heads) >= 12  # the sample spreads over the heads, not a few of them
     assert client.get("/api/maps/latest", params={"max_points": 0}).status_code == 422
 
@@ -158,7 +171,9 @@ def test_grid_and_neighbours_carry_each_patterns_stored_cluster(analysed, empty_
     hover read a field that was never sent); null before any clustering."""
     client, store, _results = analysed
     with store.session() as session:
-        labels = dict(session.execute(select(ClusterAssignment.head_pattern_id, ClusterAssignment.label)).all())
+        labels = dict(
+            session.execute(select(ClusterAssignment.head_pattern_id, ClusterAssignment.label)).all()
+        )
         inference_id = session.scalar(select(Inference.id).order_by(Inference.id).limit(1))
     cells = client.get(f"/api/inferences/{inference_id}/heads").json()["heads"]
     assert len(cells) == 16

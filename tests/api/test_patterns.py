@@ -74,12 +74,16 @@ def test_ablating_nothing_through_the_api_reproduces_the_baseline(atlas_client, 
 def test_ablating_heads_reports_the_change(atlas_client, one_grid):
     first, _ = one_grid
     heads = [f"L{a}H{b}" for a in range(4) for b in range(4)]
-    body = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": heads, "max_new_tokens": 4}).json()
+    body = atlas_client.post(
+        f"/api/inferences/{first['id']}/ablations", json={"heads": heads, "max_new_tokens": 4}
+    ).json()
     assert body["heads"] == sorted(heads, key=lambda n: (int(n[1:].split("H")[0]), int(n.split("H")[1])))
     assert body["kl_at_hole"] > 0 and body["p_expected_baseline"] != body["p_expected_ablated"]
     bad = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": ["L9H0"]})
     assert bad.status_code == 422 and bad.json()["code"] == "head_out_of_range"
     junk = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": ["layer one"]})
     assert junk.status_code == 422 and "L<layer>H<head>" in junk.json()["error"]
-    big = atlas_client.post(f"/api/inferences/{first['id']}/ablations", json={"heads": [], "max_new_tokens": 10_000})
+    big = atlas_client.post(
+        f"/api/inferences/{first['id']}/ablations", json={"heads": [], "max_new_tokens": 10_000}
+    )
     assert big.status_code == 413

@@ -1,4 +1,6 @@
-"""GET /api/predictors: the newest predictor of each (task, kind) for the served model, with its CV quality."""
+"""GET /api/predictors: the newest predictor of each (task, kind) for the served model.
+
+Each comes with its CV quality."""
 
 from __future__ import annotations
 

@@ -15,7 +15,9 @@ def test_tasks_list_every_task_with_its_uses_and_counts(atlas_client):
     assert [t["name"] for t in tasks if t["auto_holes"]] == list(AUTO_TASKS)
     # The counts agree with the inference listing, task by task (one request instead of two per task).
     for task in tasks:
-        listed = atlas_client.get("/api/inferences", params={"task": task["name"], "limit": 1}).json()["total"]
+        listed = atlas_client.get("/api/inferences", params={"task": task["name"], "limit": 1}).json()[
+            "total"
+        ]
         right = atlas_client.get(
             "/api/inferences", params={"task": task["name"], "first_token_correct": True, "limit": 1}
         ).json()["total"]

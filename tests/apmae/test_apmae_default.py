@@ -1,4 +1,6 @@
-"""The AP-MAE checkpoint shipped for SmolLM2: present, small, loadable by default, embeds a whole inference."""
+"""The AP-MAE checkpoint shipped for SmolLM2.
+
+It is present, small, loadable by default, and embeds a whole inference."""
 
 from __future__ import annotations
 

@@ -126,7 +126,8 @@ def test_resumed_training_matches_an_uninterrupted_run(tiny_model, corpus, tmp_p
     whole = train(config, data, held, tmp_path / "whole", plan, device=cpu, progress=False)
     first = train(config, data, held, tmp_path / "split", plan, device=cpu, stop_after=5, progress=False)
     assert first["step"] == 5
-    # a fresh config, as a `--resume` from the command line builds: saving added bookkeeping keys to the old one
+    # a fresh config, as a `--resume` from the command line builds:
+    # saving added bookkeeping keys to the old one
     second = train(APMAEConfig.tiny(), data, held, tmp_path / "split", plan, device=cpu, progress=False)
     assert second["step"] == whole["step"] == 12
     a = APMAE.from_pretrained(tmp_path / "whole" / "last").state_dict()

@@ -73,7 +73,8 @@ def write_synthetic_atlas(settings: Settings, seed: int = 0) -> SyntheticAtlas:
     with store.session() as session:
         for task, n in ROWS.items():
             scenarios = [
-                FakeScenario("synthetic", f"{task}/F{i}.java", sha256(f"{task}{i}".encode()).hexdigest(), task, task, 0, 1, "x", [5], [1, 2])
+                FakeScenario("synthetic", f"{task}/F{i}.java", sha256(f"{task}{i}".encode()).hexdigest(),
+                             task, task, 0, 1, "x", [5], [1, 2])
                 for i in range(n)
             ]  # fmt: skip
             for i, scenario_id in enumerate(save_scenarios(session, scenarios, model_name=MODEL)):
@@ -83,9 +84,15 @@ def write_synthetic_atlas(settings: Settings, seed: int = 0) -> SyntheticAtlas:
                 else:
                     correct = bool(i % 2)
                 inference_id = save_inference(
-                    session, model_name=MODEL, scenario_id=scenario_id, first_token_correct=correct, embedder="synthetic-apmae"
+                    session,
+                    model_name=MODEL,
+                    scenario_id=scenario_id,
+                    first_token_correct=correct,
+                    embedder="synthetic-apmae",
                 )
-                vectors = centres[np.arange(len(HEADS)), members] + rng.normal(0, 0.15, size=(len(HEADS), DIM))
+                vectors = centres[np.arange(len(HEADS)), members] + rng.normal(
+                    0, 0.15, size=(len(HEADS), DIM)
+                )
                 stats = {name: np.zeros(len(HEADS)) for name in STAT_COLUMNS}
                 thumbnails = np.zeros((len(HEADS), 4, 4), dtype=np.uint8)
                 ids = save_head_patterns(session, inference_id, HEADS, vectors, thumbnails, stats)
@@ -102,7 +109,9 @@ def run_kind(atlas: SyntheticAtlas, kind: str, parameters: dict):
 def analysed(tmp_path_factory: pytest.TempPathFactory):
     atlas = write_synthetic_atlas(synthetic_settings(tmp_path_factory.mktemp("synthetic") / "data"))
     # The clustering runs as users run it (the CLI in a subprocess), the rest in this process.
-    done = subprocess.run([str(ATTNLENS), "atlas", "cluster"], capture_output=True, text=True, timeout=600, env=cli_env(atlas))
+    done = subprocess.run(
+        [str(ATTNLENS), "atlas", "cluster"], capture_output=True, text=True, timeout=600, env=cli_env(atlas)
+    )
     assert done.returncode == 0, done.stderr
     jobs = {
         ATLAS_CLUSTER: get_job(atlas.store, json.loads(done.stdout)["job"]),
@@ -150,7 +159,9 @@ def test_map_places_every_pattern_once(analysed):
     assert job.result["points"] == n_patterns
     with atlas.store.session() as session:
         count, fitted = session.execute(
-            select(func.count(), func.sum(cast(MapPoint.fitted, Integer))).where(MapPoint.pattern_map_id == job.result["map_id"])
+            select(func.count(), func.sum(cast(MapPoint.fitted, Integer))).where(
+                MapPoint.pattern_map_id == job.result["map_id"]
+            )
         ).one()
     assert count == n_patterns
     assert fitted == 1000
@@ -178,7 +189,9 @@ def test_predictors_recover_the_signal_head(analysed):
         assert details["head_importance"][0]["name"] == SIGNAL.name, kind
         assert len(details["head_importance"]) == len(HEADS)
         control = details["shuffled_control"]["accuracy"]
-        assert control["low"] <= details["chance"] <= control["high"] or control["high"] < details["chance"], kind
+        assert (
+            control["low"] <= details["chance"] <= control["high"] or control["high"] < details["chance"]
+        ), kind
 
 
 def test_noise_control_sits_at_chance_and_small_tasks_are_skipped(analysed):
@@ -186,7 +199,9 @@ def test_noise_control_sits_at_chance_and_small_tasks_are_skipped(analysed):
     result = jobs[TRAIN_PREDICTORS].result
     assert "correct" in result["skipped"]["eol"]  # the InsufficientData message names the classes
     assert {(t["task"], t["kind"]) for t in result["trained"]} == {
-        (task, kind) for task in ("identifiers", "noise") for kind in ("clusters_catboost", "embeddings_pca_logreg")
+        (task, kind)
+        for task in ("identifiers", "noise")
+        for kind in ("clusters_catboost", "embeddings_pca_logreg")
     }
     for kind, evaluation in _evaluations(atlas, "noise").items():
         assert evaluation.details["chance"] == 0.5
@@ -217,7 +232,10 @@ def test_predict_for_inference_follows_the_signal_head(analysed):
     # Each top head carries the cluster its pattern joined.
     assert likely.top_heads[0].cluster == placed.clusters[SIGNAL.name]
     predictor = likely.predictor
-    assert predictor.task == "identifiers" and predictor.accuracy_low <= predictor.accuracy <= predictor.accuracy_high
+    assert (
+        predictor.task == "identifiers"
+        and predictor.accuracy_low <= predictor.accuracy <= predictor.accuracy_high
+    )
 
 
 def test_predict_for_inference_says_why_it_cannot(analysed, tmp_path: Path):
@@ -262,13 +280,25 @@ def test_cli_trains_and_reports(analysed):
     atlas, _ = analysed
     env = cli_env(atlas)
     done = subprocess.run(
-        [str(ATTNLENS), "predictors", "train", "--tasks", "identifiers"], capture_output=True, text=True, timeout=300, env=env
+        [str(ATTNLENS), "predictors", "train", "--tasks", "identifiers"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert result["state"] == "succeeded" and [t["task"] for t in result["trained"]] == ["identifiers"] * 2
-    done = subprocess.run([str(ATTNLENS), "predictors", "report"], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [str(ATTNLENS), "predictors", "report"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
-    lines = {tuple(line.split()[:2]): line for line in done.stdout.splitlines() if line.startswith(("identifiers", "noise"))}
-    assert set(lines) == {(t, k) for t in ("identifiers", "noise") for k in ("clusters_catboost", "embeddings_pca_logreg")}
+    lines = {
+        tuple(line.split()[:2]): line
+        for line in done.stdout.splitlines()
+        if line.startswith(("identifiers", "noise"))
+    }
+    assert set(lines) == {
+        (t, k) for t in ("identifiers", "noise") for k in ("clusters_catboost", "embeddings_pca_logreg")
+    }
     assert " 160 " in lines[("identifiers", "clusters_catboost")]

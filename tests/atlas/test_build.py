@@ -21,7 +21,9 @@ def test_tiny_atlas_has_every_head_of_every_inference(tiny_atlas):
         assert s.scalar(select(func.count()).select_from(HeadPattern)) == report.processed * 16
         for inference in s.scalars(select(Inference)):
             assert len(inference.head_patterns) == 16
-            assert {p.head_ref.name for p in inference.head_patterns} == {f"L{a}H{b}" for a in range(4) for b in range(4)}
+            assert {p.head_ref.name for p in inference.head_patterns} == {
+                f"L{a}H{b}" for a in range(4) for b in range(4)
+            }
             assert unpack_embedding(inference.head_patterns[0].embedding).shape == (32,)
             target = unpack_token_ids(inference.scenario.target_ids)
             completion = unpack_token_ids(inference.completion_ids)
@@ -59,7 +61,9 @@ def test_interrupted_build_resumes_to_the_same_atlas(tmp_path, tiny_model, tiny_
     store = open_store(settings)
     embed = load_apmae(settings).embed
     request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
-    first = run_build(settings, store, tiny_model, embed, request, embedder="tiny-apmae", should_stop=_StopAfter(2))
+    first = run_build(
+        settings, store, tiny_model, embed, request, embedder="tiny-apmae", should_stop=_StopAfter(2)
+    )
     assert first.cancelled and first.processed == 6
     second = run_build(settings, store, tiny_model, embed, request, embedder="tiny-apmae")
     assert second.already_done == 6 and second.processed == reference.processed - 6

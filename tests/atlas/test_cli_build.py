@@ -35,7 +35,9 @@ def test_kill_9_then_rerun_finishes_without_loss_or_duplicates(tmp_path, tiny_ap
     _, reference_store, reference = tiny_atlas
     data = tmp_path / "data"
     env = {**os.environ, "ATTNLENS_MODEL__DEVICE": "cpu", "ATTNLENS_APMAE__DEVICE": "cpu"}
-    first = subprocess.Popen(_command(data, tiny_apmae_folder), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        _command(data, tiny_apmae_folder), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     store = open_store(tiny_settings(data, tiny_apmae_folder))
     deadline = time.monotonic() + 300
     done = 0
@@ -52,7 +54,9 @@ def test_kill_9_then_rerun_finishes_without_loss_or_duplicates(tmp_path, tiny_ap
         after_kill = s.scalar(select(func.count()).select_from(Inference))
     assert 3 <= after_kill < reference.processed
 
-    second = subprocess.run(_command(data, tiny_apmae_folder), env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        _command(data, tiny_apmae_folder), env=env, capture_output=True, text=True, timeout=600
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     result = json.loads(second.stdout[second.stdout.index("{") :])
     assert result["state"] == "succeeded"
@@ -70,5 +74,10 @@ def test_kill_9_then_rerun_finishes_without_loss_or_duplicates(tmp_path, tiny_ap
     assert report.ok, report.summary()
     assert report.index_count == reference.processed * 16
 
-    status = subprocess.run([str(ATTNLENS), "--data-dir", str(data), "atlas", "status"], capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [str(ATTNLENS), "--data-dir", str(data), "atlas", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert status.returncode == 0 and f'"inferences": {reference.processed}' in status.stdout

@@ -41,13 +41,22 @@ def test_stats_name_the_pattern_types():
     assert stats.entropy[:3] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
     assert stats.entropy[3] == pytest.approx(1.0, abs=1e-5)
     assert stats.local_mass[0] == pytest.approx(1.0) and stats.local_mass[2] < 0.2
-    assert set(stats.row(3)) == {"entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass"}
+    assert set(stats.row(3)) == {
+        "entropy",
+        "diagonal_mass",
+        "previous_token_mass",
+        "first_token_mass",
+        "local_mass",
+    }
 
 
 def _reference_stats(p: np.ndarray) -> dict[str, np.ndarray]:
     """The definitions, row by row in float64."""
     batch, n, _ = p.shape
-    out = {name: np.zeros(batch) for name in ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")}
+    out = {
+        name: np.zeros(batch)
+        for name in ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
+    }
     for b in range(batch):
         for q in range(n):
             row = p[b, q, : q + 1]

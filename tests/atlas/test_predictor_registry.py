@@ -26,7 +26,16 @@ from attnlens.contracts.predictors import PredictorKindSpec
 from attnlens.heads import HeadRef
 from attnlens.service.local import LocalWorker
 from attnlens.store.models import Predictor, PredictorEvaluation
-from tests.atlas.test_analysis_jobs import ATTNLENS, HEADS, MODEL, SIGNAL, _predict, analysed, cli_env, run_kind
+from tests.atlas.test_analysis_jobs import (
+    ATTNLENS,
+    HEADS,
+    MODEL,
+    SIGNAL,
+    _predict,
+    analysed,
+    cli_env,
+    run_kind,
+)
 
 __all__ = ["analysed"]  # the module fixture, shared with the analysis-job tests
 pytestmark = pytest.mark.slow
@@ -54,14 +63,20 @@ def _fit(x: np.ndarray, y: np.ndarray, heads: tuple[HeadRef, ...]) -> ToyPredict
     logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
     prior = logit((y.sum() + 1) / (len(y) + 2))
     table = {
-        j: {int(c): logit((y[x[:, j] == c].sum() + 1) / ((x[:, j] == c).sum() + 2)) - prior for c in np.unique(x[:, j])}
+        j: {
+            int(c): logit((y[x[:, j] == c].sum() + 1) / ((x[:, j] == c).sum() + 2)) - prior
+            for c in np.unique(x[:, j])
+        }
         for j in range(len(heads))
     }
     return ToyPredictor(heads, prior, table)
 
 
 def _save(p: ToyPredictor, _archive: zipfile.ZipFile) -> dict:
-    return {"prior": p.prior, "table": {str(j): {str(c): v for c, v in t.items()} for j, t in p.table.items()}}
+    return {
+        "prior": p.prior,
+        "table": {str(j): {str(c): v for c, v in t.items()} for j, t in p.table.items()},
+    }
 
 
 def _load(meta: dict, _archive: zipfile.ZipFile, heads: tuple[HeadRef, ...]) -> ToyPredictor:
@@ -109,10 +124,18 @@ def test_a_registered_kind_is_trained_stored_used_and_listed(analysed, toy_kind)
         assert any(p["kind"] == TOY and p["id"] == predictor.id for p in listed)
         kinds = client.get("/api/predictors/kinds").json()
         assert [k["name"] for k in kinds] == list(predictor_kinds())
-        assert kinds[-1] == {"name": TOY, "features": "cluster_ids", "description": "test toy: naive Bayes over cluster ids"}
+        assert kinds[-1] == {
+            "name": TOY,
+            "features": "cluster_ids",
+            "description": "test toy: naive Bayes over cluster ids",
+        }
 
     report = subprocess.run(
-        [str(ATTNLENS), "predictors", "report"], capture_output=True, text=True, timeout=120, env=cli_env(atlas)
+        [str(ATTNLENS), "predictors", "report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(atlas),
     )
     assert report.returncode == 0, report.stderr
     assert any(line.split()[:2] == ["identifiers", TOY] for line in report.stdout.splitlines())
@@ -121,7 +144,11 @@ def test_a_registered_kind_is_trained_stored_used_and_listed(analysed, toy_kind)
     from attnlens.analysis import predictor_from_bytes
 
     loaded = predictor_from_bytes(predictor.blob)
-    assert isinstance(loaded, ToyPredictor) and loaded.heads == HEADS and set(loaded.table) == set(range(len(HEADS)))
+    assert (
+        isinstance(loaded, ToyPredictor)
+        and loaded.heads == HEADS
+        and set(loaded.table) == set(range(len(HEADS)))
+    )
     vectors = {ref.name: atlas.centres[i, 0] for i, ref in enumerate(HEADS)}
     prediction, reason, _ = _predict(atlas.settings, atlas.store, vectors, "identifiers")
     assert reason is None and prediction.predictor.kind in predictor_kinds()

@@ -1,4 +1,6 @@
-"""Mining the real JDK sources (openjdk-17-source's src.zip): properties on random files, and a 1,000-file run."""
+"""Mining the real JDK sources (openjdk-17-source's src.zip).
+
+Properties on random files, and a 1,000-file run."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from attnlens.model import TargetModel
 
 pytestmark = pytest.mark.slow
 
-JAVA_FILE = '''package demo;
+JAVA_FILE = """package demo;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -61,7 +61,7 @@ public class IntStack {
         return sb.append("]").toString();
     }
 }
-'''
+"""
 
 
 def test_smollm2_info(smollm2: TargetModel):

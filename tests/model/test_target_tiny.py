@@ -101,7 +101,9 @@ def test_ablation_equals_zeroing_o_proj_columns(tiny_model: TargetModel, ids: li
     with torch.no_grad():
         for ref in heads:
             edited.model.layers[ref.layer].self_attn.o_proj.weight[:, ref.head * d : (ref.head + 1) * d] = 0
-    reference = TargetModel(edited, tiny_model.tokenizer, name="edited").capture([ids], full_logits=True).logits
+    reference = (
+        TargetModel(edited, tiny_model.tokenizer, name="edited").capture([ids], full_logits=True).logits
+    )
     assert (hooked - reference).abs().max().item() <= 1e-5
 
 
@@ -150,7 +152,9 @@ def test_bad_inputs_are_rejected(tiny_model: TargetModel):
 def test_tiny_model_is_the_same_in_every_process():
     a = build_tiny_starcoder2()
     b = build_tiny_starcoder2()
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("equal_lengths", [True, False])

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from attnlens.api import create_app
+from attnlens.api.worker_app import create_worker_app
 from attnlens.errors import HeadOutOfRange, ModelUnavailable
 from attnlens.heads import HeadRef
-from attnlens.api.worker_app import create_worker_app
 from attnlens.service.http import HttpWorker
 from attnlens.service.local import LocalWorker
 
@@ -27,7 +27,9 @@ def split(tiny_atlas):
 
 def test_remote_worker_answers_like_the_local_one(split):
     local, remote, _ = split
-    assert remote.status()["model"] == json.loads(json.dumps(local.status()["model"]))  # tuples travel as lists
+    assert remote.status()["model"] == json.loads(
+        json.dumps(local.status()["model"])
+    )  # tuples travel as lists
     assert remote.model_shape() == (4, 4)
     prompt = list(range(5, 60))
     assert (remote.head_pattern(prompt, HeadRef(1, 2)) == local.head_pattern(prompt, HeadRef(1, 2))).all()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attnlens.atlas.intervene import ablate_and_regenerate, kl_divergence
 from attnlens.heads import HeadRef
 from attnlens.model import TargetModel
-from attnlens.atlas.intervene import ablate_and_regenerate, kl_divergence
 
 JAVA = "public static int max(int a, int b) {\n    return a >= b ? a : b;\n}\n" * 3
 

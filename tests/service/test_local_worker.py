@@ -50,7 +50,9 @@ def test_an_ablation_never_leaks_into_a_concurrent_forward(worker, prompt):
     """A job's forward pass next to interactive ablations of every head must see the intact model. With
     the model called from both threads directly, the hooks of one reach the other and this fails."""
     model = worker.model
-    every_head = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
+    every_head = [
+        HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)
+    ]
     expected = model.next_token_logits_batch([prompt])
     stop = threading.Event()
     errors: list[BaseException] = []

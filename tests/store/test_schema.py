@@ -1,4 +1,6 @@
-"""Migrations build exactly the ORM schema; SQLite runs with WAL and foreign keys; old schemas never pass silently."""
+"""Migrations build exactly the ORM schema.
+
+SQLite runs with WAL and foreign keys; old schemas never pass silently."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ from attnlens.analysis.stats import (
     wilson_interval,
 )
 from attnlens.config import AnalysisSettings
-from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
 
 
@@ -47,7 +46,9 @@ class PredictorEvaluation:
     roc_auc: float
     reliability: list[ReliabilityBin]
     out_of_fold_probability: np.ndarray  # (rows,) P(correct) from the fold model that did not see the row
-    rounds: list[int] = field(default_factory=list)  # CatBoost rounds per fold (early stopping); empty otherwise
+    rounds: list[int] = field(
+        default_factory=list
+    )  # CatBoost rounds per fold (early stopping); empty otherwise
     shuffled_control: PredictorEvaluation | None = None  # the same procedure on permuted labels
 
     @property

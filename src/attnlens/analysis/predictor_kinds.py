@@ -45,7 +45,9 @@ class PredictorKindImpl:
     """
 
     spec: PredictorKindSpec
-    fit_fold: Callable[[np.ndarray, np.ndarray, tuple[HeadRef, ...], AnalysisSettings, int], tuple[Any, int | None]]
+    fit_fold: Callable[
+        [np.ndarray, np.ndarray, tuple[HeadRef, ...], AnalysisSettings, int], tuple[Any, int | None]
+    ]
     fit_final: Callable[[np.ndarray, np.ndarray, tuple[HeadRef, ...], AnalysisSettings, int | None], Any]
     shap: Callable[[Any, np.ndarray], tuple[np.ndarray, float]]
     save: Callable[[Any, zipfile.ZipFile], dict[str, Any]]
@@ -81,20 +83,13 @@ def unregister_predictor_kind(name: str) -> None:
 
 
 def predictor_kinds() -> tuple[str, ...]:
-    """Registered kind names in registration order (built-ins first)."""
-    _load_builtins()
+    """Registered kind names in registration order (the built-ins of `analysis.predictors` first: the
+    `attnlens.analysis` package imports that module, so they are registered before any lookup)."""
     return tuple(_KINDS)
 
 
 def predictor_kind(name: str) -> PredictorKindImpl:
     """The implementation of a kind; `InvalidInput` naming the known ones otherwise."""
-    _load_builtins()
     if name not in _KINDS:
         raise InvalidInput(f"unknown predictor kind {name!r}; choose one of {', '.join(_KINDS)}.")
     return _KINDS[name]
-
-
-def _load_builtins() -> None:
-    # The built-in kinds register when their module is imported; importing it here (not at the top)
-    # keeps this module free of a cycle with the modules that register.
-    import attnlens.analysis.predictors  # noqa: F401

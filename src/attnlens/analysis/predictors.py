@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from attnlens.analysis.predictor_kinds import PredictorKindImpl, predictor_kind, register_predictor_kind
 from attnlens.config import AnalysisSettings
 from attnlens.contracts.predictors import PredictorKindSpec
 from attnlens.errors import InsufficientData, InvalidInput
@@ -34,7 +35,6 @@ CLUSTERS_CATBOOST = "clusters_catboost"
 EMBEDDINGS_PCA_LOGREG = "embeddings_pca_logreg"
 FORMAT_NAME = "attnlens-correctness-predictor"
 FORMAT_VERSION = 1
-
 
 
 def check_labels(correct: np.ndarray, n_rows: int, *, min_per_class: int = 2) -> np.ndarray:
@@ -97,7 +97,9 @@ class ClusterCatBoostPredictor:
 
     def raw_score(self, cluster_ids: np.ndarray) -> np.ndarray:
         """Log-odds of correctness, (rows,)."""
-        return np.asarray(self.model.predict(self.pool(cluster_ids), prediction_type="RawFormulaVal"), dtype=np.float64)
+        return np.asarray(
+            self.model.predict(self.pool(cluster_ids), prediction_type="RawFormulaVal"), dtype=np.float64
+        )
 
     def predict_proba(self, cluster_ids: np.ndarray) -> np.ndarray:
         """P(correct) per row, (rows,)."""
@@ -127,7 +129,8 @@ class EmbeddingPCAPredictor:
         x = np.asarray(embeddings, dtype=np.float64)
         if x.ndim != 3 or x.shape[1:] != self.pca_mean.shape:
             raise InvalidInput(
-                f"embeddings must be (rows, {self.pca_mean.shape[0]} heads, {self.pca_mean.shape[1]} dims), got {x.shape}."
+                f"embeddings must be (rows, {self.pca_mean.shape[0]} heads, {self.pca_mean.shape[1]} dims), "
+                f"got {x.shape}."
             )
         scores = np.einsum("nhd,hkd->nhk", x - self.pca_mean[None], self.pca_components).reshape(len(x), -1)
         return (scores - self.feature_mean) / self.feature_scale
@@ -188,7 +191,9 @@ def fit_cluster_predictor(
     return ClusterCatBoostPredictor(heads, model)
 
 
-def per_head_pca(embeddings: np.ndarray, components: int, heads_per_chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def per_head_pca(
+    embeddings: np.ndarray, components: int, heads_per_chunk: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean (head, dim) and top principal axes (head, component, dim) of each head's embeddings.
 
     One batched eigendecomposition of the per-head covariance matrices per chunk of heads (a loop of
@@ -268,8 +273,6 @@ def fit_embedding_predictor(
 def predictor_to_bytes(predictor: Any) -> bytes:
     """A self-describing zip: meta.json plus the kind's own files (arrays.npz without pickles, CatBoost's
     .cbm), so a stored predictor never needs unpickling."""
-    from attnlens.analysis.predictor_kinds import predictor_kind
-
     impl = predictor_kind(predictor.kind)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -286,8 +289,6 @@ def predictor_to_bytes(predictor: Any) -> bytes:
 
 def predictor_from_bytes(blob: bytes) -> Any:
     """The inverse of `predictor_to_bytes`."""
-    from attnlens.analysis.predictor_kinds import predictor_kind
-
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             meta = json.loads(archive.read("meta.json"))
@@ -347,7 +348,9 @@ def _pca_save(predictor: EmbeddingPCAPredictor, archive: zipfile.ZipFile) -> dic
     return {"intercept": predictor.intercept, "regularisation_c": predictor.regularisation_c}
 
 
-def _pca_load(meta: dict[str, Any], archive: zipfile.ZipFile, heads: tuple[HeadRef, ...]) -> EmbeddingPCAPredictor:
+def _pca_load(
+    meta: dict[str, Any], archive: zipfile.ZipFile, heads: tuple[HeadRef, ...]
+) -> EmbeddingPCAPredictor:
     with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
         return EmbeddingPCAPredictor(
             heads=heads,
@@ -368,14 +371,14 @@ def _pca_shap(predictor: EmbeddingPCAPredictor, features: np.ndarray) -> tuple[n
 
 
 def _register_builtins() -> None:
-    from attnlens.analysis.predictor_kinds import PredictorKindImpl, register_predictor_kind
-
     register_predictor_kind(
         PredictorKindImpl(
             spec=PredictorKindSpec(
                 CLUSTERS_CATBOOST, "cluster_ids", "the paper's: CatBoost over each head's cluster id"
             ),
-            fit_fold=lambda x, y, heads, settings, seed: fit_catboost_early_stopped(x, y, heads, settings, seed),
+            fit_fold=lambda x, y, heads, settings, seed: fit_catboost_early_stopped(
+                x, y, heads, settings, seed
+            ),
             fit_final=lambda x, y, heads, settings, rounds: fit_cluster_predictor(
                 x, y, heads, settings, iterations=rounds
             ),
@@ -391,7 +394,10 @@ def _register_builtins() -> None:
                 "embeddings",
                 "ours: per-head PCA of the embeddings, then L2 logistic regression",
             ),
-            fit_fold=lambda x, y, heads, settings, _seed: (fit_embedding_predictor(x, y, heads, settings), None),
+            fit_fold=lambda x, y, heads, settings, _seed: (
+                fit_embedding_predictor(x, y, heads, settings),
+                None,
+            ),
             fit_final=lambda x, y, heads, settings, _rounds: fit_embedding_predictor(x, y, heads, settings),
             shap=_pca_shap,
             save=_pca_save,

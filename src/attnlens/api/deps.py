@@ -37,7 +37,9 @@ WorkerDep = Annotated[WorkerClient, Depends(get_worker)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SessionDep = Annotated[Session, Depends(get_session)]
 # `?model=` of the analysis endpoints (maps, clusters, predictors); None means the served model.
-ModelQuery = Annotated[str | None, Query(max_length=200, description="Target model [default: the served one].")]
+ModelQuery = Annotated[
+    str | None, Query(max_length=200, description="Target model [default: the served one].")
+]
 
 
 def valid_inference_id(

@@ -1,4 +1,5 @@
-"""Every error leaves the API in one JSON shape (pinned by tests/api/test_error_shape.py):
+"""Every error leaves the API (and the worker service) in one JSON shape, pinned by
+tests/api/test_health.py (`test_unknown_route_uses_the_error_shape`) and tests/api/test_schema_fuzz.py:
 
 {"ok": false, "status": 404, "code": "not_found", "error": "what went wrong and what to do",
  "errors": [{"loc": [...], "msg": "...", "type": "..."}]}

@@ -186,7 +186,8 @@ class AblationPublic(BaseModel):
 
 
 class HoleSpec(BaseModel):
-    """Where to complete: a selection [start, end), or a cursor and a task. Offsets count Unicode code points."""
+    """Where to complete: a selection [start, end), or a cursor and a task.
+    Offsets count Unicode code points."""
 
     start: int | None = Field(None, ge=0)
     end: int | None = Field(None, ge=0)
@@ -227,9 +228,13 @@ class TaskPublic(BaseModel):
 
     name: str
     description: str
-    at_cursor: bool = Field(description="Pasted code: the next target of this task after a cursor can be the hole.")
+    at_cursor: bool = Field(
+        description="Pasted code: the next target of this task after a cursor can be the hole."
+    )
     auto_holes: bool = Field(description="Pasted code: the app can pick a hole of this task itself.")
-    control: bool = Field(description="A control whose correctness is meaningless (its predictor must sit at chance).")
+    control: bool = Field(
+        description="A control whose correctness is meaningless (its predictor must sit at chance)."
+    )
     inferences: int = Field(description="Completions of this task for the model.")
     first_token_correct: int = Field(description="Of those, how many had the right first token.")
 
@@ -258,14 +263,17 @@ class AnalyzePublic(AnalyzedHole):
         None,
         description="Whose task's predictor was used (a selection that is no task's target uses `random`).",
     )
-    clustering_id: int | None = Field(None, description="The clustering the heads were placed in by kNN vote.")
+    clustering_id: int | None = Field(
+        None, description="The clustering the heads were placed in by kNN vote."
+    )
     top_heads: list[HeadContribution] = Field(description="The prediction's top heads (empty without one).")
     grid: HeadGridPublic
     others: list[AnalyzedHole]
 
 
 class ExperimentRequest(BaseModel):
-    """A population ablation experiment: ablate n heads chosen by each rule over held-out scenarios of a task."""
+    """A population ablation experiment: ablate n heads chosen by each rule over held-out scenarios
+    of a task."""
 
     task: str = Field(max_length=64, description="Mining task of the held-out scenarios, e.g. identifiers.")
     rules: list[str] = Field(

@@ -63,7 +63,10 @@ def create_worker_app(worker: WorkerClient) -> FastAPI:
     def ablate(call: AblateCall) -> AblationOutcome:
         heads = [HeadRef.parse(h) for h in call.heads]
         return worker.ablate(
-            call.prompt_ids, heads, max_new_tokens=call.max_new_tokens, expected_token_id=call.expected_token_id
+            call.prompt_ids,
+            heads,
+            max_new_tokens=call.max_new_tokens,
+            expected_token_id=call.expected_token_id,
         )
 
     @app.post("/worker/analyze")

@@ -42,15 +42,9 @@ def is_heldout(file_path: str, heldout_percent: int) -> bool:
 
 
 def source_kind(choice: str = "auto") -> str:
-    """`mining` when attnlens.mining provides the `random` task, else `windows` (cut here); an explicit
-    `mining` or `windows` choice is kept (a cache records which one produced it)."""
-    if choice in ("mining", "windows"):
-        return choice
-    try:
-        import attnlens.mining  # noqa: F401
-    except ImportError:
-        return "windows"
-    return "mining"
+    """`mining` (the `random` task's windows) unless `windows` (cut here) is chosen; a cache records which
+    one produced it."""
+    return choice if choice in ("mining", "windows") else "mining"
 
 
 def iter_windows(

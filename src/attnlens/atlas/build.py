@@ -69,7 +69,9 @@ class BuildRequest:
     batch_size: int = 4
 
 
-def mine_and_save(settings: Settings, store: Store, model: TargetModel, request: BuildRequest) -> tuple[dict[int, Scenario], MiningStats]:
+def mine_and_save(
+    settings: Settings, store: Store, model: TargetModel, request: BuildRequest
+) -> tuple[dict[int, Scenario], MiningStats]:
     """Mine the request's scenarios (deterministic for its seed) and store them; returns id -> scenario."""
     stats = MiningStats()
     files = iter_corpus(
@@ -182,7 +184,9 @@ def run_build(
 def _process_resilient(
     model: TargetModel, embed: Embedder, batch: list[tuple[int, Scenario]], settings: Settings
 ) -> tuple[list[tuple[int, ProcessedInference]], list[tuple[int, str]]]:
-    """Process a batch; if it fails, process its scenarios one by one so one bad scenario costs only itself."""
+    """Process a batch, falling back to one scenario at a time.
+
+    If the batch fails, its scenarios are processed one by one so one bad scenario costs only itself."""
     size = settings.atlas.thumbnail_size
     try:
         results = process_batch(model, embed, [s for _, s in batch], thumbnail_size=size)

@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 def build_parameters(corpus: str, tasks: str, per_task: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Job parameters of an atlas build, validated now so a bad request fails before it is queued."""
     check_corpus(corpus)
-    return {"corpus": corpus, "tasks": list(parse_tasks(tasks)), "per_task": per_task, "seed": seed, "batch_size": batch_size}
+    return {
+        "corpus": corpus,
+        "tasks": list(parse_tasks(tasks)),
+        "per_task": per_task,
+        "seed": seed,
+        "batch_size": batch_size,
+    }
 
 
 def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
@@ -73,7 +79,11 @@ def queue_demo_build(settings: Settings, store: Store) -> int | None:
         log.warning("no demo atlas: %s is missing (apt-get install openjdk-17-source)", corpus)
         return None
     parameters = build_parameters(
-        corpus, settings.atlas.demo_tasks, settings.atlas.demo_per_task, settings.mining.seed, settings.atlas.batch_size
+        corpus,
+        settings.atlas.demo_tasks,
+        settings.atlas.demo_per_task,
+        settings.mining.seed,
+        settings.atlas.batch_size,
     )
     parameters["demo"] = True
     job_id = enqueue_job(store, ATLAS_BUILD, parameters)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from attnlens.analysis.ablation import ablation_statistics, select_heads
 from attnlens.atlas.jobs import JobCancelled, JobContext, require, run_here
 from attnlens.errors import InsufficientData
@@ -46,7 +47,9 @@ def held_out_scenarios(
     """Fresh scenarios of `task`: mined with another seed, minus holes already in the atlas."""
     settings = ctx.settings
     taken = scenario_holes(ctx.store, task)
-    files = iter_corpus(corpus, max_file_bytes=settings.mining.max_file_bytes, stats=MiningStats(), shuffle_seed=seed)
+    files = iter_corpus(
+        corpus, max_file_bytes=settings.mining.max_file_bytes, stats=MiningStats(), shuffle_seed=seed
+    )
     mined = mine_scenarios(
         files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=[task], per_task=count + len(taken),
         context_tokens=settings.mining.context_tokens, seed=seed,
@@ -61,7 +64,10 @@ def held_out_scenarios(
 
 
 def first_token_correct(
-    model: TargetModel, scenarios: list[Scenario], heads: Sequence[HeadRef] = (), run_model: Callable[..., Any] = run_here
+    model: TargetModel,
+    scenarios: list[Scenario],
+    heads: Sequence[HeadRef] = (),
+    run_model: Callable[..., Any] = run_here,
 ) -> np.ndarray:
     """Whether the model's greedy first token is each scenario's; `run_model(fn, *args)` runs each batch
     (a job passes `ctx.run_model`, so the ablation hooks never overlap another call)."""
@@ -81,14 +87,21 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
     shap = mean_shap_per_head(ctx.store, model.info.name, task)
     if shap is None and any(r != "random" for r in rules):
         raise InsufficientData(
-            f"rules {', '.join(r for r in rules if r != 'random')} rank heads by the {task} predictor's SHAP values, "
+            f"rules {', '.join(r for r in rules if r != 'random')} rank heads "
+            f"by the {task} predictor's SHAP values, "
             "and there is none: run `attnlens predictors train` first, or use only the `random` rule."
         )
     if shap is None:
-        shap = {HeadRef(layer, h): 0.0 for layer in range(model.info.n_layers) for h in range(model.info.n_heads)}
-    scenarios = held_out_scenarios(ctx, model, task, int(p.get("scenarios", 100)), require(p, "corpus", str), seed + HELD_OUT_SEED_OFFSET)
+        shap = {
+            HeadRef(layer, h): 0.0 for layer in range(model.info.n_layers) for h in range(model.info.n_heads)
+        }
+    scenarios = held_out_scenarios(
+        ctx, model, task, int(p.get("scenarios", 100)), require(p, "corpus", str), seed + HELD_OUT_SEED_OFFSET
+    )
     if len(scenarios) < 2:
-        raise InsufficientData(f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus.")
+        raise InsufficientData(
+            f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus."
+        )
     total = len(rules) * len(counts) + 1
     ctx.progress(0, total, f"baseline over {len(scenarios)} held-out scenarios")
     baseline = first_token_correct(model, scenarios, run_model=ctx.run_model)
@@ -99,10 +112,13 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
                 raise JobCancelled()
             chosen = select_heads(shap, rule, n, eps=ctx.settings.analysis.neutral_shap_eps, seed=seed)
             after = first_token_correct(model, scenarios, chosen.heads, run_model=ctx.run_model)
-            stats = ablation_statistics(baseline, after, resamples=ctx.settings.analysis.bootstrap_resamples, seed=seed)
+            stats = ablation_statistics(
+                baseline, after, resamples=ctx.settings.analysis.bootstrap_resamples, seed=seed
+            )
             rows.append(
                 {
-                    "rule": rule, "n": n, "n_heads": len(chosen.heads), "heads": [h.name for h in chosen.heads],
+                    "rule": rule, "n": n, "n_heads": len(chosen.heads),
+                    "heads": [h.name for h in chosen.heads],
                     "accuracy": stats.ablated_accuracy.estimate, "accuracy_low": stats.ablated_accuracy.low,
                     "accuracy_high": stats.ablated_accuracy.high, "change": stats.accuracy_change.estimate,
                     "change_low": stats.accuracy_change.low, "change_high": stats.accuracy_change.high,

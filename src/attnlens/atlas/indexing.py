@@ -31,7 +31,9 @@ def sync_index(settings: Settings, store: Store, index: PatternIndex | None = No
 def _sync(settings: Settings, store: Store, index: PatternIndex | None) -> dict[str, Any]:
     index = index if index is not None else PatternIndex.open(settings, store)
     report = index.check(store)
-    if index.needs_rebuild or (report.index_dim is not None and report.database_dims and report.database_dims != [report.index_dim]):
+    if index.needs_rebuild or (
+        report.index_dim is not None and report.database_dims and report.database_dims != [report.index_dim]
+    ):
         count = index.rebuild_from_db(store)
         index.save()
         return {"rebuilt": True, "vectors": count}

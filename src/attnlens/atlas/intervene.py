@@ -30,9 +30,7 @@ CACHED_CAPTURES = 4
 CACHED_BASELINES = 32  # a baseline keeps its first-step logits: 49,152 floats (192 KB) for SmolLM2
 
 
-def kl_divergence(
-    p_logits: Float[torch.Tensor, " vocab"], q_logits: Float[torch.Tensor, " vocab"]
-) -> float:
+def kl_divergence(p_logits: Float[torch.Tensor, " vocab"], q_logits: Float[torch.Tensor, " vocab"]) -> float:
     """KL(P || Q) in nats between the softmax distributions of two logit vectors (float64 for accuracy)."""
     log_p = torch.log_softmax(p_logits.double(), dim=-1)
     log_q = torch.log_softmax(q_logits.double(), dim=-1)
@@ -82,8 +80,12 @@ def ablate_and_regenerate(
         kl_at_hole=kl_divergence(baseline.first_logits, ablated.first_logits),
         changed=baseline.new_ids != ablated.new_ids,
         expected_token_id=expected_token_id,
-        p_expected_baseline=None if expected_token_id is None else _probability(baseline.first_logits, expected_token_id),
-        p_expected_ablated=None if expected_token_id is None else _probability(ablated.first_logits, expected_token_id),
+        p_expected_baseline=None
+        if expected_token_id is None
+        else _probability(baseline.first_logits, expected_token_id),
+        p_expected_ablated=None
+        if expected_token_id is None
+        else _probability(ablated.first_logits, expected_token_id),
     )
 
 
@@ -132,7 +134,8 @@ class AttentionCache(_Lru[torch.Tensor]):
     def get_or_capture(self, model: TargetModel, prompt_ids: Sequence[int]) -> torch.Tensor:
         # (layer, head, q, k)
         return self.get_or_compute(
-            _prompt_key(prompt_ids), lambda: model.capture([list(prompt_ids)]).pattern(0).to("cpu", torch.float16)
+            _prompt_key(prompt_ids),
+            lambda: model.capture([list(prompt_ids)]).pattern(0).to("cpu", torch.float16),
         )
 
 
@@ -143,7 +146,9 @@ class BaselineCache(_Lru[Generation]):
     def __init__(self, size: int = CACHED_BASELINES) -> None:
         super().__init__(size)
 
-    def get_or_generate(self, model: TargetModel, prompt_ids: Sequence[int], max_new_tokens: int) -> Generation:
+    def get_or_generate(
+        self, model: TargetModel, prompt_ids: Sequence[int], max_new_tokens: int
+    ) -> Generation:
         return self.get_or_compute(
             _prompt_key(prompt_ids, max_new_tokens), lambda: model.generate(prompt_ids, max_new_tokens)
         )

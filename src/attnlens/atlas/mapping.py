@@ -49,7 +49,9 @@ def run_atlas_map(ctx: JobContext) -> dict[str, Any]:
     map_id = create_map(ctx.store, selection.model_name, {**parameters, **selection.to_dict()}, ctx.job.id)
     for start in range(0, n, _WRITE_CHUNK):
         stop = min(n, start + _WRITE_CHUNK)
-        save_map_points(ctx.store, map_id, ids[start:stop], result.coordinates[start:stop], fitted[start:stop])
+        save_map_points(
+            ctx.store, map_id, ids[start:stop], result.coordinates[start:stop], fitted[start:stop]
+        )
         ctx.progress(n + stop, 2 * n, f"stored {stop:,} of {n:,} points")
     mark_complete(ctx.store, PatternMap, map_id, points=n)
     return {"map_id": map_id, **selection.to_dict(), "points": n, "fitted_on": int(fitted.sum())}

@@ -21,8 +21,8 @@ from attnlens.atlas.process import process_batch
 from attnlens.config import Settings
 from attnlens.contracts.results import HoleRequest, PastedHole
 from attnlens.contracts.tasks import AUTO_TASKS, CURSOR_TASKS, SELECTION_FALLBACK_TASK
-from attnlens.heads import HeadRef
 from attnlens.errors import BinaryInput, EmptyInput, InputTooLarge, InvalidHole, NotJava
+from attnlens.heads import HeadRef
 from attnlens.mining.java import ParsedJava, Span, shared_parser
 from attnlens.mining.scenarios import Scenario
 from attnlens.mining.tokens import TokenTable, tokenize_file
@@ -57,7 +57,8 @@ def parse_java(source: bytes) -> ParsedJava:
     meaningful = len(source.strip()) or 1
     if broken / meaningful > MAX_ERROR_FRACTION:
         raise NotJava(
-            f"{100 * broken / meaningful:.0f}% of the code does not parse as Java; paste a Java class, method or statements."
+            f"{100 * broken / meaningful:.0f}% of the code does not parse as Java; "
+            "paste a Java class, method or statements."
         )
     return parsed
 
@@ -74,7 +75,9 @@ def holes_for(
     if hole is not None and hole.start is not None:
         start, end = hole.start, hole.end if hole.end is not None else -1
         if not 0 <= start < end <= len(code):
-            raise InvalidHole(f"the selection [{start}, {end}) must be non-empty and inside the code (0..{len(code)}).")
+            raise InvalidHole(
+                f"the selection [{start}, {end}) must be non-empty and inside the code (0..{len(code)})."
+            )
         if not code[start:end].strip():
             raise InvalidHole("the selection is only white space; select the code the model should complete.")
         b0, b1 = to_byte(start), to_byte(end)
@@ -82,12 +85,16 @@ def holes_for(
     if hole is not None and hole.cursor is not None:
         cursor, task = hole.cursor, hole.task or ""
         if task not in CURSOR_TASKS:
-            raise InvalidHole(f"task {task!r} cannot be placed at a cursor; choose one of {', '.join(CURSOR_TASKS)}.")
+            raise InvalidHole(
+                f"task {task!r} cannot be placed at a cursor; choose one of {', '.join(CURSOR_TASKS)}."
+            )
         if not 0 <= cursor <= len(code):
             raise InvalidHole(f"the cursor {cursor} is outside the code (0..{len(code)}).")
         after = [s for s in parsed.spans.get(task, []) if s.start >= to_byte(cursor)]
         if not after:
-            raise InvalidHole(f"no {task} target at or after the cursor; move the cursor or pick another task.")
+            raise InvalidHole(
+                f"no {task} target at or after the cursor; move the cursor or pick another task."
+            )
         return [(task, after[0])]
     chosen = tasks or ["identifiers"]
     if len(chosen) > MAX_AUTO_TASKS:
@@ -100,7 +107,9 @@ def holes_for(
         if spans:
             out.append((task, spans[-1]))
     if not out:
-        raise InvalidHole(f"the code has no target for {', '.join(chosen)}; pick another task or select a span.")
+        raise InvalidHole(
+            f"the code has no target for {', '.join(chosen)}; pick another task or select a span."
+        )
     return out
 
 
@@ -118,7 +127,8 @@ def build_scenario(
     tokens = tokenize_file(table, code, source)
     if isinstance(tokens, str):
         raise InvalidHole(
-            f"the code cannot be tokenized faithfully ({tokens}); remove special-token text such as <|endoftext|>."
+            f"the code cannot be tokenized faithfully ({tokens}); "
+            "remove special-token text such as <|endoftext|>."
         )
     hole = align_hole(tokens, span.start, span.end)
     ids = tokens.ids.tolist()
@@ -200,7 +210,9 @@ def analyze_code(
         heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
         vectors = as_vectors(dict(zip(heads, item.embeddings, strict=True)))  # rows in (layer, head) order
         predict_task = task or task_of_selection(parsed, span)
-        prediction, reason, placement = predict_for_inference(settings, store, model.info.name, vectors, predict_task)
+        prediction, reason, placement = predict_for_inference(
+            settings, store, model.info.name, vectors, predict_task
+        )
         results.append(
             PastedHole(
                 inference_id=existing,

@@ -48,9 +48,9 @@ def pattern_stats(patterns: Float[torch.Tensor, "batch q k"]) -> PatternStats:
     first = p[..., :, 0].mean(-1)
     # Mass within the last LOCAL_WINDOW keys (q - k in 0..LOCAL_WINDOW-1), averaged over the n rows:
     # the sum of the first LOCAL_WINDOW sub-diagonals, divided by n.
-    local_mass = sum(
-        torch.diagonal(p, offset=-d, dim1=-2, dim2=-1).sum(-1) for d in range(min(LOCAL_WINDOW, n))
-    ) / n
+    local_mass = (
+        sum(torch.diagonal(p, offset=-d, dim1=-2, dim2=-1).sum(-1) for d in range(min(LOCAL_WINDOW, n))) / n
+    )
     as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
     return PatternStats(as_np(entropy), as_np(diagonal), as_np(previous), as_np(first), as_np(local_mass))
 

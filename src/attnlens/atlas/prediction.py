@@ -146,7 +146,11 @@ class Placement:
 
 
 def place_in_clusters(
-    settings: Settings, store: Store, model_name: str, vectors: Mapping[HeadRef, np.ndarray], clustering_id: int | None
+    settings: Settings,
+    store: Store,
+    model_name: str,
+    vectors: Mapping[HeadRef, np.ndarray],
+    clustering_id: int | None,
 ) -> Placement:
     """Each head's cluster by kNN vote in `clustering_id` (or the model's newest finished clustering)."""
     if clustering_id is None or not clustering_exists(store, clustering_id):
@@ -156,7 +160,9 @@ def place_in_clusters(
         clustering_id = latest.id
     assigners = assigners_for(settings, store, clustering_id)
     clusters = {
-        ref.name: int(assigners[ref].assign(vectors[ref]).labels[0]) for ref in sorted(vectors) if ref in assigners
+        ref.name: int(assigners[ref].assign(vectors[ref]).labels[0])
+        for ref in sorted(vectors)
+        if ref in assigners
     }
     return Placement(clustering_id, clusters)
 
@@ -172,11 +178,15 @@ def predict_for_inference(
     from attnlens.analysis import head_shap_values, predictor_kind
 
     choice = None if task is None else best_predictor(store, model_name, task)
-    placement = place_in_clusters(settings, store, model_name, vectors, choice.clustering_id if choice else None)
+    placement = place_in_clusters(
+        settings, store, model_name, vectors, choice.clustering_id if choice else None
+    )
     if task is None:
         return None, "no task for this completion point; predictors are trained per task.", placement
     if choice is None:
-        reason = f"no correctness predictor for task {task!r} of {model_name}; run `attnlens predictors train`."
+        reason = (
+            f"no correctness predictor for task {task!r} of {model_name}; run `attnlens predictors train`."
+        )
         return None, reason, placement
     if placement.clustering_id is None:
         return None, f"{model_name} has no clustering yet; run `attnlens atlas cluster`.", placement

@@ -20,7 +20,14 @@ from attnlens.atlas.jobs import JobContext
 from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.errors import InsufficientData
 from attnlens.store.analyses import latest_clustering
-from attnlens.store.analysis_rows import Selection, TaskRows, load_task_rows, save_predictor, selected_heads, task_names
+from attnlens.store.analysis_rows import (
+    Selection,
+    TaskRows,
+    load_task_rows,
+    save_predictor,
+    selected_heads,
+    task_names,
+)
 from attnlens.store.models import Predictor, PredictorEvaluation
 
 # Decimals kept of each head's importance in the stored details (all heads: 270 for SmolLM2, 1920 for 15B).
@@ -144,13 +151,17 @@ def run_train_predictors(ctx: JobContext) -> dict[str, Any]:
     model_name = model_of(ctx)
     clustering = latest_clustering(ctx.store, model_name)
     if clustering is None:
-        raise InsufficientData(f"model {model_name!r} has no finished clustering; run `attnlens atlas cluster` first.")
+        raise InsufficientData(
+            f"model {model_name!r} has no finished clustering; run `attnlens atlas cluster` first."
+        )
     selection = Selection(model_name, clustering.embedder)
     with ctx.store.session() as session:
         heads = selected_heads(session, selection)
         available = task_names(session, selection)
     requested = ctx.job.parameters.get("tasks") or available
-    tasks = list(dict.fromkeys(list(requested) + ([NOISE_TASK] if not ctx.job.parameters.get("tasks") else [])))
+    tasks = list(
+        dict.fromkeys(list(requested) + ([NOISE_TASK] if not ctx.job.parameters.get("tasks") else []))
+    )
     total = len(tasks) * len(kinds)
     trained: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}

@@ -15,9 +15,13 @@ import typer
 from attnlens.cli.atlas import atlas_app
 from attnlens.cli.common import run_job_with_progress, settings_of
 
-predictors_app = typer.Typer(help="Correctness predictors: train them per task, report their quality.", no_args_is_help=True)
+predictors_app = typer.Typer(
+    help="Correctness predictors: train them per task, report their quality.", no_args_is_help=True
+)
 
-ModelOption = Annotated[str | None, typer.Option(help="Target model whose atlas to analyse (default: model.name).")]
+ModelOption = Annotated[
+    str | None, typer.Option(help="Target model whose atlas to analyse (default: model.name).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +57,9 @@ def cluster_map(ctx: typer.Context, model: ModelOption = None) -> None:
 @predictors_app.command("train")
 def train(
     ctx: typer.Context,
-    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: every task in the atlas, and noise).")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated tasks (default: every task in the atlas, and noise).")
+    ] = None,
     model: ModelOption = None,
 ) -> None:
     """Cross-validate and train every registered predictor kind per task on the latest clustering."""
@@ -68,31 +74,42 @@ def train(
 
 
 def report_table(ctx: typer.Context, model_name: str) -> str:
-    """The newest predictor of each (task, kind): n, accuracy [95% CI], chance, shuffled control, Brier, ECE."""
+    """The newest predictor of each (task, kind) as a table.
+
+    Columns: n, accuracy [95% CI], chance, shuffled control, Brier, ECE."""
     from attnlens.store import open_store
     from attnlens.store.analyses import newest_predictors
 
     rows = newest_predictors(open_store(settings_of(ctx)), model_name)
     if not rows:
         return f"no predictors for {model_name}; run `attnlens predictors train`."
-    header = f"{'task':<22} {'kind':<22} {'n':>5} {'accuracy [95% CI]':>22} {'chance':>7} {'shuffled':>8} {'Brier':>6} {'ECE':>6}"
+    header = (
+        f"{'task':<22} {'kind':<22} {'n':>5} {'accuracy [95% CI]':>22} "
+        f"{'chance':>7} {'shuffled':>8} {'Brier':>6} {'ECE':>6}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         predictor, evaluation = row.predictor, row.evaluation
         details = evaluation.details or {}
         control = (details.get("shuffled_control") or {}).get("accuracy", {}).get("estimate")
-        accuracy = f"{evaluation.accuracy:.3f} [{evaluation.accuracy_low:.3f}, {evaluation.accuracy_high:.3f}]"
+        calibration_error = evaluation.calibration_error
+        accuracy = (
+            f"{evaluation.accuracy:.3f} [{evaluation.accuracy_low:.3f}, {evaluation.accuracy_high:.3f}]"
+        )
         lines.append(
             f"{predictor.task or 'all':<22} {predictor.kind:<22} {evaluation.n_rows:>5} {accuracy:>22} "
-            f"{details.get('chance', float('nan')):>7.3f} {control if control is not None else float('nan'):>8.3f} "
+            f"{details.get('chance', float('nan')):>7.3f} "
+            f"{control if control is not None else float('nan'):>8.3f} "
             f"{evaluation.brier if evaluation.brier is not None else float('nan'):>6.3f} "
-            f"{evaluation.calibration_error if evaluation.calibration_error is not None else float('nan'):>6.3f}"
+            f"{calibration_error if calibration_error is not None else float('nan'):>6.3f}"
         )
-    lines.append("chance: majority-class rate; shuffled: the same CV on permuted labels (should sit near chance).")
+    lines.append(
+        "chance: majority-class rate; shuffled: the same CV on permuted labels (should sit near chance)."
+    )
     return "\n".join(lines)
 
 
 @predictors_app.command("report")
 def report(ctx: typer.Context, model: ModelOption = None) -> None:
-    """Table of the newest predictors: task, kind, n, accuracy [95% CI], chance, shuffled control, Brier, ECE."""
+    "Table of the newest predictors: task, kind, n, accuracy [95% CI], chance, shuffled control, Brier, ECE."
     typer.echo(report_table(ctx, model or settings_of(ctx).model.name))

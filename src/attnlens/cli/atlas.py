@@ -9,7 +9,9 @@ import typer
 
 from attnlens.cli.common import run_job_with_progress, settings_of
 
-atlas_app = typer.Typer(help="Build and inspect atlases (scenarios -> model -> AP-MAE -> SQLite + FAISS).", no_args_is_help=True)
+atlas_app = typer.Typer(
+    help="Build and inspect atlases (scenarios -> model -> AP-MAE -> SQLite + FAISS).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,13 +21,21 @@ def register(app: typer.Typer) -> None:
 @atlas_app.command("build")
 def build(
     ctx: typer.Context,
-    corpus: Annotated[str, typer.Option(help="Folder of .java files, zip/jar of sources, JSONL, or hf:<dataset>.")],
-    model: Annotated[str | None, typer.Option(help="Target model preset, hub id or folder (default: smollm2).")] = None,
+    corpus: Annotated[
+        str, typer.Option(help="Folder of .java files, zip/jar of sources, JSONL, or hf:<dataset>.")
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="Target model preset, hub id or folder (default: smollm2).")
+    ] = None,
     per_task: Annotated[int, typer.Option(help="Scenarios per task.", min=1)] = 50,
     tasks: Annotated[str, typer.Option(help="`all` or comma-separated task names.")] = "all",
     seed: Annotated[int | None, typer.Option(help="Mining seed (default: mining.seed).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Scenarios per forward pass (default: atlas.batch_size).")] = None,
-    checkpoint: Annotated[str | None, typer.Option(help="AP-MAE checkpoint folder (default: the shipped one).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Scenarios per forward pass (default: atlas.batch_size).")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="AP-MAE checkpoint folder (default: the shipped one).")
+    ] = None,
 ) -> None:
     """Mine scenarios, run the model, embed every head, store and index them. Re-run to resume."""
     from attnlens.atlas.build_job import build_parameters
@@ -41,7 +51,11 @@ def build(
         merged["apmae"]["checkpoint"] = checkpoint
     settings = type(settings).model_validate(merged)
     parameters = build_parameters(
-        corpus, tasks, per_task, settings.mining.seed if seed is None else seed, batch_size or settings.atlas.batch_size
+        corpus,
+        tasks,
+        per_task,
+        settings.mining.seed if seed is None else seed,
+        batch_size or settings.atlas.batch_size,
     )
     store = open_store(settings)
     typer.echo(f"loading {settings.model.name} and AP-MAE ({settings.apmae.checkpoint})...")
@@ -64,4 +78,7 @@ def status(ctx: typer.Context) -> None:
     typer.echo(json.dumps(atlas_counts(settings, store), indent=2))
     for job in list_jobs(store, limit=10):
         total = f"/{job.progress_total}" if job.progress_total else ""
-        typer.echo(f"job {job.id:>4} {job.kind:<14} {job.state:<10} {job.progress_done}{total} {job.message or job.error or ''}")
+        typer.echo(
+            f"job {job.id:>4} {job.kind:<14} {job.state:<10} {job.progress_done}{total} "
+            f"{job.message or job.error or ''}"
+        )

@@ -37,7 +37,12 @@ def run(app: typer.Typer, argv: list[str] | None) -> None:
 
 
 def run_job_with_progress(
-    settings: Settings, store: Store, kind: str, parameters: dict[str, Any], runtime: ModelRuntime | None, unit: str
+    settings: Settings,
+    store: Store,
+    kind: str,
+    parameters: dict[str, Any],
+    runtime: ModelRuntime | None,
+    unit: str,
 ) -> dict[str, Any]:
     """Queue a job of `kind` (or resume the queued or killed one with the same parameters) and run it here
     with a progress bar; returns its row's state and result."""
@@ -49,7 +54,11 @@ def run_job_with_progress(
 
     # A job killed earlier was left "running"; requeue it and carry on with it (resume).
     requeue_orphans(store)
-    same = [j for j in list_jobs(store, states=["queued"], limit=1000) if j.kind == kind and j.parameters == parameters]
+    same = [
+        j
+        for j in list_jobs(store, states=["queued"], limit=1000)
+        if j.kind == kind and j.parameters == parameters
+    ]
     job_id = same[-1].id if same else enqueue_job(store, kind, parameters)
     bar = tqdm(total=None, unit=unit, desc=f"{kind} (job {job_id})")
 

@@ -59,7 +59,9 @@ def info(ctx: typer.Context) -> None:
     size = index.path.stat().st_size if index.path.exists() else 0
     typer.echo(f"{index}\nfile size: {size:,} bytes")
     if index.needs_rebuild:
-        typer.echo(f"more than {settings.index.flat_max_vectors:,} vectors in a flat index: `attnlens index rebuild`")
+        typer.echo(
+            f"more than {settings.index.flat_max_vectors:,} vectors in a flat index: `attnlens index rebuild`"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
         shuffle: Annotated[
             bool, typer.Option(help="Read the corpus in a seeded random order (spreads scenarios over it).")
         ] = True,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Mine and print the table; store nothing.")] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Mine and print the table; store nothing.")
+        ] = False,
     ) -> None:
         """Mine completion scenarios (13 tasks) from a Java corpus and store them in the database."""
         from tqdm import tqdm
@@ -51,7 +53,9 @@ def register(app: typer.Typer) -> None:
         options, model_name = settings.mining, settings.model.name
         chosen = parse_tasks(tasks)
 
-        tokenizer = load_tokenizer(model_name, models_dir=settings.models_dir, revision=settings.model.revision)
+        tokenizer = load_tokenizer(
+            model_name, models_dir=settings.models_dir, revision=settings.model.revision
+        )
         fim = fim_tokens_of(tokenizer)
         mode = "FIM (PSM order)" if fim is not None else "left-to-right (no FIM tokens)"
         typer.echo(
@@ -103,7 +107,9 @@ def register(app: typer.Typer) -> None:
         if store is None:
             typer.echo("dry run: nothing stored")
         else:
-            typer.echo(f"stored {len(set(stored))} scenarios in {store} (already present ones are kept, not doubled)")
+            typer.echo(
+                f"stored {len(set(stored))} scenarios in {store} (already present ones are kept, not doubled)"
+            )
             store.dispose()
 
 

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         ctx: typer.Context,
-        model: Annotated[str | None, typer.Option(help="Model preset, hub id or folder (default: smollm2).")] = None,
+        model: Annotated[
+            str | None, typer.Option(help="Model preset, hub id or folder (default: smollm2).")
+        ] = None,
         host: Annotated[str | None, typer.Option(help="Interface to bind (default: 127.0.0.1).")] = None,
         port: Annotated[int | None, typer.Option(help="Port (default: 8000).")] = None,
     ) -> None:

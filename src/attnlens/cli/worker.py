@@ -20,7 +20,9 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8001,
-    model: Annotated[str | None, typer.Option(help="Model preset, hub id or folder (default: smollm2).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model preset, hub id or folder (default: smollm2).")
+    ] = None,
 ) -> None:
     """Load the models, run queued jobs, and answer the API's model calls over HTTP."""
     import uvicorn

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from attnlens.contracts.tasks import check_task
 from attnlens.errors import CorpusError, InvalidInput
@@ -23,7 +23,9 @@ RULE_ALIASES = {"pos": "top_positive", "neg": "top_negative"}
 
 
 def check_corpus(corpus: str) -> str:
-    """`corpus` if it names a corpus that exists here (a folder, a zip/jar, a JSONL file, or `hf:<dataset>`)."""
+    """`corpus` if it names a corpus that exists here.
+
+    A corpus is a folder, a zip/jar, a JSONL file, or `hf:<dataset>`."""
     if not corpus.startswith("hf:") and not Path(corpus).exists():
         raise CorpusError(
             f"corpus {corpus!r} does not exist; give a folder of .java files, a zip/jar or a JSONL file."
@@ -33,7 +35,7 @@ def check_corpus(corpus: str) -> str:
 
 def experiment_parameters(
     task: str, rules: Sequence[str], n: Sequence[int], scenarios: int, corpus: str, seed: int
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Validated job parameters of a population ablation experiment (rule aliases resolved)."""
     check_task(task)
     resolved = [RULE_ALIASES.get(r, r) for r in rules]

@@ -47,7 +47,12 @@ TASK_SPECS: tuple[TaskSpec, ...] = (
     TaskSpec("assignment_operators", "a compound assignment such as += or <<=", syntactic=True),
     TaskSpec("eol", "the ; that ends a statement", syntactic=True),
     TaskSpec("closing_bracket", "a closing }, ) or ]", syntactic=True),
-    TaskSpec("noise", "random vocabulary tokens (control: correctness is meaningless)", syntactic=False, control=True),
+    TaskSpec(
+        "noise",
+        "random vocabulary tokens (control: correctness is meaningless)",
+        syntactic=False,
+        control=True,
+    ),
     TaskSpec("function_call", "the name of a called method", syntactic=True),
     TaskSpec("function_name", "the name of a declared method", syntactic=True),
 )
@@ -70,7 +75,9 @@ def parse_tasks(spec: str | None) -> tuple[str, ...]:
     wanted = {name.strip() for name in spec.split(",") if name.strip()}
     unknown = sorted(wanted - set(TASKS))
     if unknown:
-        raise InvalidInput(f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)} (or 'all').")
+        raise InvalidInput(
+            f"unknown task(s) {', '.join(unknown)}; choose from: {', '.join(TASKS)} (or 'all')."
+        )
     return tuple(task for task in TASKS if task in wanted)
 
 

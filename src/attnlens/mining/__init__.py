@@ -7,29 +7,23 @@
 Task definitions: `docs/tasks.md`.
 """
 
-import importlib
-from typing import Any
+from attnlens.contracts.tasks import TASKS, parse_tasks
+from attnlens.mining.corpus import SourceFile, iter_corpus
+from attnlens.mining.correctness import first_token_correct, span_correct
+from attnlens.mining.scenarios import Scenario, mine_scenarios
+from attnlens.mining.stats import MiningStats
+from attnlens.mining.tokens import TokenTable, fim_tokens_of
 
-# Exported names resolve on first use (PEP 562): `correctness` needs torch, and processes that only want
-# the task list or the corpus readers (the API checking a request) must not import it.
-_EXPORTS = {
-    "SourceFile": "corpus",
-    "iter_corpus": "corpus",
-    "first_token_correct": "correctness",
-    "span_correct": "correctness",
-    "Scenario": "scenarios",
-    "mine_scenarios": "scenarios",
-    "MiningStats": "stats",
-    "TASKS": "tasks",
-    "parse_tasks": "tasks",
-    "TokenTable": "tokens",
-    "fim_tokens_of": "tokens",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'attnlens.mining' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"attnlens.mining.{_EXPORTS[name]}"), name)
+__all__ = [
+    "TASKS",
+    "MiningStats",
+    "Scenario",
+    "SourceFile",
+    "TokenTable",
+    "fim_tokens_of",
+    "first_token_correct",
+    "iter_corpus",
+    "mine_scenarios",
+    "parse_tasks",
+    "span_correct",
+]

@@ -13,7 +13,9 @@ from attnlens.errors import Busy
 class ModelGate:
     """`with gate.slot(): ...` around every model call."""
 
-    def __init__(self, max_concurrent: int, max_queued: int, *, wait_timeout_s: float = 120.0, retry_after_s: int = 2) -> None:
+    def __init__(
+        self, max_concurrent: int, max_queued: int, *, wait_timeout_s: float = 120.0, retry_after_s: int = 2
+    ) -> None:
         self._running = threading.Semaphore(max_concurrent)
         self._lock = threading.Lock()
         self._waiting = 0
@@ -31,7 +33,8 @@ class ModelGate:
             with self._lock:
                 if self._waiting >= self.max_queued:
                     raise Busy(
-                        f"the model is busy ({self._waiting} requests already waiting); retry in {self.retry_after_s} s.",
+                        f"the model is busy ({self._waiting} requests already waiting); "
+                        f"retry in {self.retry_after_s} s.",
                         retry_after=self.retry_after_s,
                     )
                 self._waiting += 1

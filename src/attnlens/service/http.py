@@ -87,7 +87,12 @@ class HttpWorker:
         return unpack_array(self._call("POST", "/worker/embed_pattern", {"pattern": pack_array(pattern)}))
 
     def ablate(
-        self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
+        self,
+        prompt_ids: list[int],
+        heads: list[HeadRef],
+        *,
+        max_new_tokens: int,
+        expected_token_id: int | None,
     ) -> AblationOutcome:
         payload = {
             "prompt_ids": list(prompt_ids),

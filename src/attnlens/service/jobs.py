@@ -66,7 +66,11 @@ class JobRunner:
     """Runs jobs of the kinds it has handlers for, one at a time, in a background thread."""
 
     def __init__(
-        self, settings: Settings, store: Store, runtime: ModelRuntime | None, handlers: Mapping[str, JobHandler]
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: ModelRuntime | None,
+        handlers: Mapping[str, JobHandler],
     ) -> None:
         self.settings, self.store, self.runtime, self.handlers = settings, store, runtime, dict(handlers)
         self.worker = worker_name()
@@ -116,7 +120,12 @@ class JobRunner:
             return True
         except Exception as exc:
             log.exception("job %d failed", job.id)
-            fail_job(self.store, job.id, self.worker, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+            fail_job(
+                self.store,
+                job.id,
+                self.worker,
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+            )
             return True
         if context.cancel_requested:
             acknowledge_cancel(self.store, job.id, self.worker, result)

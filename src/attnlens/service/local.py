@@ -166,7 +166,12 @@ class LocalWorker:
             return self.run_model(intervene.embed_pattern, self.apmae, pattern)
 
     def ablate(
-        self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
+        self,
+        prompt_ids: list[int],
+        heads: list[HeadRef],
+        *,
+        max_new_tokens: int,
+        expected_token_id: int | None,
     ) -> AblationOutcome:
         """Generate with and without `heads` ablated and compare."""
         from attnlens.atlas import intervene

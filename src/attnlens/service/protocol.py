@@ -39,7 +39,12 @@ class WorkerClient(Protocol):
         ...
 
     def ablate(
-        self, prompt_ids: list[int], heads: list[HeadRef], *, max_new_tokens: int, expected_token_id: int | None
+        self,
+        prompt_ids: list[int],
+        heads: list[HeadRef],
+        *,
+        max_new_tokens: int,
+        expected_token_id: int | None,
     ) -> AblationOutcome:
         """Baseline vs ablated completion, diff, KL and expected-token probability."""
         ...

@@ -17,9 +17,9 @@ import numpy as np
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
-from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.store.codecs import unpack_embeddings
 from attnlens.store.engine import Store
 from attnlens.store.models import (
@@ -83,7 +83,9 @@ def _joined(*columns: Any) -> Select[Any]:
 def selected_heads(session: Session, selection: Selection) -> list[HeadRef]:
     """Every head with stored patterns in the selection, in (layer, head) order."""
     rows = session.execute(
-        selection.where(_joined(HeadPattern.layer, HeadPattern.head)).distinct().order_by(HeadPattern.layer, HeadPattern.head)
+        selection.where(_joined(HeadPattern.layer, HeadPattern.head))
+        .distinct()
+        .order_by(HeadPattern.layer, HeadPattern.head)
     ).all()
     return [HeadRef(int(layer), int(head)) for layer, head in rows]
 
@@ -100,10 +102,18 @@ class HeadRows:
 
 
 def load_head_rows(session: Session, selection: Selection, head: HeadRef) -> HeadRows:
-    """One head's embeddings and attributes; the (layer, head) filter runs in SQL, so memory holds one head."""
+    """One head's embeddings and attributes.
+
+    The (layer, head) filter runs in SQL, so memory holds one head."""
     rows = session.execute(
         selection.where(
-            _joined(HeadPattern.id, HeadPattern.embedding, Scenario.task, Scenario.node_type, Inference.first_token_correct)
+            _joined(
+                HeadPattern.id,
+                HeadPattern.embedding,
+                Scenario.task,
+                Scenario.node_type,
+                Inference.first_token_correct,
+            )
         )
         .where(HeadPattern.layer == head.layer, HeadPattern.head == head.head)
         .order_by(HeadPattern.id)
@@ -169,7 +179,8 @@ def load_task_rows(
                 ClusterAssignment.label, Inference.first_token_correct)
         .outerjoin(
             ClusterAssignment,
-            (ClusterAssignment.head_pattern_id == HeadPattern.id) & (ClusterAssignment.clustering_id == clustering_id),
+            (ClusterAssignment.head_pattern_id == HeadPattern.id)
+            & (ClusterAssignment.clustering_id == clustering_id),
         )
         .where(Scenario.task == task)
         .order_by(HeadPattern.inference_id)
@@ -198,7 +209,9 @@ def load_task_rows(
     keep = filled.all(axis=1) & (cluster_ids != -2).all(axis=1)
     if task == NOISE_TASK:
         correct = np.arange(n) % 2 == 0
-    embeddings = unpack_embeddings(blobs).reshape(n, n_heads, dim) if n else np.zeros((0, n_heads, 0), np.float32)
+    embeddings = (
+        unpack_embeddings(blobs).reshape(n, n_heads, dim) if n else np.zeros((0, n_heads, 0), np.float32)
+    )
     return TaskRows(
         task=task,
         inference_ids=np.asarray(inference_ids, dtype=np.int64)[keep],
@@ -213,7 +226,9 @@ def load_task_rows(
 # -- writes ------------------------------------------------------------------------------------------------
 
 
-def mark_complete(store: Store, table: type[Clustering] | type[PatternMap], row_id: int, **extra: Any) -> None:
+def mark_complete(
+    store: Store, table: type[Clustering] | type[PatternMap], row_id: int, **extra: Any
+) -> None:
     """Mark a clustering or map finished (readers use only finished ones), adding `extra` parameters."""
     with store.session() as session:
         row = session.get(table, row_id)
@@ -276,7 +291,12 @@ def save_head_clustering(
                 )
             )  # fmt: skip
         assignments = [
-            {"clustering_id": clustering_id, "head_pattern_id": int(pid), "label": int(label), "vote_share": None}
+            {
+                "clustering_id": clustering_id,
+                "head_pattern_id": int(pid),
+                "label": int(label),
+                "vote_share": None,
+            }
             for pid, label in zip(pattern_ids, labels, strict=True)
         ]
         for start in range(0, len(assignments), _WRITE_CHUNK):

@@ -88,7 +88,8 @@ def task_counts(session: Session, model_name: str | None = None) -> dict[str, Ta
     if model_name is not None:
         query = query.where(Inference.model_name == model_name)
     return {
-        task: TaskCount(task, int(total), int(correct)) for task, total, correct in session.execute(query).all()
+        task: TaskCount(task, int(total), int(correct))
+        for task, total, correct in session.execute(query).all()
     }
 
 
@@ -144,7 +145,9 @@ def inference_of_scenario(store: Store, scenario_id: int, model_name: str) -> in
     """The id of a model's inference of a scenario, if it was run."""
     with store.session() as session:
         found = session.scalar(
-            select(Inference.id).where(Inference.scenario_id == scenario_id, Inference.model_name == model_name)
+            select(Inference.id).where(
+                Inference.scenario_id == scenario_id, Inference.model_name == model_name
+            )
         )
     return None if found is None else int(found)
 
@@ -154,5 +157,7 @@ def prompt_ids_of(inference: Inference) -> list[int]:
     if inference.prompt_ids:
         return unpack_token_ids(inference.prompt_ids)
     if inference.scenario is None:
-        raise StoreError(f"inference {inference.id} has neither prompt ids nor a scenario; the row is damaged.")
+        raise StoreError(
+            f"inference {inference.id} has neither prompt ids nor a scenario; the row is damaged."
+        )
     return unpack_token_ids(inference.scenario.prompt_ids)

@@ -103,7 +103,9 @@ def heartbeat(store: Store, job_id: int, worker: str) -> bool:
 def report_progress(
     store: Store, job_id: int, worker: str, *, done: int, total: int | None = None, message: str | None = None
 ) -> bool:
-    """Record progress (`done` of `total` units) and a heartbeat; returns True if cancellation was requested."""
+    """Record progress (`done` of `total` units) and a heartbeat.
+
+    Returns True if cancellation was requested."""
     values: dict[str, Any] = {"progress_done": done, "heartbeat_at": utc_now()}
     if total is not None:
         values["progress_total"] = total
@@ -135,7 +137,9 @@ def acknowledge_cancel(store: Store, job_id: int, worker: str, result: dict[str,
 
 
 def request_cancel(store: Store, job_id: int) -> Job:
-    """Cancel a queued job at once, or ask the worker of a running one to stop (it sees it on its next report)."""
+    """Cancel a queued job at once, or ask the worker of a running one to stop.
+
+    A running job's worker sees the request on its next progress report."""
     now = utc_now()
     with store.session() as session:
         session.execute(
@@ -179,7 +183,9 @@ def list_jobs(store: Store, *, states: list[str] | None = None, limit: int = 100
 def running_jobs(store: Store) -> list[tuple[int, str | None]]:
     """(job id, worker) of every running job."""
     with store.session() as session:
-        return [(int(i), w) for i, w in session.execute(select(Job.id, Job.worker).where(Job.state == "running"))]
+        return [
+            (int(i), w) for i, w in session.execute(select(Job.id, Job.worker).where(Job.state == "running"))
+        ]
 
 
 def requeue_job_of(store: Store, job_id: int, worker: str, message: str) -> bool:
@@ -202,7 +208,9 @@ def claim_queued_job(store: Store, job_id: int, worker: str) -> Job:
         claimed = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == "queued")
-            .values(state="running", worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
+            .values(
+                state="running", worker=worker, started_at=now, heartbeat_at=now, attempts=Job.attempts + 1
+            )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
     if not claimed:

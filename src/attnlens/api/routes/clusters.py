@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import ClusterPublic
 from attnlens.errors import NotFound
@@ -26,7 +27,8 @@ def read_head_clusters(
     clustering = latest_clustering(store, model_name)
     if clustering is None:
         raise NotFound(
-            f"{model_name} has no clustering yet; run `attnlens atlas cluster` (after `attnlens atlas build`)."
+            f"{model_name} has no clustering yet; "
+            "run `attnlens atlas cluster` (after `attnlens atlas build`)."
         )
     ref.check(*clustering_shape(session, clustering.id))
     rows = head_clusters(session, clustering.id, ref)

@@ -12,6 +12,7 @@ from attnlens.store.jobs import enqueue_job, get_job, list_jobs
 
 router = APIRouter(tags=["experiments"])
 
+
 @router.post("/experiments", response_model=JobPublic, status_code=202)
 def create_experiment(body: ExperimentRequest, store: StoreDep, settings: SettingsDep) -> JobPublic:
     """Queue an experiment; follow it with GET /api/jobs/{id}. Its result holds one row per (rule, n)."""

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, InferencePublic, InferenceSummary
 from attnlens.errors import NotFound
-from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
 from attnlens.store.analyses import cluster_labels, latest_clustering
+from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
 from attnlens.store.inferences import InferenceFilter, inference_heads, list_inferences, prompt_ids_of
 from attnlens.store.models import Inference
 from attnlens.tokens import TokenDecoder

@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import MapPublic
 from attnlens.errors import NotFound
 from attnlens.store.analyses import latest_clustering, latest_map, map_points, map_size
 
 router = APIRouter(tags=["analysis"])
+
 
 @router.get("/maps/latest", response_model=MapPublic)
 def read_latest_map(
@@ -22,7 +24,8 @@ def read_latest_map(
     max_points: Annotated[int, Query(ge=1, le=5_000_000, description="Most points to return.")] = 200_000,
     model: ModelQuery = None,
 ) -> Response:
-    """The newest map's points (x, y, pattern id, layer, head, task, correctness, cluster) as column arrays."""
+    """The newest map's points (x, y, pattern id, layer, head, task, correctness, cluster)
+    as column arrays."""
     model_name = model or settings.model.name
     pattern_map = latest_map(store, model_name)
     if pattern_map is None:
@@ -34,7 +37,11 @@ def read_latest_map(
         total = map_size(session, pattern_map.id)
     clustering = latest_clustering(store, model_name)
     rows = map_points(
-        session, pattern_map.id, clustering.id if clustering is not None else None, total=total, max_points=max_points
+        session,
+        pattern_map.id,
+        clustering.id if clustering is not None else None,
+        total=total,
+        max_points=max_points,
     )
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     names = ("x", "y", "id", "layer", "head", "task", "correct", "cluster")

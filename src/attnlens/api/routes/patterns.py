@@ -82,7 +82,9 @@ def _hits(
             clustering = latest_clustering(store, model_name)
             clusterings[model_name] = clustering.id if clustering is not None else None
         clustering_id = clusterings[model_name]
-        label = None if clustering_id is None else cluster_labels(session, clustering_id, [row.id]).get(row.id)
+        label = (
+            None if clustering_id is None else cluster_labels(session, clustering_id, [row.id]).get(row.id)
+        )
         image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
         hits.append(
             NeighborHit(
@@ -139,7 +141,9 @@ def read_pattern_neighbors(
     filters = PatternFilter(
         layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model
     )
-    return NeighborsPublic(query_id=row.id, hits=_search(session, store, index, vector, k, filters, skip=row.id))
+    return NeighborsPublic(
+        query_id=row.id, hits=_search(session, store, index, vector, k, filters, skip=row.id)
+    )
 
 
 @router.post("/patterns/search", response_model=NeighborsPublic)
@@ -151,4 +155,6 @@ def search_patterns(
     filters = PatternFilter(
         layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct
     )
-    return NeighborsPublic(query_id=None, hits=_search(session, store, index, vector, body.k, filters, skip=None))
+    return NeighborsPublic(
+        query_id=None, hits=_search(session, store, index, vector, body.k, filters, skip=None)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.schemas import PredictorSummary
 from attnlens.store.analyses import newest_predictors
@@ -17,7 +18,8 @@ def read_predictors(
     model: ModelQuery = None,
 ) -> list[PredictorSummary]:
     """Per task and predictor kind, the newest predictor with its cross-validated accuracy [95% CI], chance
-    level, Brier score and calibration error. Empty until `attnlens predictors train` (or the demo chain) ran."""
+    level, Brier score and calibration error. Empty until `attnlens predictors train` (or the demo chain)
+    ran."""
     return [
         PredictorSummary(
             id=row.predictor.id,

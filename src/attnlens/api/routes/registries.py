@@ -15,7 +15,9 @@ router = APIRouter(tags=["registries"])
 
 class ModelFamilyPublic(BaseModel):
     name: str
-    fim: FimSpec | None = Field(description="The family's FIM markers in prompt order; null: left-to-right only.")
+    fim: FimSpec | None = Field(
+        description="The family's FIM markers in prompt order; null: left-to-right only."
+    )
     model_types: list[str]
     description: str
 
@@ -37,7 +39,9 @@ def read_models() -> ModelsPublic:
     """Registered model families (with the FIM spelling each uses) and the model presets."""
     return ModelsPublic(
         families=[
-            ModelFamilyPublic(name=f.name, fim=f.fim, model_types=list(f.model_types), description=f.description)
+            ModelFamilyPublic(
+                name=f.name, fim=f.fim, model_types=list(f.model_types), description=f.description
+            )
             for f in MODEL_FAMILIES.values()
         ],
         presets=[
