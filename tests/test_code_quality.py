@@ -92,3 +92,40 @@ def test_mypy_is_clean():
 def test_ruff(command: list[str]):
     done = run(str(BIN / "ruff"), *command, *PYTHON_TREES)
     assert done.returncode == 0, done.stdout[-6000:]
+
+
+SQL_CALLS = {"execute", "scalar", "scalars", "get", "add", "add_all", "delete", "merge", "query"}
+
+
+def sql_outside_store() -> list[str]:
+    """Places outside `attnlens/store` that build or run SQL: any sqlalchemy import but the `Session`
+    type a dependency passes along, or a call of a session's query methods."""
+    import ast
+
+    package = REPO / "src" / "attnlens"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.is_relative_to(package / "store"):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                names = {alias.name for alias in node.names}
+                if not (node.module == "sqlalchemy.orm" and names == {"Session"}):
+                    found.append(f"{where} imports {sorted(names)} from {node.module}")
+            elif isinstance(node, ast.Import) and any(a.name.startswith("sqlalchemy") for a in node.names):
+                found.append(f"{where} imports sqlalchemy")
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SQL_CALLS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "session"
+            ):
+                found.append(f"{where} calls session.{node.func.attr}")
+    return found
+
+
+def test_sql_lives_only_in_the_store():
+    assert sql_outside_store() == []

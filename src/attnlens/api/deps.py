@@ -12,6 +12,7 @@ from attnlens.config import Settings
 from attnlens.errors import NotFound
 from attnlens.service.protocol import WorkerClient
 from attnlens.store import Store
+from attnlens.store.inferences import get_inference
 from attnlens.store.models import Inference
 
 
@@ -45,7 +46,7 @@ ModelQuery = Annotated[
 def valid_inference_id(
     inference_id: Annotated[int, Path(ge=1, le=2**62, description="An inference id.")], session: SessionDep
 ) -> Inference:
-    inference = session.get(Inference, inference_id)
+    inference = get_inference(session, inference_id)
     if inference is None:
         raise NotFound(f"no inference with id {inference_id}; list them with GET /api/inferences.")
     return inference

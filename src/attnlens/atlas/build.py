@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from attnlens.atlas.jobs import run_here
 from attnlens.atlas.process import Embedder, ProcessedInference, process_batch
 from attnlens.config import Settings
@@ -28,7 +26,7 @@ from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
 from attnlens.model import TargetModel
 from attnlens.store import Store, save_scenarios
 from attnlens.store.inferences import scenarios_without_inference
-from attnlens.store.patterns import save_head_patterns, save_inference
+from attnlens.store.patterns import save_inference_with_heads
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +109,28 @@ def write_processed(
     heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
     new_ids: list[int] = []
     for scenario_id, item in items:
-        try:
-            with store.session(immediate=True) as session:
-                inference_id = save_inference(
-                    session,
-                    model_name=model.info.name,
-                    scenario_id=scenario_id,
-                    prompt_text=prompt_text,
-                    completion_text=item.completion_text,
-                    completion_ids=item.completion_ids,
-                    first_token_correct=item.first_token_correct,
-                    span_correct=item.span_correct,
-                    expected_token_prob=item.expected_token_prob,
-                    embedder=embedder,
-                )
-                new_ids += save_head_patterns(
-                    session, inference_id, heads, item.embeddings, item.thumbnails, item.stats
-                )
-        except IntegrityError:
+        saved = save_inference_with_heads(
+            store,
+            inference={
+                "model_name": model.info.name,
+                "scenario_id": scenario_id,
+                "prompt_text": prompt_text,
+                "completion_text": item.completion_text,
+                "completion_ids": item.completion_ids,
+                "first_token_correct": item.first_token_correct,
+                "span_correct": item.span_correct,
+                "expected_token_prob": item.expected_token_prob,
+                "embedder": embedder,
+            },
+            heads=heads,
+            embeddings=item.embeddings,
+            thumbnails=item.thumbnails,
+            stats=item.stats,
+        )
+        if saved is None:
             log.info("scenario %d was stored by another builder; skipped", scenario_id)
+        else:
+            new_ids += saved
     return new_ids
 
 

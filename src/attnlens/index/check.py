@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
 
 from attnlens.store.engine import Store
-from attnlens.store.models import HeadPattern
-from attnlens.store.patterns import load_embeddings, pattern_ids
+from attnlens.store.patterns import embedding_dims, load_embeddings, pattern_ids
 
 if TYPE_CHECKING:
     from attnlens.index.pattern_index import PatternIndex
@@ -68,9 +66,7 @@ def _ids_text(ids: np.ndarray) -> str:
 def compare_with_database(index: PatternIndex, store: Store) -> IndexCheckReport:
     with store.session() as session:
         db_ids = pattern_ids(session)
-        dims = sorted(
-            int(n) // 2 for n in session.scalars(select(func.length(HeadPattern.embedding)).distinct())
-        )
+        dims = embedding_dims(session)
         index_ids = index.ids()
         report = IndexCheckReport(
             path=index.path,

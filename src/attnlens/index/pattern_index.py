@@ -19,7 +19,6 @@ from typing import cast
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
 
 from attnlens.config import IndexSettings, Settings
 from attnlens.errors import IndexDimensionMismatch, InvalidInput, StoreError
@@ -27,8 +26,13 @@ from attnlens.index.check import IndexCheckReport, compare_with_database
 from attnlens.index.files import read_index, temporary_path, write_index_atomically
 from attnlens.index.search import SearchResult, exact_scores, faiss_threads, search_index, sorted_unique
 from attnlens.store.engine import Store
-from attnlens.store.models import HeadPattern
-from attnlens.store.patterns import iter_embedding_batches, load_embeddings, pattern_ids
+from attnlens.store.patterns import (
+    first_embedding_dim,
+    iter_embedding_batches,
+    load_embeddings,
+    pattern_count,
+    pattern_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,13 +263,12 @@ class PatternIndex:
         from tqdm import tqdm
 
         with faiss_threads(self.settings.build_threads), store.session() as session:
-            count = int(session.scalar(select(func.count()).select_from(HeadPattern)) or 0)
-            first = session.scalar(select(HeadPattern.embedding).order_by(HeadPattern.id).limit(1))
-            if count == 0 or first is None:
+            count = pattern_count(session)
+            dim = first_embedding_dim(session)
+            if count == 0 or dim is None:
                 self.index = None
                 self.save()
                 return 0
-            dim = len(first) // 2
             compress = count > max(self.settings.flat_max_vectors, MIN_COMPRESSED_VECTORS)
             index = self._trained_ivfpq(session, dim, count, seed) if compress else self._new_flat(dim)
             self.index = index

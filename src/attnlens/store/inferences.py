@@ -161,3 +161,7 @@ def prompt_ids_of(inference: Inference) -> list[int]:
             f"inference {inference.id} has neither prompt ids nor a scenario; the row is damaged."
         )
     return unpack_token_ids(inference.scenario.prompt_ids)
+
+
+def get_inference(session: Session, inference_id: int) -> Inference | None:
+    return session.get(Inference, inference_id)

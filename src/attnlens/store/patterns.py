@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.store.codecs import pack_embedding, pack_thumbnail, pack_token_ids, unpack_embeddings
+from attnlens.store.engine import Store
 from attnlens.store.models import HeadPattern, Inference, Scenario
 
 STAT_COLUMNS = ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
@@ -206,3 +208,43 @@ def iter_embedding_batches(
 def pattern_ids(session: Session) -> np.ndarray:
     """Every head-pattern id, sorted (what `PatternIndex.check` compares with the index)."""
     return np.asarray(session.scalars(select(HeadPattern.id).order_by(HeadPattern.id)).all(), dtype=np.int64)
+
+
+def save_inference_with_heads(
+    store: Store,
+    *,
+    inference: dict[str, Any],
+    heads: Sequence[HeadRef],
+    embeddings: np.ndarray,  # (n, dim) float
+    thumbnails: np.ndarray,  # (n, size, size) uint8
+    stats: Any,
+) -> list[int] | None:
+    """One inference (the keyword arguments of `save_inference`) with its head patterns, in one
+    transaction; returns the head pattern ids, or None when another writer stored this (scenario, model)
+    meanwhile (the unique key says so, and nothing is written twice)."""
+    try:
+        with store.session(immediate=True) as session:
+            inference_id = save_inference(session, **inference)
+            return save_head_patterns(session, inference_id, heads, embeddings, thumbnails, stats)
+    except IntegrityError:
+        return None
+
+
+def embedding_dims(session: Session) -> list[int]:
+    """The distinct embedding widths stored (one, unless embedders of different widths were mixed)."""
+    lengths = session.scalars(select(func.length(HeadPattern.embedding)).distinct())
+    return sorted(int(n) // 2 for n in lengths)  # float16: two bytes a value
+
+
+def pattern_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(HeadPattern)) or 0)
+
+
+def first_embedding_dim(session: Session) -> int | None:
+    """The width of the first stored embedding, or None when there is none."""
+    first = session.scalar(select(HeadPattern.embedding).order_by(HeadPattern.id).limit(1))
+    return None if first is None else len(first) // 2
+
+
+def get_head_pattern(session: Session, pattern_id: int) -> HeadPattern | None:
+    return session.get(HeadPattern, pattern_id)

@@ -18,7 +18,13 @@ from attnlens.store.analyses import cluster_labels, latest_clustering
 from attnlens.store.codecs import unpack_thumbnail
 from attnlens.store.inferences import prompt_ids_of
 from attnlens.store.models import HeadPattern
-from attnlens.store.patterns import STAT_COLUMNS, PatternFilter, load_embeddings, matching_pattern_ids
+from attnlens.store.patterns import (
+    STAT_COLUMNS,
+    PatternFilter,
+    get_head_pattern,
+    load_embeddings,
+    matching_pattern_ids,
+)
 from attnlens.tokens import TokenDecoder
 
 router = APIRouter(tags=["patterns"])
@@ -27,7 +33,7 @@ router = APIRouter(tags=["patterns"])
 def valid_pattern_id(
     pattern_id: Annotated[int, Path(ge=1, le=2**62, description="A head pattern id.")], session: SessionDep
 ) -> HeadPattern:
-    row = session.get(HeadPattern, pattern_id)
+    row = get_head_pattern(session, pattern_id)
     if row is None:
         raise NotFound(f"no head pattern with id {pattern_id}; open an inference's heads to find ids.")
     return row
@@ -73,7 +79,7 @@ def _hits(
     for pattern_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
         if pattern_id < 0 or pattern_id == skip:
             continue
-        row = session.get(HeadPattern, pattern_id)
+        row = get_head_pattern(session, pattern_id)
         if row is None:  # the index may briefly know rows a concurrent rebuild dropped
             continue
         scenario = row.inference.scenario
