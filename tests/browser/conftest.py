@@ -87,8 +87,9 @@ def write_clustering_and_map(store, model_name: str) -> None:
                 inside = members[labels == label]
                 centre = embeddings[inside].mean(axis=0)
                 medoid = inside[np.argmin(((embeddings[inside] - centre) ** 2).sum(axis=1))]
-                session.add(Cluster(clustering_id=clustering.id, layer=layer, head=head, label=label, size=len(inside),
-                                    medoid_head_pattern_id=int(ids[medoid]), attributes={}))  # fmt: skip
+                session.add(Cluster(clustering_id=clustering.id, layer=layer, head=head, label=label,
+                                    size=len(inside), medoid_head_pattern_id=int(ids[medoid]),
+                                    attributes={}))  # fmt: skip
             session.add_all(
                 ClusterAssignment(clustering_id=clustering.id, head_pattern_id=int(ids[m]), label=int(lab))
                 for m, lab in zip(members, labels, strict=True)

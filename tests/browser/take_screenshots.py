@@ -1,6 +1,7 @@
-"""Screenshots of every page for the docs, from a running server (not a test):
+r"""Screenshots of every page for the docs, from a running server (not a test):
 
-    .venv/bin/python -m tests.browser.take_screenshots http://127.0.0.1:8765 docs/screenshots --inference 47 --job 6
+    .venv/bin/python -m tests.browser.take_screenshots http://127.0.0.1:8765 docs/screenshots \
+        --inference 47 --job 6
 
 Each PNG is one 1280-wide viewport (kept under 300 KB for the README)."""
 
@@ -60,7 +61,8 @@ def main() -> None:
             page.fill("#code", PASTED)
             start = PASTED.index("count == 0")
             page.evaluate(
-                "([s, e]) => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(s, e); }",
+                "([s, e]) => { const t = document.querySelector('#code');"
+                " t.focus(); t.setSelectionRange(s, e); }",
                 [start, start + 5],
             )
             page.click("#analyze")
@@ -94,7 +96,8 @@ def main() -> None:
             x, y = (
                 page.evaluate("""() => { const gd = document.getElementById('map-plot'); const t = gd.data[0];
                 const L = gd._fullLayout; const b = gd.getBoundingClientRect();
-                return [b.left + L.margin.l + L.xaxis.l2p(t.x[5]), b.top + L.margin.t + L.yaxis.l2p(t.y[5])]; }""")
+                return [b.left + L.margin.l + L.xaxis.l2p(t.x[5]),
+                        b.top + L.margin.t + L.yaxis.l2p(t.y[5])]; }""")
             )
             page.mouse.move(x, y)
             page.wait_for_selector("#map-preview canvas")

@@ -49,7 +49,8 @@ def test_overview_shows_counts_tasks_and_filters_completions(page, browser_atlas
     page.locator("select[name=task]").select_option("closing_bracket")
     page.wait_for_function("location.hash.includes('task=closing_bracket')")
     page.wait_for_function(
-        "[...document.querySelectorAll('#inference-list tbody tr td:nth-child(2)')].every(td => td.textContent === 'closing_bracket')"
+        "[...document.querySelectorAll('#inference-list tbody tr td:nth-child(2)')]"
+        ".every(td => td.textContent === 'closing_bracket')"
     )
     expected = page.request.get("/api/inferences?task=closing_bracket&limit=50").json()["total"]
     assert page.locator("#inference-list tbody tr").count() == expected
@@ -71,12 +72,14 @@ def test_overview_predictor_table_has_a_row_per_task_and_marks_intervals_above_c
     ids = []
     with store.session() as session:
         for task, kind, accuracy, low, high, chance in rows:
-            predictor = Predictor(name=f"{settings.model.name}/{task}/{kind}", kind=kind, model_name=settings.model.name,
-                                  task=task, parameters={}, n_train=40, blob=b"not loaded by this page")  # fmt: skip
+            predictor = Predictor(name=f"{settings.model.name}/{task}/{kind}", kind=kind,
+                                  model_name=settings.model.name, task=task, parameters={}, n_train=40,
+                                  blob=b"not loaded by this page")  # fmt: skip
             session.add(predictor)
             session.flush()
-            session.add(PredictorEvaluation(predictor_id=predictor.id, n_rows=40, folds=5, accuracy=accuracy,
-                                            accuracy_low=low, accuracy_high=high, brier=0.2, calibration_error=0.1,
+            session.add(PredictorEvaluation(predictor_id=predictor.id, n_rows=40, folds=5,
+                                            accuracy=accuracy, accuracy_low=low, accuracy_high=high,
+                                            brier=0.2, calibration_error=0.1,
                                             details={"chance": chance}))  # fmt: skip
             ids.append(predictor.id)
     try:
@@ -176,8 +179,10 @@ def test_paste_java_selection_gives_completion_prediction_and_grid(page, problem
     )
     page.fill("#code", code)
     start = code.index("count +=")
-    page.evaluate("([s, e]) => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(s, e); }",
-                  [len(code[:start].encode("utf-16-le")) // 2, len(code[: start + 5].encode("utf-16-le")) // 2])  # fmt: skip
+    page.evaluate("([s, e]) => { const t = document.querySelector('#code');"
+                  " t.focus(); t.setSelectionRange(s, e); }",
+                  [len(code[:start].encode("utf-16-le")) // 2,
+                   len(code[: start + 5].encode("utf-16-le")) // 2])  # fmt: skip
     page.click("#analyze")
     page.wait_for_selector("#analyze-result dl")
     result = page.locator("#analyze-result")
@@ -280,7 +285,8 @@ def test_map_hover_previews_and_click_opens_the_head(page):
     x, y, pattern_id = page.evaluate("""() => {
         const gd = document.getElementById('map-plot'); const t = gd.data[0]; const L = gd._fullLayout;
         const box = gd.getBoundingClientRect();
-        return [box.left + L.margin.l + L.xaxis.l2p(t.x[0]), box.top + L.margin.t + L.yaxis.l2p(t.y[0]), t.customdata[0][4]];
+        return [box.left + L.margin.l + L.xaxis.l2p(t.x[0]), box.top + L.margin.t + L.yaxis.l2p(t.y[0]),
+                t.customdata[0][4]];
     }""")
     page.mouse.move(x, y)
     page.wait_for_selector("#map-preview canvas.preview-canvas")
@@ -316,15 +322,18 @@ def test_errors_are_shown_plainly(page, problems):
 
 
 def test_grid_stays_usable_at_40_by_48_heads(page):
-    """StarCoder2-15B's 1,920 heads: one canvas, cells at least 6 px, fits the page width, hover names heads."""
+    """StarCoder2-15B's 1,920 heads: one canvas, cells at least 6 px, fits the page width,
+    hover names heads."""
     open_view(page, "#/jobs")
     page.evaluate("""async () => {
         const { HeadGrid } = await import('/js/grid.js');
         const L = 40, H = 48, S = 32, bytes = new Uint8Array(L * H * S * S);
         for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
-        let b = ''; for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
+        let b = '';
+        for (let i = 0; i < bytes.length; i += 8192) b += String.fromCharCode(...bytes.subarray(i, i + 8192));
         const heads = [];
-        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({ id: l * H + h + 1, name: `L${l}H${h}`, layer: l, head: h,
+        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({
+            id: l * H + h + 1, name: `L${l}H${h}`, layer: l, head: h,
             entropy: 1, diagonal_mass: 0, previous_token_mass: 0, first_token_mass: 0, local_mass: 0 });
         const grid = new HeadGrid({ n_layers: L, n_heads: H, thumbnail_size: S, thumbnails: btoa(b), heads });
         document.getElementById('page').replaceChildren(grid.element);
@@ -337,3 +346,179 @@ def test_grid_stays_usable_at_40_by_48_heads(page):
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     page.mouse.move(*cell_point(page, 39, 47))
     assert page.locator(".tooltip").inner_text().startswith("L39H47")
+
+
+# A class with a target of every syntactic task after offset 0: identifiers, boolean / numeric / string
+# literals, boolean / mathematical / assignment operators, `;`, closing brackets, method calls and
+# method declarations.
+EVERY_TARGET = """public class Ledger {
+    private String name = "cash";
+    private boolean open = true;
+
+    public int total(int a, int b) {
+        int sum = a * 2 + b;
+        sum += 1;
+        if (open && sum != 0) {
+            log(name);
+        }
+        int[] xs = new int[3];
+        return xs[0] - sum;
+    }
+
+    void log(String s) {
+        System.out.println(s);
+    }
+}
+"""
+
+
+CURSOR_AT_0 = "() => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(0, 0); }"
+
+
+def cluster_text(label) -> str:
+    return "cluster: noise" if label == -1 else f"cluster {label}"
+
+
+def test_overview_counts_every_task_with_one_request(page):
+    """The task table comes from GET /api/tasks (one request; it used to be two /api/inferences requests a
+    task): a row per task with completions, in name order, with its description as the title."""
+    requests = []
+    page.on("request", lambda r: requests.append(r.url.split("/", 3)[3]))
+    open_view(page, "#/")
+    page.wait_for_selector("#task-table tbody tr")
+    page.wait_for_selector("#inference-list")
+    assert sum(u.startswith("api/tasks") for u in requests) == 1
+    counting = [u for u in requests if u.startswith("api/inferences")]
+    assert len(counting) == 1 and "task=" not in counting[0], counting  # only the completions list
+    tasks = [t for t in page.request.get("/api/tasks").json() if t["inferences"] > 0]
+    rows = page.locator("#task-table tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => [...r.cells].slice(0, 3).map(c => c.textContent))") == [
+        [t["name"], str(t["inferences"]), f"{100 * t['first_token_correct'] / t['inferences']:.1f}%"]
+        for t in sorted(tasks, key=lambda t: t["name"])
+    ]
+    first = min(tasks, key=lambda t: t["name"])
+    assert rows.first.locator("td").first.get_attribute("title") == first["description"]
+
+
+def test_gallery_hover_and_neighbours_show_clusters(page):
+    """The browser atlas has a clustering of every head: the grid's hover names the head's cluster
+    (HeadCell.cluster) and each nearest pattern names its own (NeighborHit.cluster). The oldest inference
+    is one of the atlas's own (pasted ones, newer, are in no clustering)."""
+    inference = min(page.request.get("/api/inferences?limit=200").json()["items"], key=lambda it: it["id"])
+    grid = page.request.get(f"/api/inferences/{inference['id']}/heads").json()
+    cells = {c["name"]: c for c in grid["heads"]}
+    assert all(c["cluster"] is not None for c in cells.values())
+    open_view(page, f"#/inference/{inference['id']}?head=L2H1")
+    for layer, head in ((0, 1), (2, 3), (3, 0)):
+        page.mouse.move(*cell_point(page, layer, head))
+        tooltip = page.locator(".tooltip").inner_text()
+        name = f"L{layer}H{head}"
+        assert tooltip.startswith(name)
+        assert tooltip.splitlines()[1] == cluster_text(cells[name]["cluster"])
+        assert "null" not in tooltip and "undefined" not in tooltip
+
+    page.wait_for_selector("#neighbours a.neighbour")
+    hits = page.request.get(f"/api/patterns/{cells['L2H1']['id']}/neighbors?k=12").json()["hits"]
+    assert hits and all(hit["cluster"] is not None for hit in hits)
+    shown = page.locator("#neighbours a.neighbour .nb-cluster").all_inner_texts()
+    assert shown == [cluster_text(hit["cluster"]) for hit in hits]
+    title = page.locator("#neighbours a.neighbour").first.get_attribute("title")
+    assert cluster_text(hits[0]["cluster"]) in title
+
+
+def run_paste(page, button: str) -> dict:
+    """Click one of the paste page's run buttons; the /api/analyze answer, once the page has shown it."""
+    with page.expect_response(lambda r: r.url.endswith("/api/analyze")) as answer:
+        page.click(button)
+    page.wait_for_selector("#analyze-result dl, #analyze-status .error")
+    assert page.locator("#analyze-status .error").count() == 0, page.locator("#analyze-status").inner_text()
+    assert answer.value.ok
+    return answer.value.json()
+
+
+def test_paste_task_pickers_offer_exactly_what_each_mode_accepts_and_each_works(page):
+    """Each picker offers the tasks of /api/tasks usable in its mode (in that order, with their
+    descriptions), and the server answers every one of them on code that has a target of each."""
+    tasks = page.request.get("/api/tasks").json()
+    modes = (("#task", "at_cursor", "#analyze"), ("#auto-task", "auto_holes", "#auto"))
+    open_view(page, "#/paste")
+    page.fill("#code", EVERY_TARGET)
+    for picker, flag, _button in modes:
+        offered = page.locator(f"{picker} option").evaluate_all("os => os.map(o => [o.value, o.title])")
+        assert offered == [[t["name"], t["description"]] for t in tasks if t[flag]]
+        assert "random" not in [name for name, _ in offered] and "noise" not in [name for name, _ in offered]
+
+    for picker, flag, button in modes:
+        for name, _ in page.locator(f"{picker} option").evaluate_all("os => os.map(o => [o.value, o.title])"):
+            page.evaluate(CURSOR_AT_0)
+            page.select_option(picker, name)
+            result = run_paste(page, button)
+            assert result["task"] == name
+            assert page.locator("#analyze-result dl dd").first.inner_text() == name
+            where = f"cursor=0&task={name}" if flag == "at_cursor" else f"auto={name}"
+            assert where in page.url
+
+
+def test_paste_without_a_predictor_says_why_and_lists_no_top_heads(page):
+    """The tiny atlas has no trained predictor (and a real one needs 2 x cv_folds right and wrong
+    completions per task, which its 3 scenarios a task cannot give): the page says why there is no
+    prediction, lists and outlines no top heads, and its hover shows each head's cluster only when the
+    server placed the pasted pattern in one."""
+    assert page.request.get("/api/predictors").json() == []
+    open_view(page, "#/paste")
+    page.fill("#code", EVERY_TARGET)
+    page.evaluate(CURSOR_AT_0)
+    page.select_option("#task", "identifiers")
+    result = run_paste(page, "#analyze")
+    assert result["prediction"] is None and result["top_heads"] == []
+    notice = page.locator("#analyze-result .notice").first.inner_text()
+    assert notice == result["prediction_unavailable"] and "predictors train" in notice
+    assert page.locator("#prediction").count() == 0
+    assert page.locator("#top-heads").count() == 0
+    assert page.locator("#analyze-result canvas.grid-canvas").get_attribute("data-top-heads") == ""
+
+    cells = {c["name"]: c for c in result["grid"]["heads"]}
+    page.mouse.move(*cell_point(page, 1, 2))
+    tooltip = page.locator(".tooltip").inner_text()
+    assert tooltip.startswith("L1H2") and "null" not in tooltip and "undefined" not in tooltip
+    if cells["L1H2"]["cluster"] is not None:
+        assert cluster_text(cells["L1H2"]["cluster"]) in tooltip.splitlines()
+
+
+def test_top_heads_list_and_outline_render_what_the_analyze_answer_holds(page):
+    """The top-heads list and the grid outline, rendered from an analyze answer's `top_heads` as written
+    here (no predictor is trained: the tiny atlas cannot give one); what the list and the outline show is
+    checked against it, including a noise cluster and a head in no cluster."""
+    open_view(page, "#/jobs")  # any page: the modules import without side effects
+    top_heads = [
+        {"name": "L3H1", "importance": 0.4213, "cluster": 2},
+        {"name": "L0H2", "importance": -0.1, "cluster": -1},
+        {"name": "L2H0", "importance": 0.05, "cluster": None},
+    ]
+    page.evaluate(
+        """async (top) => {
+        const { topHeadsList } = await import('/js/pages/paste.js');
+        const { HeadGrid } = await import('/js/grid.js');
+        const L = 4, H = 4, S = 8;
+        const heads = [];
+        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) heads.push({ id: l * H + h + 1,
+            name: `L${l}H${h}`, layer: l, head: h, entropy: 1, diagonal_mass: 0, previous_token_mass: 0,
+            first_token_mass: 0, local_mass: 0, cluster: l === 3 && h === 1 ? 2 : null });
+        const thumbnails = btoa('\\0'.repeat(L * H * S * S));
+        const grid = new HeadGrid({ n_layers: L, n_heads: H, thumbnail_size: S, thumbnails, heads });
+        grid.setTop(top.map((t) => t.name));
+        document.getElementById('page').replaceChildren(topHeadsList(top, 77), grid.element);
+        await new Promise(requestAnimationFrame);
+    }""",
+        top_heads,
+    )
+    items = page.locator("#top-heads li")
+    assert items.all_inner_texts() == [
+        "L3H1 +0.421 · cluster 2", "L0H2 −0.100 · cluster: noise", "L2H0 +0.050 · no cluster",
+    ]  # fmt: skip
+    assert items.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))") == [
+        "#/inference/77?head=L3H1", "#/inference/77?head=L0H2", "#/inference/77?head=L2H0",
+    ]  # fmt: skip
+    assert page.locator("canvas.grid-canvas").get_attribute("data-top-heads") == "L3H1,L0H2,L2H0"
+    page.mouse.move(*cell_point(page, 3, 1))
+    assert page.locator(".tooltip").inner_text().splitlines()[:2] == ["L3H1", "cluster 2"]

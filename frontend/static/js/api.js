@@ -68,6 +68,25 @@ export const query = (params) => {
   return s ? `?${s}` : "";
 };
 
+let taskList = null;
+
+/**
+ * The tasks (GET /api/tasks: name, description, at_cursor, auto_holes, control, and the served model's
+ * counts), fetched once per page load: the server holds the one task list, so no page keeps a copy. A failed
+ * fetch is not cached, so the next page can try again. Pages that show the counts after the atlas has
+ * changed ask for a fresh copy with `fresh: true`.
+ */
+export function tasks({ fresh = false } = {}) {
+  if (taskList === null || fresh) {
+    const request = api("/api/tasks");
+    request.catch(() => {
+      if (taskList === request) taskList = null;
+    });
+    taskList = request;
+  }
+  return taskList;
+}
+
 let openapiPaths = null;
 
 /** Whether the server has an endpoint (read once from the OpenAPI document), e.g. has("/api/analyze", "post"). */

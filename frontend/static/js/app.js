@@ -1,4 +1,5 @@
-// The router: every view is `#/<page>/<id>?<state>`, so a view can be shared and reloaded as it is.
+// The router: renders the page named by the URL (`#/<page>/<id>?<state>`, see url.js) on every hash change.
+// It imports the pages; nothing imports it (it is the entry point of index.html).
 
 import { api } from "./api.js";
 import { errorBox, fill, h } from "./dom.js";
@@ -9,35 +10,9 @@ import * as paste from "./pages/paste.js";
 import * as map from "./pages/map.js";
 import * as jobs from "./pages/jobs.js";
 import * as pattern from "./pages/pattern.js";
+import { parseHash } from "./url.js";
 
 const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern };
-
-export function parseHash(hash = location.hash) {
-  const raw = hash.replace(/^#\/?/, "");
-  const [path, search = ""] = raw.split("?");
-  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(search) };
-}
-
-function hashOf(parts, params) {
-  const search = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "")).toString();
-  return `#/${parts.map(encodeURIComponent).join("/")}${search ? `?${search}` : ""}`;
-}
-
-/** Go to another view (re-renders). */
-export function navigate(parts, params = {}) {
-  location.hash = hashOf(parts, params);
-}
-
-/** Record in-page state in the URL without re-rendering (push: a new history entry, for Back). */
-export function setState(params, { push = false } = {}) {
-  const { parts, params: current } = parseHash();
-  const merged = Object.fromEntries(current.entries());
-  Object.assign(merged, params);
-  const next = hashOf(parts, merged);
-  if (next === location.hash) return;
-  if (push) history.pushState(null, "", next);
-  else history.replaceState(null, "", next);
-}
 
 let cleanup = null;
 let renderCount = 0;

@@ -21,6 +21,9 @@ export const pct = (x, digits = 1) => (x === null || x === undefined ? "–" : `
 export const num = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
 export const int = (x) => (x === null || x === undefined ? "–" : Number(x).toLocaleString("en-US"));
 
+/** A cluster label as the API sends it (HeadCell, NeighborHit, top heads): -1 is HDBSCAN's noise, null none. */
+export const clusterText = (label) => (label === null || label === undefined ? "no cluster" : label === -1 ? "cluster: noise" : `cluster ${label}`);
+
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   const s = Math.round(seconds);

@@ -4,7 +4,7 @@
 
 import { decodeBytes } from "./api.js";
 import { MARK, paintThumbnail } from "./colors.js";
-import { h, num } from "./dom.js";
+import { clusterText, fill, h, num } from "./dom.js";
 
 const LABEL_W = 34; // room for "L39" at the left
 const LABEL_H = 16; // room for "H47" on top
@@ -16,7 +16,7 @@ export class HeadGrid {
    * grid: the API's HeadGridPublic. options: onActivate(cell) (click / Enter), onLayer(layer) (click on a
    * layer label), describe(cell) -> extra tooltip lines, label (aria label).
    */
-  constructor(grid, { onActivate, onLayer, describe, clusters, label = "Attention heads" } = {}) {
+  constructor(grid, { onActivate, onLayer, describe, label = "Attention heads" } = {}) {
     this.grid = grid;
     this.nLayers = grid.n_layers;
     this.nHeads = grid.n_heads;
@@ -27,7 +27,6 @@ export class HeadGrid {
     this.onActivate = onActivate;
     this.onLayer = onLayer;
     this.describe = describe;
-    this.clusters = clusters; // {L3H5: label}, e.g. the analyze answer's clusters
     this.selected = null;
     this.ablated = new Set();
     this.top = new Set();
@@ -44,6 +43,10 @@ export class HeadGrid {
     this.canvas.addEventListener("keydown", (e) => this.#key(e));
     this.canvas.addEventListener("focus", () => this.draw());
     this.canvas.addEventListener("blur", () => { this.tooltip.hidden = true; this.draw(); });
+    // The tooltip is fixed to the window: once the page (or a box around the grid) scrolls, it no longer
+    // sits by its cell.
+    this.hideTooltip = () => (this.tooltip.hidden = true);
+    window.addEventListener("scroll", this.hideTooltip, { capture: true, passive: true });
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(this.element);
   }
@@ -162,21 +165,26 @@ export class HeadGrid {
     return { layer, head, cell: this.cells[layer * this.nHeads + head] };
   }
 
-  #tooltipFor(cell, left, top) {
+  /** Show `cell`'s tooltip by the window point (x, y). It is position: fixed so that the grid's scroll box
+   * (overflow-x) cannot clip it at the bottom rows; it flips above / left of the point near the window's edge. */
+  #tooltipFor(cell, x, y) {
     const extra = this.describe ? this.describe(cell) : [];
-    // The cluster comes with the cell when the server sends it (HeadCell.cluster), or from `clusters`.
-    const cluster = cell.cluster ?? this.clusters?.[cell.name];
-    this.tooltip.replaceChildren(
+    // HeadCell.cluster: the head's cluster in the newest clustering (a pasted pattern: the one it joined by
+    // kNN vote); null when no clustering covers the head, and then the line is left out. `fill` drops the
+    // null (replaceChildren would show it as the text "null").
+    fill(this.tooltip,
       h("strong", {}, cell.name),
-      cluster === undefined || cluster === null ? null : h("div", {}, cluster === -1 ? "cluster: noise" : `cluster ${cluster}`),
+      cell.cluster === undefined || cell.cluster === null ? null : h("div", { class: "cluster" }, clusterText(cell.cluster)),
       ...extra.map((line) => h("div", {}, line)),
       h("div", { class: "stats" }, `entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)}`),
       h("div", { class: "stats" }, `previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
     );
     this.tooltip.hidden = false;
-    const maxLeft = this.element.clientWidth - 240;
-    this.tooltip.style.left = `${Math.max(0, Math.min(left + 14, maxLeft))}px`;
-    this.tooltip.style.top = `${top + 14}px`;
+    const { offsetWidth: width, offsetHeight: height } = this.tooltip;
+    const left = x + 14 + width > window.innerWidth ? x - 14 - width : x + 14;
+    const top = y + 14 + height > window.innerHeight ? y - 14 - height : y + 14;
+    this.tooltip.style.left = `${Math.max(0, left)}px`;
+    this.tooltip.style.top = `${Math.max(0, top)}px`;
   }
 
   #hover(event) {
@@ -187,8 +195,7 @@ export class HeadGrid {
       return;
     }
     this.canvas.style.cursor = "pointer";
-    const rect = this.element.getBoundingClientRect();
-    this.#tooltipFor(at.cell, event.clientX - rect.left, event.clientY - rect.top);
+    this.#tooltipFor(at.cell, event.clientX, event.clientY);
   }
 
   #click(event) {
@@ -226,7 +233,8 @@ export class HeadGrid {
     const cell = this.cells[this.focus.layer * this.nHeads + this.focus.head];
     if (cell) {
       this.live.textContent = cell.name;
-      this.#tooltipFor(cell, LABEL_W + (this.focus.head + 1) * this.cell, LABEL_H + (this.focus.layer + 1) * this.cell);
+      const rect = this.canvas.getBoundingClientRect();
+      this.#tooltipFor(cell, rect.left + LABEL_W + (this.focus.head + 1) * this.cell, rect.top + LABEL_H + (this.focus.layer + 1) * this.cell);
     }
   }
 
@@ -244,11 +252,13 @@ export class HeadGrid {
 
   setTop(names) {
     this.top = new Set(names);
+    this.canvas.dataset.topHeads = [...this.top].join(","); // what is outlined, for tests and scripts
     this.draw();
   }
 
   destroy() {
     this.resizeObserver.disconnect();
+    window.removeEventListener("scroll", this.hideTooltip, { capture: true });
   }
 }
 

@@ -2,10 +2,10 @@
 // (full pattern, its cluster, its nearest patterns across the atlas). URL: #/inference/<id>?head=L3H5&log=1&scope=head
 
 import { api, decodeBytes, has, query } from "../api.js";
-import { setState } from "../app.js";
+import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { thumbnailCanvas } from "../colors.js";
-import { errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
+import { clusterText, errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { drawPattern } from "../heatmap.js";
 
@@ -22,10 +22,14 @@ export function inferenceHeader(inf) {
 
 function neighbourCard(hit) {
   const bytes = decodeBytes(hit.thumbnail);
-  return h("a", { class: "neighbour", href: `#/inference/${hit.inference_id}?head=${hit.name}`, title: `open ${hit.name} of inference #${hit.inference_id}` },
+  // The hit's cluster in its head (NeighborHit.cluster): a neighbour from another cluster of the same head is
+  // a near miss worth seeing. Left out when no clustering covers the hit.
+  const cluster = hit.cluster === null || hit.cluster === undefined ? null : clusterText(hit.cluster);
+  return h("a", { class: "neighbour", href: `#/inference/${hit.inference_id}?head=${hit.name}`, title: `open ${hit.name} of inference #${hit.inference_id}${cluster ? ` (${cluster})` : ""}` },
     thumbnailCanvas(bytes, hit.thumbnail_size, 0, 72),
     h("div", { class: "nb-name" }, `${hit.name} · #${hit.inference_id}`),
     h("div", { class: "muted" }, `${hit.task ?? "pasted"} · cos ${num(hit.score, 3)}`),
+    cluster ? h("div", { class: "muted nb-cluster" }, cluster) : null,
     h("div", {}, h("code", {}, hit.target_text ?? ""), " ", verdict(hit.first_token_correct)));
 }
 

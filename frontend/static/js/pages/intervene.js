@@ -2,7 +2,7 @@
 // baseline; launch a population experiment and plot its dose curve. URL: #/intervene/<id>?heads=L0H1,L2H3&job=7
 
 import { api, has } from "../api.js";
-import { setState } from "../app.js";
+import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { CATEGORICAL } from "../colors.js";
 import { errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";

@@ -2,7 +2,7 @@
 // URL: #/jobs?state=running
 
 import { api, query } from "../api.js";
-import { setState } from "../app.js";
+import { setState } from "../url.js";
 import { fill, h, withStatus } from "../dom.js";
 import { FINISHED, jobBlock } from "../jobs.js";
 

@@ -3,7 +3,7 @@
 // URL: #/map?color=layer&max=200000
 
 import { api, has, query } from "../api.js";
-import { setState } from "../app.js";
+import { setState } from "../url.js";
 import { CATEGORICAL, VIRIDIS_LUT } from "../colors.js";
 import { fill, h, int, notAvailable, withStatus } from "../dom.js";
 

@@ -1,11 +1,10 @@
 // Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, and a
 // filterable list of the atlas's completions (filters live in the URL).
 
-import { api, query } from "../api.js";
-import { setState } from "../app.js";
+import { api, query, tasks } from "../api.js";
+import { setState } from "../url.js";
 import { duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
 import { progressBar } from "../jobs.js";
-import { TASKS } from "../tasks.js";
 
 const PAGE_SIZE = 25;
 
@@ -13,18 +12,20 @@ function card(title, ...body) {
   return h("section", { class: "card" }, h("h3", {}, title), ...body);
 }
 
+// Code-point order, as the server and Python sort names (localeCompare would weigh "_" differently).
+const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-
-async function taskRows(tasks) {
-  return Promise.all(
-    tasks.map(async (task) => {
-      const [all, right] = await Promise.all([
-        api(`/api/inferences${query({ task, limit: 1 })}`),
-        api(`/api/inferences${query({ task, first_token_correct: true, limit: 1 })}`),
-      ]);
-      return { task, total: all.total, right: right.total };
-    }),
-  ).then((rows) => rows.filter((r) => r.total > 0));
+/** The task table: one row per task the atlas has completions of (the served model's counts, in name order). */
+function taskTable(taskList, pick) {
+  const rows = taskList.filter((t) => t.inferences > 0).sort(byName);
+  if (rows.length === 0) return h("p", { class: "muted" }, "No tasks yet.");
+  return h("table", { class: "compact", id: "task-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "completions"), h("th", {}, "first-token accuracy"), h("th", {}, ""))),
+    h("tbody", {}, rows.map((t) => h("tr", {},
+      h("td", { title: t.description }, h("a", { href: `#/?task=${encodeURIComponent(t.name)}`, onclick: (e) => { e.preventDefault(); pick(t.name); } }, t.name)),
+      h("td", { class: "num" }, int(t.inferences)),
+      h("td", { class: "num" }, pct(t.first_token_correct / t.inferences)),
+      h("td", { class: "barcell" }, progressBar(t.first_token_correct, t.inferences))))));
 }
 
 async function predictorsCard() {
@@ -88,12 +89,17 @@ export async function render(root, route) {
   const filters = { task: p.get("task") || "", correct: p.get("correct") || "", q: p.get("q") || "", offset: Number(p.get("offset") || 0) };
   const status = h("div");
   fill(root, h("h1", {}, "Atlas"), status);
+  // One request for every task's counts (fresh: the atlas may have grown since this page load). Its error is
+  // shown in the task table, not instead of the page.
+  const taskInfo = tasks({ fresh: true });
+  taskInfo.catch(() => {});
   const loaded = await withStatus(status, "Loading the atlas", () => Promise.all([api("/api/health"), api("/api/jobs?limit=50")]));
   if (!loaded) return;
   const [health, jobs] = loaded;
   const w = health.worker;
   const a = health.atlas;
-  const tasks = [...new Set([...TASKS, ...jobs.flatMap((j) => (j.kind === "atlas_build" && j.parameters.tasks) || [])])].sort();
+  const taskList = await taskInfo.catch((err) => err);
+  const known = Array.isArray(taskList) ? [...taskList].sort(byName) : [];
 
   const cards = h("div", { class: "cards" },
     card("Model", h("p", { class: "big" }, w.model_name ?? "none"),
@@ -110,9 +116,10 @@ export async function render(root, route) {
     buildCard(jobs),
     await predictorsCard().catch(errorBox),
   );
-  const taskTable = h("div", {}, h("p", { class: "muted" }, "counting…"));
+  const taskSlot = h("div");
   const listSlot = h("div");
-  const taskSelect = h("select", { name: "task", "aria-label": "task" }, h("option", { value: "" }, "all tasks"), tasks.map((t) => h("option", { value: t, selected: t === filters.task }, t)));
+  const taskSelect = h("select", { name: "task", "aria-label": "task" }, h("option", { value: "" }, "all tasks"),
+    known.map((t) => h("option", { value: t.name, title: t.description, selected: t.name === filters.task }, t.name)));
   const correctSelect = h("select", { name: "correct", "aria-label": "first token" },
     [["", "right or wrong"], ["true", "first token right"], ["false", "first token wrong"]].map(([v, l]) => h("option", { value: v, selected: v === filters.correct }, l)));
   const search = h("input", { type: "search", name: "q", placeholder: "text in target or completion", value: filters.q });
@@ -139,20 +146,8 @@ export async function render(root, route) {
   search.addEventListener("change", apply);
 
   fill(root, h("h1", {}, "Atlas"), cards,
-    h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskTable),
+    h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskSlot),
     h("section", { class: "panel" }, h("h2", {}, "Completions"), h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
+  fill(taskSlot, Array.isArray(taskList) ? taskTable(taskList, (name) => { taskSelect.value = name; apply(); }) : errorBox(taskList));
   loadList();
-  try {
-    const rows = await taskRows(tasks);
-    fill(taskTable, rows.length === 0 ? h("p", { class: "muted" }, "No tasks yet.") :
-      h("table", { class: "compact", id: "task-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "completions"), h("th", {}, "first-token accuracy"), h("th", {}, ""))),
-        h("tbody", {}, rows.map((r) => h("tr", {},
-          h("td", {}, h("a", { href: `#/?task=${encodeURIComponent(r.task)}`, onclick: (e) => { e.preventDefault(); taskSelect.value = r.task; apply(); } }, r.task)),
-          h("td", { class: "num" }, int(r.total)),
-          h("td", { class: "num" }, r.total ? pct(r.right / r.total) : "–"),
-          h("td", { class: "barcell" }, r.total ? progressBar(r.right, r.total) : null))))));
-  } catch (err) {
-    fill(taskTable, errorBox(err));
-  }
 }

@@ -1,14 +1,13 @@
 // Paste Java: select a span (or place the cursor and pick a task) to make the hole, or ask for auto-mined
 // holes; shows the completion, the predicted probability of correctness next to the predictor's measured
-// accuracy and chance, correctness when known, and the top heads on the grid.
+// accuracy and chance, correctness when known, and the heads that drive the prediction (listed, and
+// outlined on the grid). The task pickers offer what the server accepts in each mode (GET /api/tasks).
 // URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol
 
-import { api, has } from "../api.js";
-import { setState } from "../app.js";
-import { fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
+import { api, has, tasks } from "../api.js";
+import { clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
-import { TASKS } from "../tasks.js";
-
+import { setState } from "../url.js";
 
 const EXAMPLE = `public class Counter {
     private int count;
@@ -46,6 +45,28 @@ function predictionView(result) {
       : h("p", { class: "notice", id: "prediction-uninformative" }, "This predictor's accuracy is not distinguishable from chance (its 95% interval does not lie above the majority-class rate), so this probability says little. Build a larger atlas for this task and retrain the predictors."));
 }
 
+/** A task picker of the tasks `usable` in one mode (API order, descriptions as titles); `wanted` if offered. */
+function taskPicker(id, label, taskList, usable, wanted) {
+  const offered = taskList.filter(usable);
+  const chosen = offered.some((t) => t.name === wanted) ? wanted : offered[0]?.name;
+  return h("select", { id, "aria-label": label, disabled: offered.length === 0 },
+    offered.map((t) => h("option", { value: t.name, title: t.description, selected: t.name === chosen }, t.name)));
+}
+
+const signed = (x) => `${x >= 0 ? "+" : "−"}${num(Math.abs(x), 3)}`;
+
+/**
+ * The heads that drive the prediction, strongest first: signed importance (SHAP, log-odds of "correct") and
+ * the cluster the pasted pattern of that head joined; each opens that head of the stored inference.
+ */
+export function topHeadsList(topHeads, inferenceId) {
+  return h("ol", { class: "top-heads", id: "top-heads" }, topHeads.map((t) =>
+    h("li", { dataset: { head: t.name } },
+      h("a", { href: `#/inference/${inferenceId}?head=${t.name}` }, h("code", {}, t.name)),
+      h("span", { class: t.importance >= 0 ? "importance up" : "importance down" }, ` ${signed(t.importance)}`),
+      ` · ${clusterText(t.cluster)}`)));
+}
+
 function holeView(r) {
   return h("dl", { class: "counts" },
     h("dt", {}, "task"), h("dd", {}, r.task ?? "selection"),
@@ -60,9 +81,13 @@ function holeView(r) {
 
 export async function render(root, route) {
   const p = route.params;
-  const available = await has("/api/analyze", "post");
+  const [available, taskList] = await Promise.all([has("/api/analyze", "post"), tasks().catch((err) => err)]);
+  const known = Array.isArray(taskList) ? taskList : [];
   const box = h("textarea", { class: "code-input", id: "code", spellcheck: "false", rows: "16", "aria-label": "Java code" }, p.get("code") ?? EXAMPLE);
-  const taskSelect = h("select", { id: "task", "aria-label": "task at the cursor" }, TASKS.filter((t) => t !== "noise").map((t) => h("option", { value: t, selected: t === (p.get("task") || "identifiers") }, t)));
+  // One picker per mode: the server refuses a task at the cursor that has no `at_cursor` (422 invalid_hole),
+  // and automatic holes of a task without `auto_holes`, so neither picker offers them.
+  const taskSelect = taskPicker("task", "task at the cursor", known, (t) => t.at_cursor, p.get("task"));
+  const autoSelect = taskPicker("auto-task", "task of the automatic holes", known, (t) => t.auto_holes, (p.get("auto") || "").split(",")[0]);
   const where = h("p", { class: "muted", id: "hole-info" });
   const statusSlot = h("div", { id: "analyze-status" });
   const resultSlot = h("div", { id: "analyze-result" });
@@ -78,16 +103,17 @@ export async function render(root, route) {
   box.addEventListener("input", fitRows);
   taskSelect.addEventListener("change", describeHole);
 
-  async function run(hole, tasks) {
+  async function run(hole, holeTasks) {
     const code = box.value;
-    const urlHole = hole ? (hole.start !== undefined ? { start: hole.start, end: hole.end, cursor: "", task: "", auto: "" } : { cursor: hole.cursor, task: hole.task, start: "", end: "", auto: "" }) : { auto: tasks.join(","), start: "", end: "", cursor: "" };
+    const urlHole = hole ? (hole.start !== undefined ? { start: hole.start, end: hole.end, cursor: "", task: "", auto: "" } : { cursor: hole.cursor, task: hole.task, start: "", end: "", auto: "" }) : { auto: holeTasks.join(","), start: "", end: "", cursor: "" };
     setState({ code, ...urlHole });
     grid?.destroy();
     fill(resultSlot);
     const result = await withStatus(statusSlot, "Running the model on your code (completion, attention, embeddings)", (onWait) =>
-      api("/api/analyze", { method: "POST", body: { code, hole, tasks }, onWait }));
+      api("/api/analyze", { method: "POST", body: { code, hole, tasks: holeTasks }, onWait }));
     if (!result) return;
-    grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", clusters: result.clusters ?? result.prediction?.clusters, describe: (cell) => {
+    // Each cell carries its cluster (the one its pattern joined by kNN vote); the grid's hover shows it.
+    grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", describe: (cell) => {
       const rank = result.top_heads.findIndex((t) => t.name === cell.name);
       return rank >= 0 ? [`top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})`] : [];
     }, onActivate: (cell) => { location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
@@ -95,9 +121,11 @@ export async function render(root, route) {
     fill(resultSlot,
       h("div", { class: "two-col" },
         h("section", { class: "panel" }, h("h2", {}, "Completion"), holeView(result), h("h3", {}, "Predicted correctness"), predictionView(result),
-          result.top_heads.length ? h("p", { class: "muted" }, `top heads: ${result.top_heads.slice(0, 8).map((t) => t.name).join(", ")}`) : null,
+          result.top_heads.length ? [h("h3", {}, "Heads that drive the prediction"),
+            h("p", { class: "muted" }, "Signed importance (SHAP, in log-odds of a correct completion) and the cluster this head's pattern joined; outlined on the grid. Click one to open it."),
+            topHeadsList(result.top_heads, result.inference_id)] : null,
           result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map(holeView)) : null),
-        h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(["top", "focus"]))));
+        h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(result.top_heads.length ? ["top", "focus"] : ["focus"]))));
   }
 
   const bySelection = h("button", { class: "primary", id: "analyze", disabled: !available, onclick: () => {
@@ -105,13 +133,17 @@ export async function render(root, route) {
     const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
     run(s === e ? { cursor: s, task: taskSelect.value } : { start: s, end: e }, null);
   } }, "Complete at the selection / cursor");
-  const auto = h("button", { id: "auto", disabled: !available, onclick: () => run(null, [taskSelect.value]) }, "Pick holes automatically");
+  const auto = h("button", { id: "auto", disabled: !available || autoSelect.disabled, onclick: () => run(null, [autoSelect.value]) }, "Pick holes automatically");
 
   fill(root, h("h1", {}, "Paste Java"),
     available ? null : notAvailable("Analysing pasted code"),
+    Array.isArray(taskList) ? null : errorBox(taskList),
     h("section", { class: "panel" },
       h("p", { class: "muted" }, "Select the span the model should write (the hole), or place the cursor and pick a task; or let the app mine holes of a task."),
-      box, where, h("div", { class: "actions" }, bySelection, h("label", {}, "task ", taskSelect), auto), statusSlot),
+      box, where,
+      h("div", { class: "actions" }, bySelection, h("label", {}, "task at the cursor ", taskSelect),
+        h("span", { class: "separator", "aria-hidden": "true" }), auto, h("label", {}, "of task ", autoSelect)),
+      statusSlot),
     resultSlot);
   // Restore the hole from the URL (offsets are code points) and show it; re-running is the user's choice.
   const code = box.value;
