@@ -3,7 +3,8 @@
 - `clustering`: per-head UMAP + HDBSCAN clusters, medoids and attribute counts (jobs only: UMAP compiles).
 - `cluster_map`: the global 2-D map (UMAP fitted on a sample, the rest transformed).
 - `assign`: k-nearest-neighbour cluster assignment and map placement of new inferences, no UMAP.
-- `predictors`, `evaluation`: correctness predictors per task, cross-validated, serialisable to bytes.
+- `predictor_kinds` (the registry), `kind_catboost`, `kind_embedding_pca`, `predictors`, `evaluation`:
+  correctness predictors per task, cross-validated, serialisable to bytes.
 - `importance`: per-head SHAP values with CatBoost's column layout read correctly.
 - `ablation`: head-selection rules and paired statistics of population ablation experiments.
 - `stats`: Wilson and bootstrap intervals, Brier score, reliability tables.
@@ -23,6 +24,8 @@ from attnlens.analysis.cluster_map import ClusterMap, build_cluster_map
 from attnlens.analysis.clustering import NOISE, ClusterSummary, HeadClustering, cluster_head, cluster_heads
 from attnlens.analysis.evaluation import PredictorEvaluation, cross_validate_predictor, train_final_predictor
 from attnlens.analysis.importance import HeadShap, head_shap_values
+from attnlens.analysis.kind_catboost import ClusterCatBoostPredictor, fit_cluster_predictor
+from attnlens.analysis.kind_embedding_pca import EmbeddingPCAPredictor, fit_embedding_predictor
 from attnlens.analysis.predictor_kinds import (
     Predictor,
     PredictorKindImpl,
@@ -30,15 +33,7 @@ from attnlens.analysis.predictor_kinds import (
     predictor_kinds,
     register_predictor_kind,
 )
-from attnlens.analysis.predictors import (
-    ClusterCatBoostPredictor,
-    CorrectnessPredictor,
-    EmbeddingPCAPredictor,
-    fit_cluster_predictor,
-    fit_embedding_predictor,
-    predictor_from_bytes,
-    predictor_to_bytes,
-)
+from attnlens.analysis.predictors import predictor_from_bytes, predictor_to_bytes
 from attnlens.analysis.stats import Interval, ReliabilityBin, wilson_interval
 
 __all__ = [
@@ -50,7 +45,6 @@ __all__ = [
     "ClusterCatBoostPredictor",
     "ClusterMap",
     "ClusterSummary",
-    "CorrectnessPredictor",
     "EmbeddingPCAPredictor",
     "HeadClustering",
     "HeadSelection",

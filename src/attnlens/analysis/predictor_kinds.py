@@ -83,8 +83,8 @@ def unregister_predictor_kind(name: str) -> None:
 
 
 def predictor_kinds() -> tuple[str, ...]:
-    """Registered kind names in registration order (the built-ins of `analysis.predictors` first: the
-    `attnlens.analysis` package imports that module, so they are registered before any lookup)."""
+    """Registered kind names in registration order (the built-ins first: the `attnlens.analysis` package
+    imports `kind_catboost` and `kind_embedding_pca`, so they are registered before any lookup)."""
     return tuple(_KINDS)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnlens.analysis.ablation import ablation_statistics, select_heads
+from attnlens.analysis.kind_catboost import CLUSTERS_CATBOOST
 from attnlens.atlas.jobs import JobCancelled, JobContext, require, run_here
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from attnlens.mining.scenarios import Scenario
     from attnlens.model import TargetModel
 
-CLUSTERS_CATBOOST = "clusters_catboost"  # the paper's predictor, whose SHAP the rules rank heads by
 
 HELD_OUT_SEED_OFFSET = 1_000_003
 BATCH = 8

@@ -74,23 +74,25 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
 def _hits(
     session: Session, store: Store, ids: np.ndarray, scores: np.ndarray, skip: int | None, k: int
 ) -> list[NeighborHit]:
-    hits = []
-    clusterings: dict[str, int | None] = {}  # model -> its newest clustering
+    found: list[tuple[HeadPattern, float]] = []
     for pattern_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
         if pattern_id < 0 or pattern_id == skip:
             continue
         row = get_head_pattern(session, pattern_id)
         if row is None:  # the index may briefly know rows a concurrent rebuild dropped
             continue
+        found.append((row, float(score)))
+        if len(found) == k:
+            break
+    # Each hit's cluster in the newest clustering of its model: one lookup per model, not per hit.
+    labels: dict[int, int] = {}
+    for model_name in {row.inference.model_name for row, _ in found}:
+        clustering = latest_clustering(store, model_name)
+        if clustering is not None:
+            labels.update(cluster_labels(session, clustering.id, [r.id for r, _ in found]))
+    hits = []
+    for row, score in found:
         scenario = row.inference.scenario
-        model_name = row.inference.model_name
-        if model_name not in clusterings:
-            clustering = latest_clustering(store, model_name)
-            clusterings[model_name] = clustering.id if clustering is not None else None
-        clustering_id = clusterings[model_name]
-        label = (
-            None if clustering_id is None else cluster_labels(session, clustering_id, [row.id]).get(row.id)
-        )
         image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
         hits.append(
             NeighborHit(
@@ -102,14 +104,12 @@ def _hits(
                 task=scenario.task if scenario else None,
                 target_text=scenario.target_text if scenario else None,
                 first_token_correct=row.inference.first_token_correct,
-                cluster=label,
-                score=float(score),
+                cluster=labels.get(row.id),
+                score=score,
                 thumbnail_size=row.thumbnail_size,
                 thumbnail=base64.b64encode(image.tobytes()).decode("ascii"),
             )
         )
-        if len(hits) == k:
-            break
     return hits
 
 
