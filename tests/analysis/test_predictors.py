@@ -167,3 +167,26 @@ def test_signed_mean_shap_over_the_training_rows_hides_direction(task, fast_sett
     assert shap.mean_abs_per_head()[signal] > 0.3
     assert shap.mean_per_head(~task.correct)[signal] < -0.15
     assert shap.mean_per_head(np.flatnonzero(task.correct))[signal] > 0.15
+
+
+@pytest.mark.parametrize("kind", ["clusters_catboost", "embeddings_pca_logreg"])
+def test_ranking_over_the_rows_acted_on_puts_the_signal_head_first(kind, fast_settings):
+    """The rules rank by mean positive / mean negative SHAP over held-out rows (the rows an experiment acts
+    on), so the head that drives correctness comes first for both rules, with either predictor kind. The
+    first version ranked by the signed mean over the training rows, about 0 for every head."""
+    from attnlens.analysis import HeadRanking, select_heads
+    from tests.analysis.conftest import make_task
+
+    whole = make_task(n_rows=600)
+    train, held_out = slice(0, 400), slice(400, 600)
+    features = whole.cluster_ids if kind == "clusters_catboost" else whole.embeddings
+    predictor = train_final_predictor(kind, features[train], whole.correct[train], whole.heads, fast_settings)
+    shap = head_shap_values(predictor, features[held_out])
+    ranking = HeadRanking.from_shap(shap.heads, shap.values)
+    signal = whole.heads[whole.signal_head]
+    assert ranking.rows == 200
+    for rule in ("top_positive", "top_negative"):
+        assert select_heads(ranking, rule, 3, eps=1e-5, seed=0).heads[0] == signal, rule
+    assert ranking.top(1)[0]["name"] == signal.name
+    # Nor is it "neutral" (|signed mean| <= eps) on these rows.
+    assert signal not in select_heads(ranking, "neutral", 12, eps=1e-3, seed=0).heads

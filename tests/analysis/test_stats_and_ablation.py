@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnlens.analysis import ablation_statistics, select_heads, wilson_interval
+from attnlens.analysis import HeadRanking, ablation_statistics, select_heads, wilson_interval
 from attnlens.analysis.stats import brier_score, expected_calibration_error, reliability_table
 from attnlens.errors import InsufficientData, InvalidInput
 from attnlens.heads import HeadRef
@@ -57,49 +57,50 @@ def shap_of(values):
 
 
 MEAN_SHAP = shap_of([0.5, -0.2, 0.0, 1e-6, 0.3, -0.9, 0.0, 0.1, -1e-7, -0.05, 0.5, 0.0])
+RANKING = HeadRanking.from_means(MEAN_SHAP)
 
 
 def test_top_positive_and_negative_order_by_mean_shap():
-    positive = select_heads(MEAN_SHAP, "top_positive", 3, eps=1e-5, seed=0)
+    positive = select_heads(RANKING, "top_positive", 3, eps=1e-5, seed=0)
     # Equal values (L0H0 and L2H2 at 0.5) are ordered by head name, so the result is reproducible.
     assert positive.heads == (HeadRef(0, 0), HeadRef(2, 2), HeadRef(1, 0))
-    negative = select_heads(MEAN_SHAP, "top_negative", 2, eps=1e-5, seed=0)
+    negative = select_heads(RANKING, "top_negative", 2, eps=1e-5, seed=0)
     assert negative.heads == (HeadRef(1, 1), HeadRef(0, 1))
 
 
 def test_rules_return_fewer_heads_than_asked_when_the_pool_is_small():
-    positive = select_heads(MEAN_SHAP, "top_positive", 10, eps=1e-5, seed=0)
+    positive = select_heads(RANKING, "top_positive", 10, eps=1e-5, seed=0)
     assert positive.requested == 10 and len(positive.heads) == 4  # 0.5, 0.5, 0.3, 0.1
-    negative = select_heads(MEAN_SHAP, "top_negative", 10, eps=1e-5, seed=0)
+    negative = select_heads(RANKING, "top_negative", 10, eps=1e-5, seed=0)
     assert {h.name for h in negative.heads} == {"L0H1", "L1H1", "L2H1"}
 
 
 def test_neutral_draws_without_replacement_from_near_zero_heads():
     near_zero = {HeadRef(0, 2), HeadRef(0, 3), HeadRef(1, 2), HeadRef(2, 0), HeadRef(2, 3)}
     for seed in range(30):
-        chosen = select_heads(MEAN_SHAP, "neutral", 4, eps=1e-5, seed=seed).heads
+        chosen = select_heads(RANKING, "neutral", 4, eps=1e-5, seed=seed).heads
         assert len(chosen) == len(set(chosen)) == 4
         assert set(chosen) <= near_zero
-    everything = select_heads(MEAN_SHAP, "neutral", 50, eps=1e-5, seed=0)
+    everything = select_heads(RANKING, "neutral", 50, eps=1e-5, seed=0)
     assert set(everything.heads) == near_zero
 
 
 def test_random_rule_is_seeded_distinct_and_covers_all_heads():
-    a = select_heads(MEAN_SHAP, "random", 5, eps=1e-5, seed=7).heads
-    assert a == select_heads(MEAN_SHAP, "random", 5, eps=1e-5, seed=7).heads
+    a = select_heads(RANKING, "random", 5, eps=1e-5, seed=7).heads
+    assert a == select_heads(RANKING, "random", 5, eps=1e-5, seed=7).heads
     assert len(set(a)) == 5
     seen = set()
     for seed in range(40):
-        seen |= set(select_heads(MEAN_SHAP, "random", 3, eps=1e-5, seed=seed).heads)
+        seen |= set(select_heads(RANKING, "random", 3, eps=1e-5, seed=seed).heads)
     assert seen == set(HEADS)
-    assert set(select_heads(MEAN_SHAP, "random", 100, eps=1e-5, seed=0).heads) == set(HEADS)
+    assert set(select_heads(RANKING, "random", 100, eps=1e-5, seed=0).heads) == set(HEADS)
 
 
 def test_selection_rejects_unknown_rules_and_negative_counts():
     with pytest.raises(InvalidInput, match="unknown selection rule"):
-        select_heads(MEAN_SHAP, "pos_only", 1, eps=1e-5, seed=0)
+        select_heads(RANKING, "pos_only", 1, eps=1e-5, seed=0)
     with pytest.raises(InvalidInput):
-        select_heads(MEAN_SHAP, "random", -1, eps=1e-5, seed=0)
+        select_heads(RANKING, "random", -1, eps=1e-5, seed=0)
 
 
 def test_ablation_statistics_count_flips_exactly():

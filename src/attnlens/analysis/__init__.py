@@ -15,6 +15,7 @@ Heavy libraries (umap, catboost, sklearn) are imported inside the functions that
 from attnlens.analysis.ablation import (
     SELECTION_RULES,
     AblationStatistics,
+    HeadRanking,
     HeadSelection,
     ablation_statistics,
     select_heads,
@@ -47,6 +48,7 @@ __all__ = [
     "ClusterSummary",
     "EmbeddingPCAPredictor",
     "HeadClustering",
+    "HeadRanking",
     "HeadSelection",
     "HeadShap",
     "Interval",

