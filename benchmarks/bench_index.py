@@ -14,6 +14,19 @@ isotropic noise (real AP-MAE embeddings are clustered and of low intrinsic dimen
 Gaussians, the worst case for any approximate index, are reported with --data gaussian).
 
     nice -n 10 .venv/bin/python benchmarks/bench_index.py --sizes 100000 1000000 [--hnsw] [--data gaussian]
+
+`--paste` times instead what one pasted inference (270 head patterns) costs the index at each size, side
+by side in one run on the same atlas and the same pastes:
+- before (the single-file index of before issue 12): add the 270 vectors to the whole index, save the
+  whole file, and the API's reload of the whole file; and the old `sync_index` end to end (read the index,
+  compare every id with the database, add, save);
+- after (one index per space, a delta beside the main index): `sync_index` end to end (the inference
+  fingerprint, the new rows' embeddings, append to the delta, write the delta and the manifest), the
+  same update without the database reads (add + save), and the API's `reload_if_changed` (the delta);
+- the after path with the delta nearly full (`delta_max_vectors`), and the fold that empties it (with
+  the API's reload of the new main file), which happens once every delta_max_vectors / 270 pastes.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_index.py --paste --sizes 100000 1000000 --workdir /tmp/bench
 """
 
 from __future__ import annotations
@@ -30,16 +43,29 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from attnlens.atlas.indexing import sync_index
 from attnlens.config import Settings
 from attnlens.heads import HeadRef
-from attnlens.index import PatternIndex
+from attnlens.index import IndexSpace, PatternIndex
+from attnlens.index.files import read_index, write_index_atomically
 from attnlens.index.search import faiss_threads, filtered_nprobe
+from attnlens.index.shapes import prepare_vectors, remove_ids, stored_ids
 from attnlens.store import PatternFilter, matching_pattern_ids, open_store, save_scenarios
-from attnlens.store.patterns import STAT_COLUMNS, iter_embedding_batches, save_head_patterns, save_inference
+from attnlens.store.patterns import (
+    STAT_COLUMNS,
+    embedding_dims,
+    iter_embedding_batches,
+    load_embeddings,
+    pattern_count,
+    pattern_ids,
+    save_head_patterns,
+    save_inference,
+)
 
 DIM = 128
 LAYERS, HEADS = 30, 9  # SmolLM2-135M: 270 head patterns per inference
 TASKS = [f"task{i}" for i in range(11)]
+SPACE = IndexSpace("smollm2", None)  # the atlas's one embedding space (rows written without an embedder)
 
 
 @dataclass(frozen=True)
@@ -153,12 +179,14 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
     out: dict = {"n": n, "data": args.data, "load_avg_start": os.getloadavg()[0]}
     out["write"] = fill_database(settings, n, args.data)
     store = open_store(settings)
-    index = PatternIndex.open(settings, store)
+    atlas = PatternIndex.open(settings, store)
     start = time.perf_counter()
-    index.rebuild_from_db(store)
+    atlas.rebuild_from_db(store)
     out["rebuild_s"] = time.perf_counter() - start
+    index = atlas.space(SPACE)
+    assert index is not None  # rebuilt just now
     out["kind"] = index.kind
-    out["index_bytes_per_vector"] = index.path.stat().st_size / index.count
+    out["index_bytes_per_vector"] = atlas.file_bytes / index.count
     db_file = Path(settings.database_url.removeprefix("sqlite:///"))
     with store.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -169,7 +197,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
     truth = exact_top(queries, x, ids, 10)
     k = 10
 
-    found, lat = timed(lambda q: index.search(q, k).ids, queries)
+    found, lat = timed(lambda q: atlas.search(q, k, space=SPACE).ids, queries)
     out["search"] = {**lat, "recall@10": recall(found, truth), "kind": index.kind}
 
     # Baselines on the same vectors, in memory, one thread (as the app searches).
@@ -180,7 +208,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
         out["flat_exact"] = {**lat, "recall@10": recall(found, truth)}
         if index.kind == "ivfpq":
             codes_only = PatternIndex.open(settings)  # no store: no re-ranking
-            found, lat = timed(lambda q: codes_only.search(q, k).ids, queries)
+            found, lat = timed(lambda q: codes_only.search(q, k, space=SPACE).ids, queries)
             out["ivfpq_no_rerank"] = {**lat, "recall@10": recall(found, truth)}
         if args.hnsw:
             start = time.perf_counter()
@@ -214,25 +242,26 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
         rows = np.fromiter((position[int(i)] for i in allowed), dtype=np.int64, count=len(allowed))
         filtered_truth = exact_top(queries, x[rows], ids[rows], k)
         found, app_path = timed(
-            lambda q, allowed=allowed: index.search(q, k, filter_ids=allowed).ids, queries
+            lambda q, allowed=allowed: atlas.search(q, k, filter_ids=allowed, space=SPACE).ids, queries
         )
         app_path["recall@10"] = recall(found, filtered_truth)
         with faiss_threads(1):  # the id selector alone, whatever the filter's breadth
             raw = faiss.IDSelectorBatch(allowed)
             params = faiss.SearchParametersIVF() if index.kind == "ivfpq" else faiss.SearchParameters()
             params.sel = raw
+            main = index.main_index()
             if index.kind == "ivfpq":
-                ivf = faiss.extract_index_ivf(index.index)
+                ivf = faiss.extract_index_ivf(main)
                 params.nprobe = filtered_nprobe(index.settings.nprobe, ivf.nlist, len(allowed), index.count)
             found, selector = timed(
-                lambda q, params=params: index.index.search(q, k, params=params)[1], queries
+                lambda q, params=params, main=main: main.search(q, k, params=params)[1], queries
             )
             selector["recall@10"] = recall(found, filtered_truth)
             selector["note"] = "no re-ranking" if index.kind == "ivfpq" else "exact"
         fetch = int(min(index.count, np.ceil(k * index.count / max(len(allowed), 1) * 2)))
 
         def over_fetch(q, allowed=allowed, fetch=fetch):
-            got = index.search(q, fetch).ids[0]
+            got = atlas.search(q, fetch, space=SPACE).ids[0]
             kept = got[np.isin(got, allowed)][:k]
             return np.pad(kept, (0, k - len(kept)), constant_values=-1)[None, :]
 
@@ -251,6 +280,189 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> dict:
     return out
 
 
+def ensure_atlas(settings: Settings, n: int, kind: str) -> dict[str, float]:
+    """Fill the atlas of size n, or reuse the one a previous --paste run left in --workdir (dropping the
+    pasted inferences a run interrupted before its clean-up left behind)."""
+    n_inferences = n // (LAYERS * HEADS)
+    if (settings.data_dir / "attnlens.db").exists():
+        store = open_store(settings)
+        drop_pastes(store, n_inferences)
+        with store.session() as session:
+            count = pattern_count(session)
+        store.dispose()
+        if count == n_inferences * LAYERS * HEADS:
+            return {"reused": count}
+        shutil.rmtree(settings.data_dir)
+    return fill_database(settings, n, kind)
+
+
+def drop_pastes(store, keep_inferences: int) -> None:
+    """Delete the inferences after the atlas's first `keep_inferences` (the pastes of a run), with their
+    head patterns (ON DELETE CASCADE), so that every run starts from the same atlas."""
+    from sqlalchemy import delete
+
+    from attnlens.store.models import Inference
+
+    with store.session() as session:
+        session.execute(delete(Inference).where(Inference.id > keep_inferences))
+
+
+def write_paste(store, seed: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pasted inference: 270 head patterns of SmolLM2's shape, as `write_processed` stores them."""
+    refs = [HeadRef(layer, head) for layer in range(LAYERS) for head in range(HEADS)]
+    rng = np.random.default_rng(seed)
+    vectors = synthetic(len(refs), seed=seed, kind=kind)
+    thumbs = np.tril(rng.integers(0, 256, (len(refs), 32, 32))).astype(np.uint8)
+    stats = {name: rng.random(len(refs)) for name in STAT_COLUMNS}
+    with store.session() as session:
+        inference_id = save_inference(
+            session, model_name="smollm2", prompt_ids=list(range(256)), completion_ids=[1]
+        )
+        ids = save_head_patterns(session, inference_id, refs, vectors, thumbs, stats)
+    return np.asarray(ids, dtype=np.int64), vectors
+
+
+def old_sync(path: Path, store, stages: dict[str, list[float]]) -> None:
+    """What `sync_index` did for a paste before issue 12, step by step: open the one index file, compare
+    every id (and the embedding widths) with the database, add the missing vectors, save the whole file."""
+    start = time.perf_counter()
+    index = read_index(path)
+    opened = time.perf_counter()
+    with store.session() as session:
+        db_ids = pattern_ids(session)
+        embedding_dims(session)
+        missing = np.setdiff1d(db_ids, stored_ids(index))
+        vectors = load_embeddings(session, missing)
+    checked = time.perf_counter()
+    remove_ids(index, missing)
+    index.add_with_ids(prepare_vectors(vectors, dim=index.d, cosine=True), missing)
+    write_index_atomically(index, path)
+    saved = time.perf_counter()
+    stages["before: open (read the file)"].append(opened - start)
+    stages["before: check (every id)"].append(checked - opened)
+    stages["before: add + save (whole file)"].append(saved - checked)
+    stages["before: sync_index, end to end"].append(saved - start)
+    start = time.perf_counter()
+    read_index(path)
+    stages["before: API reload (whole file)"].append(time.perf_counter() - start)
+
+
+def bench_paste(n: int, args: argparse.Namespace, workdir: Path) -> dict:
+    settings = Settings(data_dir=workdir / f"atlas-{n}")
+    out: dict = {"n": n, "data": args.data, "load_avg_start": os.getloadavg()[0]}
+    out["write"] = ensure_atlas(settings, n, args.data)
+    store = open_store(settings)
+    with store.session() as session:
+        out["stored_vectors"] = pattern_count(session)
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+    start = time.perf_counter()
+    PatternIndex.open(settings, store).rebuild_from_db(store)
+    out["rebuild_s"] = time.perf_counter() - start
+    held = PatternIndex.open(settings, store).space(SPACE)
+    assert held is not None and held.main_path is not None  # rebuilt just now
+    out["kind"], out["main_file_bytes"] = held.kind, held.main_path.stat().st_size
+    # Before: the same vectors in one file, as the single index of before issue 12 held them.
+    legacy_path = workdir / f"legacy-{n}" / "patterns.faiss"
+    legacy_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(held.main_path, legacy_path)
+    # After, the update alone (no database reads): a scratch copy of the index folder (the main file
+    # hard-linked: saves never write into a file, they replace it) that adds the same vectors.
+    scratch_dir = workdir / f"scratch-{n}"
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+    scratch_dir.mkdir()
+    for path in settings.index_dir.iterdir():
+        if path.suffix in (".faiss", ".json"):
+            os.link(path, scratch_dir / path.name)
+    scratch = PatternIndex(scratch_dir, settings.index).space(SPACE)
+    assert scratch is not None  # copied from the manifest
+
+    reader = PatternIndex.open(settings, store)  # the API's: holds the main index once searched
+    queries = synthetic(5, seed=99, kind=args.data)
+    reader.search(queries, 10, space=SPACE)
+    stages: dict[str, list[float]] = {
+        name: []
+        for name in (
+            "before: open (read the file)",
+            "before: check (every id)",
+            "before: add + save (whole file)",
+            "before: sync_index, end to end",
+            "before: API reload (whole file)",
+            "after: add + save (delta)",
+            "after: sync_index, end to end",
+            "after: API reload (delta)",
+        )
+    }
+
+    def after(ids: np.ndarray, vectors: np.ndarray) -> None:
+        start = time.perf_counter()
+        scratch.add(ids, vectors)
+        scratch.save()
+        stages["after: add + save (delta)"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = sync_index(settings, store)
+        stages["after: sync_index, end to end"].append(time.perf_counter() - start)
+        assert result["added"] == len(ids) and not result["rebuilt"], result
+        start = time.perf_counter()
+        assert reader.reload_if_changed()
+        stages["after: API reload (delta)"].append(time.perf_counter() - start)
+
+    for repeat in range(args.pastes):  # the same paste both ways, alternating which goes first
+        ids, vectors = write_paste(store, seed=100_000 + n + repeat, kind=args.data)
+        if repeat % 2:
+            after(ids, vectors)
+            old_sync(legacy_path, store, stages)
+        else:
+            old_sync(legacy_path, store, stages)
+            after(ids, vectors)
+    out["pastes"] = args.pastes
+    out["stages_ms"] = {
+        name: {"median": 1e3 * float(np.median(t)), "max": 1e3 * float(np.max(t))}
+        for name, t in stages.items()
+    }
+    out["delta_bytes_after_pastes"] = reader.space(SPACE).delta_path.stat().st_size
+    assert reader.search(vectors[:1], 1, space=SPACE).ids[0, 0] == ids[0]
+
+    # The delta nearly full: one paste more, then the paste that folds it into the main index; `--folds`
+    # times over.
+    delta_max = settings.index.delta_max_vectors
+    nearly_full: dict[str, list[float]] = {"sync": [], "api_reload": []}
+    fold: dict[str, list[float]] = {"sync": [], "api_reload_and_first_search": []}
+    seed = 200_000 + n
+    for _ in range(args.folds):
+        for _ in range((delta_max - reader.space(SPACE).delta_count) // (LAYERS * HEADS) - 1):
+            seed += 1
+            write_paste(store, seed=seed, kind=args.data)
+        sync_index(settings, store)
+        reader.reload_if_changed()
+        for timings, folding in ((nearly_full, False), (fold, True)):
+            seed += 1
+            write_paste(store, seed=seed, kind=args.data)
+            start = time.perf_counter()
+            sync_index(settings, store)
+            timings["sync"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            reader.reload_if_changed()
+            if folding:
+                reader.search(queries[:1], 10, space=SPACE)  # reads the new main index
+                timings["api_reload_and_first_search"].append(time.perf_counter() - start)
+                assert reader.space(SPACE).delta_count == 0
+            else:
+                timings["api_reload"].append(time.perf_counter() - start)
+                out["nearly_full_delta_vectors"] = reader.space(SPACE).delta_count
+                out["nearly_full_delta_bytes"] = reader.space(SPACE).delta_path.stat().st_size
+    out["nearly_full_delta_ms"] = {name: 1e3 * float(np.median(t)) for name, t in nearly_full.items()}
+    out["fold_ms"] = {name: 1e3 * float(np.median(t)) for name, t in fold.items()}
+    out["fold_every_n_pastes"] = delta_max // (LAYERS * HEADS)
+    report = PatternIndex.open(settings, store).check(store)
+    assert report.ok, report.summary()
+    out["load_avg_end"] = os.getloadavg()[0]
+    drop_pastes(store, n // (LAYERS * HEADS))
+    store.dispose()
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+    shutil.rmtree(legacy_path.parent, ignore_errors=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,12 +475,18 @@ def main() -> None:
         "--workdir", type=Path, default=None, help="keep the atlases here (default: a temp dir)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--paste", action="store_true", help="time one paste's index update, before and after issue 12"
+    )
+    parser.add_argument("--pastes", type=int, default=7, help="with --paste: pastes timed at each size")
+    parser.add_argument("--folds", type=int, default=3, help="with --paste: folds timed at each size")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-index-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         for n in args.sizes:
-            result = bench_size(n, args, workdir)
+            result = bench_paste(n, args, workdir) if args.paste else bench_size(n, args, workdir)
             print(json.dumps(result, indent=1), flush=True)
             results.append(result)
     finally:

@@ -171,11 +171,11 @@ def atlas_bytes(workdir: Path, n_inferences: int, thumbs32: np.ndarray) -> dict:
 
     index = PatternIndex.open(settings, store)
     index.rebuild_from_db(store)
-    flat_bytes = index.path.stat().st_size / n_patterns
+    flat_bytes = index.file_bytes / n_patterns
     compressed = Settings(data_dir=settings.data_dir, index={"flat_max_vectors": 1024, "ivf_lists": 256})
     ivf = PatternIndex.open(compressed, store)
     ivf.rebuild_from_db(store)
-    ivf_file = ivf.path.stat().st_size
+    ivf_file = ivf.file_bytes
     centroid_bytes = 256 * DIM * 4
     store.dispose()
     return {

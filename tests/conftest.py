@@ -105,6 +105,9 @@ def tiny_atlas(tmp_path_factory: pytest.TempPathFactory, tiny_model, tiny_apmae_
     store = open_store(settings)
     apmae = load_apmae(settings)
     request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
-    report = run_build(settings, store, tiny_model, apmae.embed, request, embedder="tiny-apmae")
+    # The embedder name the worker stores for this checkpoint (its resolved folder), so that pasted code and
+    # the atlas share one embedding space.
+    embedder = str(tiny_apmae_folder.resolve())
+    report = run_build(settings, store, tiny_model, apmae.embed, request, embedder=embedder)
     sync_index(settings, store)
     return settings, store, report

@@ -109,6 +109,13 @@ class IndexSettings(BaseModel):
         "a shared 2-core CPU, 2 OpenMP threads made training 14x slower than 1.",
         ge=1,
     )
+    delta_max_vectors: int = Field(
+        10_000,
+        description="New vectors (a paste, a resumed build) go to a small exact delta index per embedding "
+        "space, searched with the main one; beyond this many the delta is folded into the main index "
+        "(which rewrites it). Larger: fewer main rewrites, a larger file for every paste to write.",
+        gt=0,
+    )
     overfetch_min_fraction: float = Field(
         0.03,
         description="On a compressed index, a search filter admitting at least this fraction of all patterns "

@@ -25,6 +25,7 @@ def test_health_reports_loaded_model(settings: Settings):
     model = body["worker"]["model"]
     assert (model["n_layers"], model["n_heads"], model["n_kv_heads"]) == (4, 4, 2)
     assert model["supports_fim"] is True
+    assert model["weights"] == "random weights (seed 1234), untrained"
 
 
 def test_health_reports_a_model_that_failed_to_load(settings: Settings):
@@ -59,3 +60,30 @@ def test_api_package_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_health_warns_when_the_checkpoint_was_trained_on_another_models_patterns(settings, tmp_path):
+    """The default AP-MAE was trained on SmolLM2's patterns: serving the tiny StarCoder2 with it gets a
+    warning in the worker's `apmae` status; a checkpoint trained on the served model gets none."""
+    import json
+
+    from tests.conftest import make_tiny_apmae
+
+    tiny = settings.model.model_copy(update={"name": "tiny-starcoder2", "device": "cpu"})
+    mismatched = settings.model_copy(update={"model": tiny})
+    worker = LocalWorker(mismatched)
+    worker.start(background=False)
+    apmae = TestClient(create_app(mismatched, worker)).get("/api/health").json()["worker"]["apmae"]
+    assert apmae["checkpoint"] == "default" and apmae["trained_on"] == "smollm2"
+    assert "smollm2" in apmae["warning"] and "tiny-starcoder2" in apmae["warning"]
+    assert "attnlens train-apmae --model tiny-starcoder2" in apmae["warning"]
+
+    folder = make_tiny_apmae(tmp_path / "tiny-apmae")
+    (folder / "training.json").write_text(json.dumps({"cache_spec": {"model": "tiny-starcoder2"}}))
+    matched = mismatched.model_copy(
+        update={"apmae": settings.apmae.model_copy(update={"checkpoint": str(folder), "device": "cpu"})}
+    )
+    worker = LocalWorker(matched)
+    worker.start(background=False)
+    apmae = TestClient(create_app(matched, worker)).get("/api/health").json()["worker"]["apmae"]
+    assert apmae["trained_on"] == "tiny-starcoder2" and apmae["warning"] is None

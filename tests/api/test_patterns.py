@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from attnlens.api import create_app
+from attnlens.atlas.indexing import sync_index
+from attnlens.service.local import LocalWorker
+from attnlens.store import open_store
 from attnlens.store.codecs import unpack_embedding
-from attnlens.store.models import HeadPattern
+from attnlens.store.models import HeadPattern, Inference
+from tests.index.space_rows import add_inferences
+
+
+class AtlasLabelledWorker(LocalWorker):
+    """The tiny atlas's rows name their embedder `tiny-apmae` (tests/conftest.py), not the checkpoint
+    path a LocalWorker reports; searches by upload look in the worker's space, so this worker reports
+    the name the atlas was written with."""
+
+    def __init__(self, settings, embedder: str) -> None:
+        super().__init__(settings)
+        self._label = embedder
+
+    @property
+    def embedder_name(self) -> str:
+        return self._label
+
+
+@pytest.fixture(scope="module")
+def atlas_client(tiny_atlas):
+    settings, store, _report = tiny_atlas
+    with store.session() as session:
+        (embedder,) = set(session.scalars(select(Inference.embedder).distinct()))
+    worker = AtlasLabelledWorker(settings, embedder)
+    worker.start(background=False)
+    with TestClient(create_app(settings, worker, store)) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +121,44 @@ def test_ablating_heads_reports_the_change(atlas_client, one_grid):
         f"/api/inferences/{first['id']}/ablations", json={"heads": [], "max_new_tokens": 10_000}
     )
     assert big.status_code == 413
+
+
+class SpaceWorker:
+    """A worker stand-in that embeds every upload as `vector` with checkpoint `checkpoint`."""
+
+    def __init__(self, checkpoint: str, vector: np.ndarray) -> None:
+        self.checkpoint, self.vector = checkpoint, vector
+
+    def status(self) -> dict[str, Any]:
+        apmae = {"checkpoint": self.checkpoint, "embedding_dim": len(self.vector)}
+        return {"state": "ready", "model_name": "smollm2", "model": {"name": "smollm2"}, "apmae": apmae}
+
+    def embed_pattern(self, pattern: np.ndarray) -> np.ndarray:
+        return self.vector
+
+
+def test_neighbours_and_uploads_search_only_their_own_embedding_space(settings):
+    """Three checkpoints' embeddings of one model: ckpt-a and ckpt-c are both 32-d and ckpt-c's patterns
+    sit on ckpt-a's very centres (one shared index would return them as ckpt-a's neighbours); ckpt-b is
+    16-d. Each query gets hits of its own space only, and every space is searchable."""
+    store = open_store(settings)
+    a_ids, _ = add_inferences(store, model="smollm2", embedder="ckpt-a", dim=32, n=6, seed=1)
+    b_ids, b_vectors = add_inferences(store, model="smollm2", embedder="ckpt-b", dim=16, n=6, seed=2)
+    c_ids, c_vectors = add_inferences(store, model="smollm2", embedder="ckpt-c", dim=32, n=6, seed=3)
+    sync_index(settings, store)
+    spaces = {"ckpt-a": set(a_ids.tolist()), "ckpt-b": set(b_ids.tolist()), "ckpt-c": set(c_ids.tolist())}
+    with TestClient(create_app(settings, SpaceWorker("ckpt-c", c_vectors[4]), store)) as client:
+        for embedder, ids in spaces.items():
+            query = sorted(ids)[4]
+            hits = client.get(f"/api/patterns/{query}/neighbors", params={"k": 50}).json()["hits"]
+            assert len(hits) == 50 and {h["id"] for h in hits} <= ids - {query}, embedder
+        upload = np.tril(np.ones((256, 256))) / np.arange(1, 257)[:, None]
+        hits = client.post("/api/patterns/search", json={"values": upload.tolist(), "k": 20}).json()["hits"]
+        assert len(hits) == 20 and {h["id"] for h in hits} <= spaces["ckpt-c"]
+        assert hits[0]["id"] == c_ids[4] and hits[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    with TestClient(create_app(settings, SpaceWorker("ckpt-b", b_vectors[0]), store)) as client:
+        hits = client.post("/api/patterns/search", json={"values": upload.tolist(), "k": 5}).json()["hits"]
+        assert hits[0]["id"] == b_ids[0] and {h["id"] for h in hits} <= spaces["ckpt-b"]
+    with TestClient(create_app(settings, SpaceWorker("never-used", c_vectors[4]), store)) as client:
+        hits = client.post("/api/patterns/search", json={"values": upload.tolist(), "k": 5}).json()["hits"]
+        assert hits == []  # nothing embedded by this checkpoint: no neighbours, rather than another's

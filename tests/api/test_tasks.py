@@ -13,15 +13,21 @@ def test_tasks_list_every_task_with_its_uses_and_counts(atlas_client):
     assert by_name["noise"]["control"] and not by_name["identifiers"]["control"]
     assert [t["name"] for t in tasks if t["at_cursor"]] == list(CURSOR_TASKS)
     assert [t["name"] for t in tasks if t["auto_holes"]] == list(AUTO_TASKS)
-    # The counts agree with the inference listing, task by task (one request instead of two per task).
+    # The counts agree with the inference listing, task by task (one request instead of two per task):
+    # the atlas's mined completions, and pasted ones apart.
     for task in tasks:
-        listed = atlas_client.get("/api/inferences", params={"task": task["name"], "limit": 1}).json()[
-            "total"
-        ]
-        right = atlas_client.get(
-            "/api/inferences", params={"task": task["name"], "first_token_correct": True, "limit": 1}
-        ).json()["total"]
-        assert (task["inferences"], task["first_token_correct"]) == (listed, right), task["name"]
+
+        def listed(name: str = task["name"], **params) -> int:
+            query = {"task": name, "limit": 1, **params}
+            return atlas_client.get("/api/inferences", params=query).json()["total"]
+
+        counts = (task["inferences"], task["first_token_correct"], task["pasted"])
+        expected = (
+            listed(source="mined"),
+            listed(source="mined", first_token_correct=True),
+            listed(source="pasted"),
+        )
+        assert counts == expected, task["name"]
     assert sum(t["inferences"] for t in tasks) > 0
     other = atlas_client.get("/api/tasks", params={"model": "no-such-model"}).json()
     assert {t["inferences"] for t in other} == {0}

@@ -320,7 +320,9 @@ def test_experiment_ranking_over_its_own_rows_picks_the_signal_head_first(analys
         vectors = atlas.centres[np.arange(len(HEADS)), picks] + rng.normal(0, 0.15, size=(len(HEADS), DIM))
         rows.append(dict(zip(HEADS, vectors.astype(np.float32), strict=True)))
     explained = explain_rows(atlas.settings, atlas.store, MODEL, "identifiers", rows, kind)
-    assert explained is not None and explained.info.kind == kind and explained.values.shape == (120, len(HEADS))
+    assert (
+        explained is not None and explained.info.kind == kind and explained.values.shape == (120, len(HEADS))
+    )
     ranking = HeadRanking.from_shap(explained.heads, explained.values)
     for rule in ("top_positive", "top_negative"):
         assert select_heads(ranking, rule, 2, eps=1e-5, seed=0).heads[0] == SIGNAL, (kind, rule)

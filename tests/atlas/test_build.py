@@ -34,6 +34,19 @@ def test_tiny_atlas_has_every_head_of_every_inference(tiny_atlas):
             assert 0.0 <= inference.expected_token_prob <= 1.0
 
 
+def test_built_inferences_are_mined(tiny_atlas):
+    """`write_processed` marks a build's rows `mined` (the atlas's own; pasted code says `pasted`)."""
+    _, store, report = tiny_atlas
+    built = select(Scenario.id).where(Scenario.alignment != "pasted")  # pastes other tests may have added
+    with store.session() as s:
+        sources = s.execute(
+            select(Inference.source, func.count())
+            .where(Inference.scenario_id.in_(built))
+            .group_by(Inference.source)
+        ).all()
+    assert dict(sources) == {"mined": report.processed}
+
+
 def _snapshot(store):
     """Everything a build decides, keyed by what identifies a scenario (ids may differ between stores)."""
     with store.session() as s:

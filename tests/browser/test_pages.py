@@ -522,3 +522,142 @@ def test_top_heads_list_and_outline_render_what_the_analyze_answer_holds(page):
     assert page.locator("canvas.grid-canvas").get_attribute("data-top-heads") == "L3H1,L0H2,L2H0"
     page.mouse.move(*cell_point(page, 3, 1))
     assert page.locator(".tooltip").inner_text().splitlines()[:2] == ["L3H1", "cluster 2"]
+
+
+def test_experiment_points_show_and_export_the_heads_they_ablated(page, browser_atlas):
+    """Every point of the dose curve names its heads, in the hover box and in the table under the plot,
+    and the CSV and JSON exports hold each row with its heads."""
+    import csv
+    import io
+    import json
+
+    _settings, store = browser_atlas
+    # This test plays the worker; experiments queued before it (in the atlas this copy came from) go first.
+    while (stale := claim_job(store, "browser-test", kinds=["ablation_experiment"])) is not None:
+        finish_job(store, stale.id, "browser-test", {"rows": []})
+    open_view(page, f"#/intervene/{first_inference(page)['id']}")
+    page.fill("#experiment input[name=task]", "identifiers")
+    page.fill("#experiment input[name=n]", "1,2,4")
+    page.get_by_role("button", name="Launch").click()
+    page.wait_for_selector("#experiment-job .job[data-state=queued]")
+    job_id = int(page.locator("#experiment-job .job").get_attribute("data-job-id"))
+    job = claim_job(store, "browser-test", kinds=["ablation_experiment"])
+    assert job is not None and job.id == job_id
+    chosen = {  # top_positive's pool held only 3 heads: its n = 4 point ablated 3
+        "top_positive": ["L3H2", "L0H1", "L2H0"],
+        "random": ["L1H1", "L2H3", "L0H0", "L3H3"],
+    }
+    rows = [
+        {"rule": rule, "n": n, "n_heads": min(n, len(heads)), "heads": heads[:n], "accuracy": acc,
+         "accuracy_low": acc - 0.1, "accuracy_high": acc + 0.1, "change": acc - 0.7,
+         "change_low": acc - 0.8, "change_high": acc - 0.6,
+         "i2c": 1, "i2c_low": 0, "i2c_high": 2, "c2i": 2, "c2i_low": 1, "c2i_high": 3}
+        for rule, heads in chosen.items()
+        for n, acc in ((1, 0.6), (2, 0.5), (4, 0.4))
+    ]  # fmt: skip
+    result = {
+        "task": "identifiers",
+        "scenarios": 10,
+        "baseline_accuracy": 0.7,
+        "model_heads": 16,
+        "rows": rows,
+    }
+    finish_job(store, job_id, "browser-test", result)
+    page.wait_for_selector("#dose-curve .main-svg")
+
+    table = page.locator("#dose-table tbody tr")
+    table.first.wait_for()
+    assert table.count() == len(rows)
+    for row in rows:
+        shown = page.locator(f"#dose-table tr[data-rule={row['rule']}][data-n='{row['n']}']")
+        assert shown.locator("td.heads").inner_text() == ", ".join(row["heads"])
+        assert shown.locator("td").nth(2).inner_text() == str(len(row["heads"]))
+
+    # Hover the top_positive n = 4 point (plotted at the 3 heads it ablated): the box names them.
+    page.locator("#dose-curve").scroll_into_view_if_needed()
+    x, y = page.evaluate("""() => {
+        const gd = document.getElementById('dose-curve'); const L = gd._fullLayout;
+        const t = gd.data.findIndex((d) => d.name === 'top positive SHAP'); const i = gd.data[t].x.length - 1;
+        const box = gd.getBoundingClientRect();
+        return [box.left + L.margin.l + L.xaxis.l2p(L.xaxis.d2l(gd.data[t].x[i])),
+                box.top + L.margin.t + L.yaxis.l2p(gd.data[t].y[i])];
+    }""")
+    page.mouse.move(x, y)
+    hover = page.locator("#dose-curve .hovertext").first
+    hover.wait_for()
+    assert "L3H2, L0H1, L2H0" in hover.text_content() and "asked for 4" in hover.text_content()
+
+    with page.expect_download() as csv_download:
+        page.click("#export-csv")
+    assert csv_download.value.suggested_filename == f"experiment-{job_id}.csv"
+    exported = list(csv.DictReader(io.StringIO(open(csv_download.value.path()).read())))
+    assert [(r["rule"], int(r["n"]), r["heads"].split()) for r in exported] == [
+        (r["rule"], r["n"], r["heads"]) for r in rows
+    ]
+    assert {r["job"] for r in exported} == {str(job_id)} and exported[2]["n_heads"] == "3"
+
+    with page.expect_download() as json_download:
+        page.click("#export-json")
+    exported = json.loads(open(json_download.value.path()).read())
+    assert exported["job"] == job_id and exported["parameters"]["n"] == [1, 2, 4]
+    assert [r["heads"] for r in exported["result"]["rows"]] == [r["heads"] for r in rows]
+
+
+def test_overview_and_header_say_what_the_model_weights_are(page):
+    """The Model card and the header's worker status name the weights (`ModelInfo.weights`)."""
+    open_view(page, "#/")
+    weights = page.request.get("/api/health").json()["worker"]["model"]["weights"]
+    assert weights == "random weights (seed 1234), untrained"
+    assert page.locator("#model-weights").inner_text() == weights
+    page.wait_for_function("document.getElementById('worker-status').textContent.includes('untrained')")
+    assert page.locator("#worker-status").inner_text().startswith(f"tiny-starcoder2 ({weights}) · ready")
+
+
+def test_paste_store_checkbox_delete_and_pasted_marks(page):
+    """The "store this paste" box is on by default; unticked, the analysis writes nothing (no inference,
+    the grid still shows); ticked, the result can be deleted from the paste page. The inference page
+    marks a pasted row and deletes it (a mined one has no delete button), and the overview list marks
+    pasted rows."""
+    page.on("dialog", lambda dialog: dialog.accept())  # the delete buttons ask first
+    total = lambda: page.request.get("/api/inferences?limit=1").json()["total"]  # noqa: E731
+    before = total()
+    open_view(page, "#/paste")
+    assert page.is_checked("#store-paste")
+    page.fill("#code", EVERY_TARGET + "// pasted once, by this test\n")  # not pasted by other tests
+    page.evaluate(CURSOR_AT_0)
+    page.select_option("#task", "identifiers")
+    page.uncheck("#store-paste")
+    page.wait_for_function("location.hash.includes('store=0')")
+    result = run_paste(page, "#analyze")
+    assert result["inference_id"] is None and result["grid"]["inference_id"] is None
+    assert page.locator("#not-stored").is_visible() and page.locator(".delete-paste").count() == 0
+    assert page.locator("#analyze-result canvas.grid-canvas").is_visible()
+    assert total() == before
+
+    page.check("#store-paste")
+    page.evaluate(CURSOR_AT_0)
+    stored = run_paste(page, "#analyze")["inference_id"]
+    assert isinstance(stored, int) and total() == before + 1
+    with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        page.click(".delete-paste")
+    assert answer.value.ok
+    page.locator("#paste-deleted").wait_for()
+    assert page.request.get(f"/api/inferences/{stored}").status == 404 and total() == before
+
+    page.evaluate(CURSOR_AT_0)
+    kept = run_paste(page, "#analyze")["inference_id"]
+    open_view(page, "#/")
+    row = page.locator("#inference-list tbody tr", has=page.locator(f"a[href='#/inference/{kept}']"))
+    assert row.locator(".source-pasted").inner_text().strip() == "pasted"
+    mined = page.request.get("/api/inferences?source=mined&limit=1").json()["items"][0]["id"]
+    other = page.locator("#inference-list tbody tr", has=page.locator(f"a[href='#/inference/{mined}']"))
+    if other.count():
+        assert other.locator(".source-pasted").count() == 0
+
+    open_view(page, f"#/inference/{mined}")
+    assert page.locator("#source-pasted").count() == 0 and page.locator("#delete-inference").count() == 0
+    open_view(page, f"#/inference/{kept}")
+    assert page.locator("#source-pasted").inner_text() == "pasted"
+    page.click("#delete-inference")
+    page.locator("#inference-deleted").wait_for()
+    assert page.request.get(f"/api/inferences/{kept}").status == 404 and total() == before

@@ -68,3 +68,32 @@ def test_remote_analysis_is_the_same_typed_result(split):
     a = remote.analyze(code, hole, None)
     b = local.analyze(code, hole, None)
     assert [type(r) for r in a] == [PastedHole] and a == b
+
+
+def test_remote_unstored_analysis_is_the_same_and_writes_nothing(split):
+    """`store=False` crosses the HTTP boundary too: both workers answer the same result, grid included,
+    and neither writes a row."""
+    from sqlalchemy import func, select
+
+    from attnlens.contracts.results import HoleRequest, PastedGrid
+    from attnlens.store.models import HeadPattern, Inference, Scenario
+
+    local, remote, _ = split
+    store = local.open_store()
+
+    def rows() -> tuple[int, ...]:
+        with store.session() as session:
+            return tuple(
+                int(session.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (Scenario, Inference, HeadPattern)
+            )
+
+    before = rows()
+    code = "class B {\n    int thrice(int y) {\n        return y + y + y;\n    }\n}\n"
+    hole = HoleRequest(cursor=0, task="identifiers")
+    a = remote.analyze(code, hole, None, store=False)
+    b = local.analyze(code, hole, None, store=False)
+    assert a == b and [r.inference_id for r in a] == [None]
+    assert isinstance(a[0].grid, PastedGrid) and (a[0].grid.n_layers, a[0].grid.n_heads) == (4, 4)
+    assert len(a[0].grid.stats["entropy"]) == 16
+    assert rows() == before

@@ -136,3 +136,13 @@ def test_postgres_filters_and_index_check(pg_settings):
     index.rebuild_from_db(store)
     report = index.check(store)
     assert report.ok, report.summary()
+
+
+def test_postgres_upgrade_from_the_initial_schema_backfills_pasted_sources(pg_settings):
+    from attnlens.store.engine import make_engine
+    from tests.store.test_schema import check_backfilled_sources, fill_initial_schema
+
+    engine = make_engine(pg_settings.database_url)
+    ids = fill_initial_schema(engine)
+    engine.dispose()
+    check_backfilled_sources(pg_settings, ids)

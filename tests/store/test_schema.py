@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from attnlens.errors import DatabaseSchemaOutdated
@@ -122,3 +122,100 @@ def test_deleting_a_corpus_file_cascades_to_its_scenarios(settings):
         session.delete(session.query(CorpusFile).one())
     with store.session() as session:
         assert session.query(Scenario).count() == 0
+
+
+def fill_initial_schema(engine) -> dict[str, int]:
+    """Rows written by the initial schema (revision 0001, before inferences had a source): a mined
+    inference, a pasted one (scenario in corpus `pasted`), a paste identical to a mined file (its scenario
+    shares that file and is marked by its `pasted` alignment) and an old paste without a scenario, each with
+    a head pattern. Returns their inference ids by name."""
+    from attnlens.store.base import utc_now
+    from attnlens.store.migrate import upgrade
+
+    upgrade(engine, "0001")
+    now = utc_now().replace(tzinfo=None)
+    ids: dict[str, int] = {}
+    with engine.begin() as connection:
+
+        def insert(table: str, **values) -> int:
+            columns = ", ".join(values)
+            marks = ", ".join(f":{k}" for k in values)
+            return connection.execute(
+                text(f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id"), values
+            ).scalar_one()
+
+        files = {
+            corpus: insert("corpus_file", corpus=corpus, path=f"{corpus}/A.java", sha256=corpus[0] * 64,
+                           n_bytes=10, created_at=now)
+            for corpus in ("jdk17", "pasted")
+        }  # fmt: skip
+        for name, file_corpus, alignment in (
+            ("mined", "jdk17", "exact"),
+            ("pasted", "pasted", "pasted"),
+            ("pasted_in_mined_file", "jdk17", "pasted"),
+            ("pasted_without_scenario", None, None),
+        ):
+            scenario_id = None
+            if file_corpus is not None:
+                scenario_id = insert(
+                    "scenario", corpus_file_id=files[file_corpus], model_name="m", task="identifiers",
+                    node_type="identifier", mode="fim", hole_start=len(ids), hole_end=len(ids) + 1,
+                    target_text="x", target_ids=b"\x01\x00\x00\x00", prompt_ids=b"\x01\x00\x00\x00",
+                    context_tokens=1, n_prefix_tokens=1, n_suffix_tokens=0, seed=0, alignment=alignment,
+                    created_at=now,
+                )  # fmt: skip
+            ids[name] = insert(
+                "inference", scenario_id=scenario_id, model_name="m",
+                prompt_ids=None if scenario_id else b"\x01\x00\x00\x00", completion_text="x",
+                completion_ids=b"", first_token_correct=True, created_at=now,
+            )  # fmt: skip
+            insert(
+                "head_pattern", inference_id=ids[name], layer=0, head=0, embedding=b"\x00\x00",
+                thumbnail=b"\x00", thumbnail_size=1, entropy=0.0, diagonal_mass=0.0,
+                previous_token_mass=0.0, first_token_mass=0.0, local_mass=0.0,
+            )  # fmt: skip
+    return ids
+
+
+def check_backfilled_sources(settings, ids: dict[str, int]) -> None:
+    """After the upgrade to head: every row kept, sources backfilled, the analyses' selection mined only,
+    and the head patterns still cascade with their inference (the table was rebuilt on SQLite)."""
+    from attnlens.store.analysis_rows import choose_selection, iter_selection_embeddings
+    from attnlens.store.inferences import delete_pasted_inference
+    from attnlens.store.models import HeadPattern
+
+    store = open_store(settings)
+    assert current_revision(store.engine) == head_revision()
+    with store.session() as session:
+        sources = {name: session.get(Inference, i).source for name, i in ids.items()}
+        assert sources == {
+            "mined": "mined",
+            "pasted": "pasted",
+            "pasted_in_mined_file": "pasted",
+            "pasted_without_scenario": "pasted",
+        }
+        selection = choose_selection(session, "m")
+        (batch,) = list(iter_selection_embeddings(session, selection))
+        mined_pattern = session.scalar(select(HeadPattern.id).where(HeadPattern.inference_id == ids["mined"]))
+        assert batch[0].tolist() == [mined_pattern]
+    delete_pasted_inference(store, ids["pasted"])
+    with store.session() as session:
+        assert session.scalar(select(HeadPattern.id).where(HeadPattern.inference_id == ids["pasted"])) is None
+        assert session.get(Inference, ids["mined"]) is not None
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(Inference(scenario_id=None, model_name="m", prompt_ids=b"", source="scraped"))
+
+
+def test_upgrade_from_the_initial_schema_backfills_pasted_sources(settings):
+    """A database made by the initial schema, with pasted code in it, is upgraded in place: each
+    inference gets its source (pasted code: `pasted`), and the schema is the ORM's."""
+    from attnlens.store.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    ids = fill_initial_schema(engine)
+    engine.dispose()
+    check_backfilled_sources(settings, ids)
+    store = open_store(settings)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []

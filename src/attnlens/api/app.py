@@ -21,10 +21,21 @@ from attnlens.api.routes import (
     tasks,
 )
 from attnlens.api.static import mount_frontend
+from attnlens.atlas.indexing import sync_index
 from attnlens.config import Settings
 from attnlens.index import PatternIndex
 from attnlens.service.protocol import WorkerClient
 from attnlens.store import Store, open_store
+
+
+def open_index(settings: Settings, store: Store) -> PatternIndex:
+    """The atlas's indexes, one per embedding space. A data dir still holding the old single index file
+    (every space mixed in one) is converted once, here: adopted as the space's index when the database
+    holds one space (as the demo atlas does), else rebuilt per space from the database."""
+    index = PatternIndex.open(settings, store)
+    if index.legacy_path.exists() and not index.spaces():
+        sync_index(settings, store, index)
+    return index
 
 
 def create_app(settings: Settings, worker: WorkerClient, store: Store | None = None) -> FastAPI:
@@ -41,7 +52,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.settings = settings
     app.state.worker = worker
     app.state.store = store if store is not None else open_store(settings)
-    app.state.index = PatternIndex.open(settings, app.state.store)
+    app.state.index = open_index(settings, app.state.store)
     install_error_handlers(app)
     for module in (
         health,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -15,7 +15,13 @@ class InferenceSummary(BaseModel):
 
     id: int
     model_name: str
-    task: str | None = Field(description="Mining task; null for pasted code.")
+    source: Literal["mined", "pasted"] = Field(
+        description="`mined`: part of the atlas (its analyses and counts); `pasted`: pasted code, kept out "
+        "of every analysis and deletable."
+    )
+    task: str | None = Field(
+        description="Mining task (for pasted code: the task asked for, `selection` for a selected span)."
+    )
     file_path: str | None
     target_text: str | None = Field(description="The ground truth at the hole, when there is one.")
     completion_text: str
@@ -51,7 +57,7 @@ class InferencePublic(InferenceSummary):
 class HeadCell(BaseModel):
     """One head of one inference in the grid."""
 
-    id: int = Field(description="Head pattern id (also its FAISS id).")
+    id: int | None = Field(description="Head pattern id (also its FAISS id); null for an unstored paste.")
     name: str = Field(description="`L{layer}H{head}`.")
     layer: int
     head: int
@@ -71,7 +77,7 @@ class HeadGridPublic(BaseModel):
     """Every head of one inference. `thumbnails` packs all images in one string: base64 of
     n_layers * n_heads * size * size uint8 values, heads in (layer, head) order, rows top to bottom."""
 
-    inference_id: int
+    inference_id: int | None = Field(description="Null for a paste analysed without being stored.")
     n_layers: int
     n_heads: int
     thumbnail_size: int
@@ -203,6 +209,11 @@ class AnalyzeRequest(BaseModel):
     tasks: list[str] | None = Field(
         None, max_length=4, description="Tasks for automatic holes (default: identifiers)."
     )
+    store: bool = Field(
+        True,
+        description="Keep the paste as a `pasted` inference (shareable by id, deletable, never part of an "
+        "analysis); false: analyse it without writing anything (no inference id; the grid comes inline).",
+    )
 
 
 class PredictorSummary(BaseModel):
@@ -235,12 +246,15 @@ class TaskPublic(BaseModel):
     control: bool = Field(
         description="A control whose correctness is meaningless (its predictor must sit at chance)."
     )
-    inferences: int = Field(description="Completions of this task for the model.")
+    inferences: int = Field(description="Mined completions of this task for the model (the atlas's).")
     first_token_correct: int = Field(description="Of those, how many had the right first token.")
+    pasted: int = Field(0, description="Stored pasted completions of this task, counted apart.")
 
 
 class AnalyzedHole(BaseModel):
-    inference_id: int
+    inference_id: int | None = Field(
+        description="The stored pasted inference; null when the paste was analysed with `store: false`."
+    )
     task: str | None
     target_text: str
     completion_text: str
@@ -269,6 +283,13 @@ class AnalyzePublic(AnalyzedHole):
     top_heads: list[HeadContribution] = Field(description="The prediction's top heads (empty without one).")
     grid: HeadGridPublic
     others: list[AnalyzedHole]
+
+
+class DeletedPublic(BaseModel):
+    """What a delete removed."""
+
+    inference_id: int
+    head_patterns: int = Field(description="Head patterns deleted with it (and dropped from the index).")
 
 
 class ExperimentRequest(BaseModel):

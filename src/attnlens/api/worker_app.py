@@ -36,6 +36,7 @@ class AnalyzeCall(BaseModel):
     code: str
     hole: HoleRequest | None = None
     tasks: list[str] | None = None
+    store: bool = True
 
 
 def create_worker_app(worker: WorkerClient) -> FastAPI:
@@ -71,6 +72,6 @@ def create_worker_app(worker: WorkerClient) -> FastAPI:
 
     @app.post("/worker/analyze")
     def analyze(call: AnalyzeCall) -> list[PastedHole]:
-        return worker.analyze(call.code, call.hole, call.tasks)
+        return worker.analyze(call.code, call.hole, call.tasks, store=call.store)
 
     return app

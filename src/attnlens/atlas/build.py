@@ -26,6 +26,7 @@ from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
 from attnlens.model import TargetModel
 from attnlens.store import Store, save_scenarios
 from attnlens.store.inferences import scenarios_without_inference
+from attnlens.store.models import MINED
 from attnlens.store.patterns import save_inference_with_heads
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,12 @@ def write_processed(
     embedder: str,
     *,
     prompt_text: str | None = None,
+    source: str = MINED,
 ) -> list[int]:
     """Store inferences with their head patterns, one transaction per inference; returns the new head
     pattern ids. An inference another builder stored meanwhile is skipped (the unique key says so).
-    `prompt_text` keeps the source text of pasted code (a corpus file has its own)."""
+    `prompt_text` keeps the source text of pasted code (a corpus file has its own); `source` is `mined`
+    for the atlas and `pasted` for pasted code, which no analysis reads."""
     heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
     new_ids: list[int] = []
     for scenario_id, item in items:
@@ -121,6 +124,7 @@ def write_processed(
                 "span_correct": item.span_correct,
                 "expected_token_prob": item.expected_token_prob,
                 "embedder": embedder,
+                "source": source,
             },
             heads=heads,
             embeddings=item.embeddings,

@@ -1,7 +1,8 @@
 """Analyze pasted Java: make a hole (a selected span, a cursor and a task, or auto-picked per task), run it
 through the atlas pipeline on a one-scenario batch (`process_batch`, `write_processed`: the same
-completion, correctness, embeddings, thumbnails and statistics as a built atlas), store it as an
-inference (shareable by id), and predict correctness.
+completion, correctness, embeddings, thumbnails and statistics as a built atlas), store it as a `pasted`
+inference (shareable by id; no analysis reads pasted rows, and they can be deleted) or, when asked not to
+store it, write nothing and return its grid inline, and predict correctness.
 
 Pasted code is usually shorter than an atlas window: prompts here take up to `context_tokens` tokens and
 may be shorter; AP-MAE zero-pads such patterns to its input size (as the reference code does for short
@@ -10,16 +11,19 @@ inputs). Offsets in requests count Unicode code points of `code` (Python string 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from attnlens.atlas.build import write_processed
 from attnlens.atlas.indexing import sync_index
 from attnlens.atlas.jobs import ModelRuntime
 from attnlens.atlas.prediction import as_vectors, predict_for_inference
-from attnlens.atlas.process import process_batch
+from attnlens.atlas.process import ProcessedInference, process_batch
 from attnlens.config import Settings
-from attnlens.contracts.results import HoleRequest, PastedHole
+from attnlens.contracts.results import HoleRequest, PastedGrid, PastedHole
 from attnlens.contracts.tasks import AUTO_TASKS, CURSOR_TASKS, SELECTION_FALLBACK_TASK
 from attnlens.errors import BinaryInput, EmptyInput, InputTooLarge, InvalidHole, NotJava
 from attnlens.heads import HeadRef
@@ -29,6 +33,8 @@ from attnlens.mining.tokens import TokenTable, tokenize_file
 from attnlens.mining.windows import FIM_MARKERS, align_hole
 from attnlens.store import Store, save_scenarios
 from attnlens.store.inferences import inference_of_scenario
+from attnlens.store.models import PASTED, PASTED_ALIGNMENT, PASTED_CORPUS
+from attnlens.store.patterns import STAT_COLUMNS
 
 if TYPE_CHECKING:
     from attnlens.model import TargetModel
@@ -36,7 +42,6 @@ if TYPE_CHECKING:
 # More of the code than this failing to parse means it is not Java (or not a fragment tree-sitter can read).
 MAX_ERROR_FRACTION = 0.3
 MAX_AUTO_TASKS = 4
-PASTED_CORPUS = "pasted"
 
 
 def check_code(code: str, max_bytes: int) -> bytes:
@@ -164,7 +169,7 @@ def build_scenario(
         n_prefix_tokens=n_prefix,
         n_suffix_tokens=n_suffix,
         seed=0,
-        alignment="pasted",
+        alignment=PASTED_ALIGNMENT,
         file_n_bytes=len(source),
     )
 
@@ -177,6 +182,22 @@ def task_of_selection(parsed: ParsedJava, span: Span) -> str:
     return SELECTION_FALLBACK_TASK
 
 
+def pasted_grid(item: ProcessedInference, n_layers: int, n_heads: int) -> PastedGrid:
+    """The head grid of an unstored paste, exactly as its stored rows would give it (thumbnails keep their
+    lower triangle, statistics are float64)."""
+    images = np.tril(np.asarray(item.thumbnails, dtype=np.uint8))  # (layer*head, size, size)
+    return PastedGrid(
+        n_layers=n_layers,
+        n_heads=n_heads,
+        thumbnail_size=int(images.shape[-1]),
+        thumbnails=base64.b64encode(np.ascontiguousarray(images).tobytes()).decode("ascii"),
+        stats={
+            name: [float(v) for v in np.asarray(getattr(item.stats, name), dtype=np.float64).reshape(-1)]
+            for name in STAT_COLUMNS
+        },
+    )
+
+
 def analyze_code(
     settings: Settings,
     store: Store,
@@ -185,9 +206,13 @@ def analyze_code(
     code: str,
     hole: HoleRequest | None,
     tasks: list[str] | None,
+    *,
+    persist: bool = True,
 ) -> list[PastedHole]:
-    """The whole flow: validate, make holes, run each through the atlas pipeline, store it (corpus
-    `pasted`), index it, and predict correctness. One result per hole."""
+    """The whole flow: validate, make holes, run each through the atlas pipeline, store it (source
+    `pasted`, corpus `pasted`), index it, and predict correctness. One result per hole. With
+    `persist=False` nothing is written (no scenario, no inference, no index entry): each result has no
+    inference id and carries its grid."""
     source = check_code(code, settings.api.max_code_bytes)
     parsed = parse_java(source)
     model, apmae = runtime.model, runtime.apmae
@@ -195,18 +220,15 @@ def analyze_code(
     results = []
     for task, span in holes_for(code, parsed, hole, tasks):
         scenario = build_scenario(model, table, code, source, task, span, context)
-        with store.session() as session:
-            (scenario_id,) = save_scenarios(session, [scenario], model_name=model.info.name)
-        existing = inference_of_scenario(store, scenario_id, model.info.name)
         (item,) = runtime.run_model(
             process_batch, model, apmae.embed, [scenario], thumbnail_size=settings.atlas.thumbnail_size
         )
-        if existing is None:
-            # The same paste analysed concurrently is written once (the unique key); read back its id.
-            write_processed(store, model, [(scenario_id, item)], runtime.embedder_name, prompt_text=code)
-            sync_index(settings, store)
-            existing = inference_of_scenario(store, scenario_id, model.info.name)
-        assert existing is not None  # written just now, by this call or a concurrent one
+        inference_id: int | None = None
+        grid: PastedGrid | None = None
+        if persist:
+            inference_id = _stored(settings, store, model, scenario, item, runtime.embedder_name, code)
+        else:
+            grid = pasted_grid(item, model.info.n_layers, model.info.n_heads)
         heads = [HeadRef(layer, h) for layer in range(model.info.n_layers) for h in range(model.info.n_heads)]
         vectors = as_vectors(dict(zip(heads, item.embeddings, strict=True)))  # rows in (layer, head) order
         predict_task = task or task_of_selection(parsed, span)
@@ -215,7 +237,7 @@ def analyze_code(
         )
         results.append(
             PastedHole(
-                inference_id=existing,
+                inference_id=inference_id,
                 task=task,
                 target_text=scenario.target_text,
                 completion_text=item.completion_text,
@@ -227,6 +249,30 @@ def analyze_code(
                 prediction_unavailable=reason,
                 clustering_id=placement.clustering_id,
                 clusters=placement.clusters,
+                grid=grid,
             )
         )
     return results
+
+
+def _stored(
+    settings: Settings,
+    store: Store,
+    model: TargetModel,
+    scenario: Scenario,
+    item: ProcessedInference,
+    embedder: str,
+    code: str,
+) -> int:
+    """Store one processed hole as a pasted inference (once: the same paste again, or analysed
+    concurrently, is written once by the unique key) and index it; returns its inference id."""
+    model_name = model.info.name
+    with store.session() as session:
+        (scenario_id,) = save_scenarios(session, [scenario], model_name=model_name)
+    existing = inference_of_scenario(store, scenario_id, model_name)
+    if existing is None:
+        write_processed(store, model, [(scenario_id, item)], embedder, prompt_text=code, source=PASTED)
+        sync_index(settings, store)
+        existing = inference_of_scenario(store, scenario_id, model_name)
+    assert existing is not None  # written just now, by this call or a concurrent one
+    return existing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnlens.config import Settings
-from attnlens.index import INDEX_FILENAME
+from attnlens.index import index_file_bytes
 from attnlens.store import Store
 from attnlens.store.inferences import atlas_counts as database_counts
 
@@ -13,6 +13,5 @@ from attnlens.store.inferences import atlas_counts as database_counts
 def atlas_counts(settings: Settings, store: Store) -> dict[str, Any]:
     """Scenarios, inferences (and how many were right), head patterns, jobs by state, index bytes."""
     counts = database_counts(store)
-    index_file = settings.index_dir / INDEX_FILENAME
-    counts["index_file_bytes"] = index_file.stat().st_size if index_file.is_file() else 0
+    counts["index_file_bytes"] = index_file_bytes(settings.index_dir)
     return counts

@@ -87,10 +87,24 @@ class HoleRequest:
 
 
 @dataclass(frozen=True)
-class PastedHole:
-    """One hole of pasted code: the completion, its correctness, and what the atlas predicts of it."""
+class PastedGrid:
+    """The head grid of a paste that was not stored (no rows to build it from): every head's thumbnail and
+    statistics, heads in (layer, head) order, as the stored rows would give them."""
 
-    inference_id: int
+    n_layers: int
+    n_heads: int
+    thumbnail_size: int
+    thumbnails: str  # base64 of n_layers * n_heads * size * size uint8 values, rows top to bottom
+    stats: dict[str, list[float]]  # statistic name (entropy, diagonal_mass, ...) -> one value per head
+
+
+@dataclass(frozen=True)
+class PastedHole:
+    """One hole of pasted code: the completion, its correctness, and what the atlas predicts of it. A
+    stored paste has an `inference_id` (its grid is read from the stored rows); an unstored one has none
+    and carries its `grid`."""
+
+    inference_id: int | None  # None: analysed without being stored
     task: str | None  # None for a selected span
     target_text: str
     completion_text: str
@@ -102,3 +116,4 @@ class PastedHole:
     prediction_unavailable: str | None  # why there is no prediction, when there is none
     clustering_id: int | None = None  # the clustering the heads were placed in by kNN vote
     clusters: dict[str, int] = field(default_factory=dict)  # head name -> cluster label (-1: noise)
+    grid: PastedGrid | None = None  # set when the paste was not stored

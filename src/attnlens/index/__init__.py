@@ -1,7 +1,19 @@
-"""The FAISS index of head-pattern embeddings; its ids are `head_pattern.id`."""
+"""The FAISS indexes of head-pattern embeddings, one per embedding space (model, embedder); ids are
+`head_pattern.id`."""
 
-from attnlens.index.check import IndexCheckReport
-from attnlens.index.pattern_index import INDEX_FILENAME, PatternIndex
+from attnlens.index.check import IndexCheckReport, SpaceCheck
+from attnlens.index.pattern_index import INDEX_FILENAME, PatternIndex, index_file_bytes
 from attnlens.index.search import SearchResult
+from attnlens.index.space_index import SpaceIndex
+from attnlens.index.spaces import IndexSpace
 
-__all__ = ["INDEX_FILENAME", "IndexCheckReport", "PatternIndex", "SearchResult"]
+__all__ = [
+    "INDEX_FILENAME",
+    "IndexCheckReport",
+    "IndexSpace",
+    "PatternIndex",
+    "SearchResult",
+    "SpaceCheck",
+    "SpaceIndex",
+    "index_file_bytes",
+]

@@ -1,4 +1,4 @@
-"""`attnlens index check`: does the index agree with the database it was built from?"""
+"""`attnlens index check`: does every space's index agree with the database it was built from?"""
 
 from __future__ import annotations
 
@@ -9,30 +9,35 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
+from attnlens.errors import StoreError
+from attnlens.index.spaces import IndexSpace
 from attnlens.store.engine import Store
-from attnlens.store.patterns import embedding_dims, load_embeddings, pattern_ids
+from attnlens.store.index_rows import space_embedding_dims, space_inferences, space_pattern_ids
+from attnlens.store.patterns import load_embeddings
 
 if TYPE_CHECKING:
     from attnlens.index.pattern_index import PatternIndex
+    from attnlens.index.space_index import SpaceIndex
 
-# Flat indexes keep exact vectors: compare this many of them with the database's embeddings.
+# Exact (flat) indexes keep their vectors: compare this many of them per space with the database's.
 VECTORS_TO_COMPARE = 200
 # float16 storage changes a unit vector's direction by far less than this.
 MIN_COSINE = 0.999
 
 
 @dataclass
-class IndexCheckReport:
-    """What differs between the index and the database (nothing, when `ok`)."""
+class SpaceCheck:
+    """What differs between one space's index (main + delta) and the database (nothing, when `ok`)."""
 
-    path: Path
-    kind: str
-    index_count: int
-    database_count: int
-    index_dim: int | None
-    database_dims: list[int]
-    only_in_index: np.ndarray  # ids in the index with no head_pattern row (sorted)
-    only_in_database: np.ndarray  # head_pattern ids missing from the index (sorted)
+    space: IndexSpace
+    kind: str = "empty"
+    index_count: int = 0
+    delta_count: int = 0
+    database_count: int = 0
+    index_dim: int | None = None
+    database_dims: list[int] = field(default_factory=list)
+    only_in_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    only_in_database: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vectors_compared: int = 0
     vectors_differing: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -41,15 +46,63 @@ class IndexCheckReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def summary(self) -> str:
-        head = (
-            f"index {self.path} ({self.kind}, {self.index_count} vectors, dim {self.index_dim}); "
-            f"database {self.database_count} head patterns, dim {self.database_dims or '-'}; "
-            f"{self.vectors_compared} stored vectors compared"
+    def line(self) -> str:
+        return (
+            f"{self.space}: {self.kind}, {self.index_count} vectors ({self.delta_count} in the delta), "
+            f"dim {self.index_dim}; database {self.database_count} head patterns, dim "
+            f"{self.database_dims or '-'}; {self.vectors_compared} stored vectors compared"
         )
+
+
+@dataclass
+class IndexCheckReport:
+    """Every space's check, and the problems that belong to no one space."""
+
+    path: Path
+    spaces: list[SpaceCheck] = field(default_factory=list)
+    general: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.general, *(f"{c.space}: {p}" for c in self.spaces for p in c.problems)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def index_count(self) -> int:
+        return sum(c.index_count for c in self.spaces)
+
+    @property
+    def database_count(self) -> int:
+        return sum(c.database_count for c in self.spaces)
+
+    @property
+    def only_in_index(self) -> np.ndarray:
+        return np.sort(np.concatenate([np.zeros(0, np.int64), *(c.only_in_index for c in self.spaces)]))
+
+    @property
+    def only_in_database(self) -> np.ndarray:
+        return np.sort(np.concatenate([np.zeros(0, np.int64), *(c.only_in_database for c in self.spaces)]))
+
+    @property
+    def vectors_compared(self) -> int:
+        return sum(c.vectors_compared for c in self.spaces)
+
+    @property
+    def vectors_differing(self) -> list[int]:
+        return [i for c in self.spaces for i in c.vectors_differing]
+
+    def summary(self) -> str:
+        head = [
+            f"index {self.path}: {len(self.spaces)} embedding spaces, {self.index_count} vectors; "
+            f"database {self.database_count} head patterns",
+            *(f"  {c.line()}" for c in self.spaces),
+        ]
         if self.ok:
-            return head + "\nOK: the index matches the database."
-        return "\n".join([head, *(f"MISMATCH: {p}" for p in self.problems), "Fix: attnlens index rebuild"])
+            return "\n".join([*head, "OK: the index matches the database."])
+        return "\n".join([*head, *(f"MISMATCH: {p}" for p in self.problems), "Fix: attnlens index rebuild"])
 
 
 def _sample(ids: np.ndarray, n: int) -> np.ndarray:
@@ -63,58 +116,85 @@ def _ids_text(ids: np.ndarray) -> str:
     return f"{len(ids)} ({shown}{', ...' if len(ids) > 10 else ''})"
 
 
+def _repeated(ids: np.ndarray) -> int:
+    return len(ids) - len(np.unique(ids))
+
+
 def compare_with_database(index: PatternIndex, store: Store) -> IndexCheckReport:
-    with store.session() as session:
-        db_ids = pattern_ids(session)
-        dims = embedding_dims(session)
-        index_ids = index.ids()
-        report = IndexCheckReport(
-            path=index.path,
-            kind=index.kind,
-            index_count=index.count,
-            database_count=len(db_ids),
-            index_dim=index.dim,
-            database_dims=dims,
-            only_in_index=np.setdiff1d(index_ids, db_ids),
-            only_in_database=np.setdiff1d(db_ids, index_ids),
+    report = IndexCheckReport(path=index.folder)
+    if index.legacy_path.exists():
+        report.general.append(
+            f"{index.legacy_path} is an index of the old single-file format, which mixes embedding spaces"
         )
-        if len(db_ids) and index.count == 0 and not index.path.exists():
-            report.problems.append(
-                f"there is no index file at {index.path}, but the database has head patterns"
-            )
-        if len(np.unique(index_ids)) != len(index_ids):
-            report.problems.append(
-                f"{len(index_ids) - len(np.unique(index_ids))} ids appear twice in the index"
-            )
-        if len(report.only_in_database):
-            report.problems.append(
-                f"head patterns missing from the index: {_ids_text(report.only_in_database)}"
-            )
-        if len(report.only_in_index):
-            report.problems.append(
-                f"index ids with no head pattern in the database: {_ids_text(report.only_in_index)}"
-            )
-        if len(dims) > 1:
-            report.problems.append(
-                f"the database holds embeddings of several sizes {dims} (mixed AP-MAE checkpoints?)"
-            )
-        if index.dim is not None and dims and index.dim not in dims:
-            report.problems.append(f"the index holds {index.dim}-d vectors, the database {dims}-d embeddings")
-        if index.kind == "flat" and index.dim in dims:
-            common = _sample(np.intersect1d(index_ids, db_ids), VECTORS_TO_COMPARE)
-            expected = load_embeddings(session, common)
-        else:
-            common, expected = np.zeros(0, dtype=np.int64), None
-    if expected is not None and len(common):
-        stored = np.stack([index.reconstruct(int(i)) for i in common])
-        faiss.normalize_L2(expected)
-        stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-        cosine = np.einsum("nd,nd->n", stored, expected)
-        report.vectors_compared = len(common)
-        report.vectors_differing = [int(i) for i in common[cosine < MIN_COSINE]]
-        if report.vectors_differing:
-            report.problems.append(
-                f"{len(report.vectors_differing)} of {len(common)} sampled vectors differ from the "
-                f"database's embeddings (ids {report.vectors_differing[:10]})"
-            )
+    with store.session() as session:
+        in_database = {IndexSpace(model, embedder) for model, embedder in space_inferences(session)}
+    for space in sorted(in_database | set(index.spaces())):
+        report.spaces.append(_check_space(space, index.space(space), store))
     return report
+
+
+def _check_space(space: IndexSpace, held: SpaceIndex | None, store: Store) -> SpaceCheck:
+    check = SpaceCheck(space)
+    with store.session() as session:
+        db_ids = space_pattern_ids(session, space.model, space.embedder)
+        check.database_dims = space_embedding_dims(session, space.model, space.embedder)
+    check.database_count = len(db_ids)
+    if len(check.database_dims) > 1:
+        check.problems.append(
+            f"the database holds embeddings of several sizes {check.database_dims} (mixed AP-MAE checkpoints "
+            "under one name?)"
+        )
+    if held is None:
+        check.only_in_database = db_ids
+        if len(db_ids):
+            check.problems.append(
+                f"there is no index file for this space, but the database has {len(db_ids)} of its head "
+                "patterns"
+            )
+        return check
+    try:
+        main_ids, delta_ids = held.main_ids(), held.delta_ids()
+    except StoreError as exc:  # a missing or torn main file
+        check.problems.append(exc.message)
+        check.only_in_database = db_ids
+        return check
+    check.kind, check.index_dim = held.kind, held.dim
+    check.index_count, check.delta_count = len(main_ids) + len(delta_ids), len(delta_ids)
+    index_ids = np.union1d(main_ids, delta_ids)
+    check.only_in_index = np.setdiff1d(index_ids, db_ids)
+    check.only_in_database = np.setdiff1d(db_ids, index_ids)
+    twice = _repeated(main_ids) + _repeated(delta_ids) + len(np.intersect1d(main_ids, delta_ids))
+    if twice:
+        check.problems.append(f"{twice} ids appear twice in the index (main and delta)")
+    if len(check.only_in_database):
+        check.problems.append(f"head patterns missing from the index: {_ids_text(check.only_in_database)}")
+    if len(check.only_in_index):
+        check.problems.append(
+            f"index ids with no head pattern of this space in the database: {_ids_text(check.only_in_index)}"
+        )
+    if check.index_dim is not None and check.database_dims and check.index_dim not in check.database_dims:
+        check.problems.append(
+            f"the index holds {check.index_dim}-d vectors, the database {check.database_dims}-d embeddings"
+        )
+    if check.index_dim in check.database_dims:
+        exact = delta_ids if held.kind != "flat" else index_ids
+        _compare_vectors(check, held, _sample(np.intersect1d(exact, db_ids), VECTORS_TO_COMPARE), store)
+    return check
+
+
+def _compare_vectors(check: SpaceCheck, held: SpaceIndex, ids: np.ndarray, store: Store) -> None:
+    if not len(ids):
+        return
+    with store.session() as session:
+        expected = load_embeddings(session, ids)
+    stored = np.stack([held.reconstruct(int(i)) for i in ids])
+    faiss.normalize_L2(expected)
+    stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+    cosine = np.einsum("nd,nd->n", stored, expected)
+    check.vectors_compared = len(ids)
+    check.vectors_differing = [int(i) for i in ids[cosine < MIN_COSINE]]
+    if check.vectors_differing:
+        check.problems.append(
+            f"{len(check.vectors_differing)} of {len(ids)} sampled vectors differ from the database's "
+            f"embeddings (ids {check.vectors_differing[:10]})"
+        )

@@ -1,307 +1,316 @@
-"""`PatternIndex`: nearest-neighbour search over head-pattern embeddings, with FAISS ids = head_pattern ids.
+"""`PatternIndex`: nearest-neighbour search over head-pattern embeddings, one index per embedding space.
 
-Two shapes, chosen by size (docs/benchmarks.md, "Store and index", has the measurements behind them):
-- flat (exact): `IndexIDMap2(IndexFlat)`, up to `IndexSettings.flat_max_vectors`;
-- compressed: `IndexIVFPQ` (ids stored in its inverted lists), `pq_bytes` bytes per vector. Its candidates
-  (k x `rerank_factor`) are re-ranked exactly with the float16 embeddings from the database when the index
-  was opened with a store, which brings recall back to that of exact search at little cost.
-The database is the source of truth: `rebuild_from_db` recreates the index from it, `check` compares them.
-With the cosine metric, vectors are scaled to unit length and scores are cosine similarities (higher is
-nearer); with l2, scores are squared distances (lower is nearer).
+Embeddings of different AP-MAE checkpoints, or of one checkpoint over different models' patterns, live in
+different spaces (`IndexSpace`: model, embedder) and are never compared: each space has its own
+`SpaceIndex` (a main index and a small delta, see `attnlens.index.space_index`), named by the folder's
+manifest (`attnlens.index.spaces`), and a search names its space. FAISS ids are `head_pattern.id`.
+
+The database is the source of truth: `sync` brings every space's index in step with it (incrementally
+when rows were only added), `rebuild_from_db` recreates them all, `check` compares them.
+docs/benchmarks.md ("Store and index") has the measurements behind the shapes and the delta.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import os
 from pathlib import Path
-from typing import cast
+from typing import Any
 
-import faiss
 import numpy as np
 
 from attnlens.config import IndexSettings, Settings
-from attnlens.errors import IndexDimensionMismatch, InvalidInput, StoreError
+from attnlens.errors import IndexMissing, InvalidInput, StoreError
 from attnlens.index.check import IndexCheckReport, compare_with_database
-from attnlens.index.files import read_index, temporary_path, write_index_atomically
-from attnlens.index.search import SearchResult, exact_scores, faiss_threads, search_index, sorted_unique
-from attnlens.store.engine import Store
-from attnlens.store.patterns import (
-    first_embedding_dim,
-    iter_embedding_batches,
-    load_embeddings,
-    pattern_count,
-    pattern_ids,
+from attnlens.index.files import read_index, temporary_path, writer_lock
+from attnlens.index.search import SearchResult, sorted_unique
+from attnlens.index.shapes import (
+    KIND_EMPTY,
+    KIND_FLAT,
+    KIND_IVFPQ,
+    MIN_COMPRESSED_VECTORS,
+    auto_ivf_lists,
+    index_kind,
+    prepare_vectors,
+    stored_ids,
 )
+from attnlens.index.space_index import SpaceIndex, file_stamp
+from attnlens.index.spaces import (
+    LEGACY_INDEX_FILENAME,
+    MANIFEST_FILENAME,
+    IndexSpace,
+    Manifest,
+    SpaceEntry,
+    space_files,
+)
+from attnlens.store.engine import Store
+from attnlens.store.index_rows import SpaceInferences, space_embedding_dims, space_inferences
 
 log = logging.getLogger(__name__)
 
-INDEX_FILENAME = "patterns.faiss"
-KIND_EMPTY, KIND_FLAT, KIND_IVFPQ = "empty", "flat", "ivfpq"
-# Below this many vectors an index stays flat whatever the settings: a product quantizer needs 256
-# training points per code book, and compressing so few vectors saves nothing that matters.
-MIN_COMPRESSED_VECTORS = 1024
+# The name of the single index file of every space before issue 12 (kept for callers that name it).
+INDEX_FILENAME = LEGACY_INDEX_FILENAME
+
+__all__ = [
+    "INDEX_FILENAME",
+    "KIND_EMPTY",
+    "KIND_FLAT",
+    "KIND_IVFPQ",
+    "MIN_COMPRESSED_VECTORS",
+    "PatternIndex",
+    "auto_ivf_lists",
+    "index_file_bytes",
+    "index_kind",
+    "stored_ids",
+]
 
 
-def index_kind(index: faiss.Index | None) -> str:
-    if index is None:
-        return KIND_EMPTY
-    return KIND_IVFPQ if faiss.try_extract_index_ivf(index) is not None else KIND_FLAT
-
-
-def stored_ids(index: faiss.Index | None) -> np.ndarray:
-    """Every id held by the index, sorted (int64)."""
-    if index is None:
-        return np.zeros(0, dtype=np.int64)
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is None:
-        # downcast_index returns the concrete class (here the flat index's IndexIDMap2); the stub says Index.
-        id_map = cast(faiss.IndexIDMap, faiss.downcast_index(index)).id_map
-        return np.sort(faiss.vector_to_array(id_map).astype(np.int64))
-    invlists = ivf.invlists
-    assert invlists is not None  # an IVF index always owns its inverted lists
-    parts = []
-    for list_no in range(ivf.nlist):
-        size = invlists.list_size(list_no)
-        if size:
-            pointer = invlists.get_ids(list_no)
-            parts.append(faiss.rev_swig_ptr(pointer, size).astype(np.int64).copy())
-            # The faiss stub leaves out InvertedLists.release_ids (it exists in the SWIG bindings).
-            invlists.release_ids(list_no, pointer)  # type: ignore[attr-defined]
-    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-
-def auto_ivf_lists(n_vectors: int) -> int:
-    """About 4*sqrt(n) lists (a power of 2), and at least 39 training points per list."""
-    target = 2 ** round(math.log2(max(4 * math.sqrt(n_vectors), 1)))
-    return int(max(1, min(target, n_vectors // 39)))
+def index_file_bytes(folder: Path) -> int:
+    """Bytes of every index file in the folder (all spaces' main and delta files and the manifest)."""
+    if not folder.is_dir():
+        return 0
+    names = [p for p in folder.iterdir() if p.suffix in (".faiss", ".json") and p.is_file()]
+    return sum(p.stat().st_size for p in names)
 
 
 class PatternIndex:
-    """The FAISS index of one atlas. Open it with `PatternIndex.open(settings, store)`."""
+    """The indexes of one atlas, one per embedding space. Open with `PatternIndex.open(settings, store)`;
+    opening reads the manifest only, and each space's files are read when first used."""
 
-    def __init__(
-        self, path: Path, settings: IndexSettings, index: faiss.Index | None, store: Store | None
-    ) -> None:
-        self.path = path
+    def __init__(self, folder: Path, settings: IndexSettings, store: Store | None = None) -> None:
+        self.folder = folder
         self.settings = settings
-        self.index = index
         self.store = store
-        self._file_stamp = self._stamp()
+        self._spaces: dict[IndexSpace, SpaceIndex] = {}
+        self._manifest = Manifest.read(folder)
+        self._manifest_stamp = file_stamp(folder / MANIFEST_FILENAME)
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None) -> PatternIndex:
-        """The saved index (or an empty one if none was saved yet). With `store`, compressed results are
-        re-ranked with the database's embeddings."""
-        path = settings.index_dir / INDEX_FILENAME
-        index = read_index(path) if path.is_file() else None
-        if temporary_path(path).exists():
-            log.warning("ignoring %s, left by an interrupted save", temporary_path(path))
-        return cls(path, settings.index, index, store)
+        """The saved indexes (none yet is fine). With `store`, compressed results are re-ranked with the
+        database's embeddings. `StoreError` if the manifest is unreadable."""
+        index = cls(settings.index_dir, settings.index, store)
+        if index.legacy_path.exists() and not index._manifest.spaces:
+            log.warning(
+                "%s is an index of the old single-file format (it mixes embedding spaces); the next sync or "
+                "`attnlens index rebuild` replaces it",
+                index.legacy_path,
+            )
+        return index
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
-    def kind(self) -> str:
-        return index_kind(self.index)
+    def legacy_path(self) -> Path:
+        return self.folder / LEGACY_INDEX_FILENAME
 
-    @property
-    def dim(self) -> int | None:
-        return None if self.index is None else self.index.d
+    def spaces(self) -> list[IndexSpace]:
+        """The spaces that have an index, sorted."""
+        return sorted(self._manifest.spaces)
+
+    def space(self, space: IndexSpace, *, create: bool = False) -> SpaceIndex | None:
+        """The index of one space (read on first use); None if it has none, unless `create`."""
+        loaded = self._spaces.get(space)
+        if loaded is not None:
+            return loaded
+        entry = self._manifest.spaces.get(space)
+        if entry is None:
+            if not create:
+                return None
+            entry = SpaceEntry.new(space)
+        loaded = SpaceIndex(self.folder, self.settings, entry, self.store, self._commit)
+        self._spaces[space] = loaded
+        return loaded
 
     @property
     def count(self) -> int:
-        return 0 if self.index is None else self.index.ntotal
+        """Vectors in every space (main + delta)."""
+        return sum(index.count for index in self._each())
+
+    def _each(self) -> list[SpaceIndex]:
+        return [index for space in self.spaces() if (index := self.space(space)) is not None]
 
     @property
-    def cosine(self) -> bool:
-        if self.index is None:
-            return self.settings.metric == "cosine"
-        return self.index.metric_type == faiss.METRIC_INNER_PRODUCT
-
-    @property
-    def needs_rebuild(self) -> bool:
-        """A flat index grown past `flat_max_vectors` (adds keep it exact; a rebuild compresses it)."""
-        return self.kind == KIND_FLAT and self.count > self.settings.flat_max_vectors
-
-    def ids(self) -> np.ndarray:
-        return stored_ids(self.index)
+    def file_bytes(self) -> int:
+        return index_file_bytes(self.folder)
 
     def __repr__(self) -> str:
-        return f"PatternIndex({self.kind}, {self.count} vectors, dim={self.dim}, {self.path})"
+        return f"PatternIndex({len(self._manifest.spaces)} spaces, {self.count} vectors, {self.folder})"
 
-    # -- writes --------------------------------------------------------------------------------------
-    def _prepare(
-        self, vectors: np.ndarray, *, check_dim: bool = True, cosine: bool | None = None
-    ) -> np.ndarray:
-        """(n, dim) float32, contiguous, unit length for the cosine metric."""
-        x = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-        if x.ndim != 2:
-            raise InvalidInput(f"expected vectors of shape (n, dim), got {x.shape}.")
-        if check_dim and self.dim is not None and x.shape[1] != self.dim:
-            raise IndexDimensionMismatch(
-                f"the index holds {self.dim}-d vectors, these are {x.shape[1]}-d: embeddings from another "
-                "AP-MAE checkpoint? Rebuild with `attnlens index rebuild` after re-embedding."
-            )
-        if self.cosine if cosine is None else cosine:
-            x = x.copy()
-            faiss.normalize_L2(x)
-        return x
+    # -- following other writers ---------------------------------------------------------------------
+    def reload_if_changed(self) -> bool:
+        """Follow saves made since by another writer (the API calls this before a search). Reads only what
+        changed: after a paste, the space's small delta file; after a fold or rebuild, its new main file
+        (lazily, at its next search)."""
+        changed = False
+        stamp = file_stamp(self.folder / MANIFEST_FILENAME)
+        if stamp != self._manifest_stamp:
+            self._manifest = Manifest.read(self.folder)
+            self._manifest_stamp = stamp
+            changed = True
+            for space in list(self._spaces):
+                if space not in self._manifest.spaces:
+                    del self._spaces[space]
+        for space, index in self._spaces.items():
+            entry = self._manifest.spaces.get(space)
+            if entry is not None:
+                changed |= index.refresh(entry)
+        return changed
 
-    def _new_flat(self, dim: int) -> faiss.Index:
-        base = faiss.IndexFlatIP(dim) if self.settings.metric == "cosine" else faiss.IndexFlatL2(dim)
-        return faiss.IndexIDMap2(base)
+    def _commit(self, entry: SpaceEntry) -> None:
+        """Record a space's new manifest entry (read, change one line, write atomically), then delete the
+        space's files no generation in force names. Writers hold the folder's writer lock."""
+        with writer_lock(self.folder):
+            manifest = Manifest.read(self.folder)
+            if manifest.spaces.get(entry.space) != entry:
+                manifest.spaces[entry.space] = entry
+                manifest.write(self.folder)
+            self._manifest = manifest
+            self._manifest_stamp = file_stamp(self.folder / MANIFEST_FILENAME)
+            keep = {entry.main_file(self.folder), entry.delta_file(self.folder)}
+            for path in space_files(self.folder, entry.slug):
+                if path not in keep:
+                    path.unlink(missing_ok=True)
 
-    def add(self, ids: np.ndarray | list[int], vectors: np.ndarray) -> None:
-        """Add (or replace) vectors under their head-pattern ids. Not saved until `save()`."""
-        id_array = np.ascontiguousarray(np.asarray(ids, dtype=np.int64))
-        if id_array.ndim != 1 or len(np.unique(id_array)) != len(id_array):
-            raise InvalidInput("ids must be a one-dimensional array of distinct head-pattern ids.")
-        x = self._prepare(vectors)
-        if x.shape[0] != id_array.shape[0]:
-            raise InvalidInput(f"{id_array.shape[0]} ids for {x.shape[0]} vectors.")
-        if self.index is None:
-            self.index = self._new_flat(x.shape[1])
-        self.remove(id_array)  # adding an id twice replaces its vector (re-running a build stays clean)
-        self.index.add_with_ids(x, id_array)
-        if self.needs_rebuild:
-            log.info(
-                "the flat index has %d vectors, more than flat_max_vectors; `attnlens index rebuild` "
-                "compresses it",
-                self.count,
-            )
-
-    def remove(self, ids: np.ndarray | list[int]) -> int:
-        """Drop these ids; returns how many were there."""
-        if self.index is None or len(ids) == 0:
-            return 0
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(np.asarray(ids, dtype=np.int64)))
-        return int(self.index.remove_ids(selector))
-
-    def save(self) -> None:
-        """Write the index atomically (readers see the old file or the new one, never a torn one)."""
-        if self.index is None:
-            self.path.unlink(missing_ok=True)
-        else:
-            write_index_atomically(self.index, self.path)
-        self._file_stamp = self._stamp()
+    def drop(self, space: IndexSpace) -> None:
+        """Forget a space's index and delete its files (its rows left the database)."""
+        with writer_lock(self.folder):
+            manifest = Manifest.read(self.folder)
+            entry = manifest.spaces.pop(space, None)
+            if entry is not None:
+                manifest.write(self.folder)
+                for path in space_files(self.folder, entry.slug):
+                    path.unlink(missing_ok=True)
+            self._manifest = manifest
+            self._manifest_stamp = file_stamp(self.folder / MANIFEST_FILENAME)
+            self._spaces.pop(space, None)
 
     # -- reads ---------------------------------------------------------------------------------------
     def search(
-        self, vectors: np.ndarray, k: int, filter_ids: np.ndarray | list[int] | None = None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filter_ids: np.ndarray | list[int] | None = None,
+        *,
+        space: IndexSpace,
     ) -> SearchResult:
-        """The k nearest stored patterns of each query vector, among `filter_ids` if given.
+        """The k nearest stored patterns of each query vector within `space`, among `filter_ids` if given.
 
-        Rows with fewer than k qualifying patterns are padded with id -1. Build `filter_ids` with
-        `attnlens.store.patterns.matching_pattern_ids(session, PatternFilter(...))`.
+        Rows with fewer than k qualifying patterns are padded with id -1; a space without an index gives
+        only padding. Build `filter_ids` with `attnlens.store.patterns.matching_pattern_ids`.
         """
         if k <= 0:
             raise InvalidInput(f"k must be positive, got {k}.")
-        queries = self._prepare(vectors)
-        if self.index is None:
-            return SearchResult.empty(len(queries), k, self.cosine)
         allowed = None if filter_ids is None else sorted_unique(filter_ids)
-        rerank = self.kind == KIND_IVFPQ and self.store is not None
-        fetch = k * self.settings.rerank_factor if rerank else k
-        result = search_index(self.index, queries, fetch, allowed, self.settings)
-        if not rerank:
-            return result
-        return self._rerank(queries, result, k)
-
-    def _rerank(self, queries: np.ndarray, candidates: SearchResult, k: int) -> SearchResult:
-        assert self.store is not None  # internal: only called when a store is present
-        wanted = np.unique(candidates.ids[candidates.ids >= 0])
-        with self.store.session() as session:
-            vectors = (
-                load_embeddings(session, wanted)
-                if len(wanted)
-                else np.zeros((0, queries.shape[1]), np.float32)
-            )
-        if self.cosine and len(vectors):
-            faiss.normalize_L2(vectors)
-        position = {int(i): row for row, i in enumerate(wanted)}
-        out = SearchResult.empty(len(queries), k, self.cosine)
-        for q, row_ids in enumerate(candidates.ids):
-            valid = row_ids[row_ids >= 0]
-            if not len(valid):
-                continue
-            scores = exact_scores(queries[q], vectors[[position[int(i)] for i in valid]], self.cosine)
-            order = np.argsort(-scores if self.cosine else scores, kind="stable")[:k]
-            out.ids[q, : len(order)] = valid[order]
-            out.scores[q, : len(order)] = scores[order]
-        return out
-
-    def reconstruct(self, pattern_id: int) -> np.ndarray:
-        """The stored vector of one id (exact for flat indexes only)."""
-        if self.kind != KIND_FLAT:
-            raise StoreError("only a flat index keeps exact vectors; read the embedding from the database.")
-        assert self.index is not None  # a flat kind implies an index
-        # The faiss stub's first overload (torch.Tensor) also matches a call without `x`; numpy in, numpy out.
-        return cast(np.ndarray, self.index.reconstruct(int(pattern_id)))
-
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
-    def reload_if_changed(self) -> bool:
-        """Re-read the file if another process saved a new one since (the API calls this)."""
-        stamp = self._stamp()
-        if stamp == self._file_stamp:
-            return False
-        self.index = read_index(self.path) if stamp is not None else None
-        self._file_stamp = stamp
-        return True
+        for attempt in range(2):
+            index = self.space(space)
+            if index is None or index.count == 0:
+                n = np.asarray(vectors).reshape(-1, np.asarray(vectors).shape[-1]).shape[0]
+                return SearchResult.empty(n, k, self.settings.metric == "cosine")
+            queries = prepare_vectors(vectors, dim=index.dim, cosine=index.cosine)
+            if allowed is not None and len(allowed) == 0:
+                return SearchResult.empty(len(queries), k, index.cosine)
+            try:
+                return index.search(queries, k, allowed)
+            except IndexMissing:
+                # A writer replaced this generation between our manifest read and the file read.
+                if attempt:
+                    raise
+                self.reload_if_changed()
+        raise AssertionError("unreachable")
 
     # -- the database --------------------------------------------------------------------------------
     def rebuild_from_db(self, store: Store, *, progress: bool = False, seed: int = 0) -> int:
-        """Recreate the index from every embedding in the database, then save it; returns the count.
+        """Recreate every space's index from the database (and delete any other index file); returns
+        the number of vectors indexed."""
+        with writer_lock(self.folder):
+            with store.session() as s:
+                wanted = space_inferences(s)
+            for space in self.spaces():
+                if (space.model, space.embedder) not in wanted:
+                    self.drop(space)
+            self.legacy_path.unlink(missing_ok=True)
+            total = 0
+            for (model, embedder), inferences in sorted(wanted.items(), key=lambda item: _order(item[0])):
+                space = IndexSpace(model, embedder)
+                # Nothing of the old files is read: the new generation replaces them, torn or not.
+                entry = self._manifest.spaces.get(space) or SpaceEntry.new(space)
+                index = SpaceIndex(
+                    self.folder, self.settings, entry, self.store, self._commit, read_delta=False
+                )
+                self._spaces[space] = index
+                total += index.rebuild_from_db(store, progress=progress, seed=seed, inferences=inferences)
+            for leftover in self.folder.glob("*.tmp") if self.folder.is_dir() else []:
+                leftover.unlink(missing_ok=True)
+        return total
 
-        Up to `flat_max_vectors` the result is exact (flat); beyond it, IVF-PQ trained on a seeded sample.
-        """
-        from tqdm import tqdm
+    def sync(self, store: Store) -> dict[str, Any]:
+        """Make every space's index agree with the database; returns what was done, in all and per space.
 
-        with faiss_threads(self.settings.build_threads), store.session() as session:
-            count = pattern_count(session)
-            dim = first_embedding_dim(session)
-            if count == 0 or dim is None:
-                self.index = None
-                self.save()
-                return 0
-            compress = count > max(self.settings.flat_max_vectors, MIN_COMPRESSED_VECTORS)
-            index = self._trained_ivfpq(session, dim, count, seed) if compress else self._new_flat(dim)
-            self.index = index
-            with tqdm(total=count, desc="index", unit="vec", disable=not progress) as bar:
-                for ids, vectors in iter_embedding_batches(session):
-                    self.index.add_with_ids(self._prepare(vectors), ids)
-                    bar.update(len(ids))
-        self.save()
-        log.info("rebuilt %s", self)
-        return self.count
+        Cheap when the database only gained rows: one pass over the inference table, then the new rows'
+        embeddings appended to their spaces' deltas."""
+        with writer_lock(self.folder):
+            self.reload_if_changed()
+            with store.session() as s:
+                wanted = space_inferences(s)
+            if self.legacy_path.exists():
+                self._adopt_legacy(store, wanted)
+            per_space: dict[str, dict[str, Any]] = {}
+            for space in self.spaces():
+                if (space.model, space.embedder) not in wanted:
+                    self.drop(space)
+                    per_space[str(space)] = {"dropped": True}
+            for (model, embedder), inferences in sorted(wanted.items(), key=lambda item: _order(item[0])):
+                space = IndexSpace(model, embedder)
+                index = self.space(space, create=True)
+                assert index is not None  # created
+                per_space[str(space)] = index.sync(store, inferences)
+        done = [r for r in per_space.values() if not r.get("dropped")]
+        return {
+            "rebuilt": any(r.get("rebuilt") for r in done),
+            "added": sum(r.get("added", 0) for r in done),
+            "removed": sum(r.get("removed", 0) for r in done),
+            "vectors": sum(r.get("vectors", 0) for r in done),
+            "spaces": per_space,
+        }
 
-    def _trained_ivfpq(self, session, dim: int, count: int, seed: int) -> faiss.Index:
-        m = self.settings.pq_bytes
-        if dim % m:
-            raise InvalidInput(
-                f"pq_bytes={m} does not divide the embedding size {dim}; set ATTNLENS_INDEX__PQ_BYTES to a "
-                "divisor."
+    def _adopt_legacy(self, store: Store, wanted: dict[tuple[str, str | None], SpaceInferences]) -> None:
+        """The single index file of before issue 12: when the database holds one space and the file's width
+        matches it, it becomes that space's main index (the sync then adds or drops what differs);
+        otherwise it is deleted and each space is built from the database."""
+        path = self.legacy_path
+        try:
+            if len(wanted) != 1 or self._manifest.spaces:
+                raise StoreError("not adoptable")
+            ((model, embedder),) = wanted
+            with store.session() as s:
+                dims = space_embedding_dims(s, model, embedder)
+            legacy = read_index(path)
+            if dims != [legacy.d]:
+                raise StoreError("not adoptable")
+            ids = stored_ids(legacy)
+            space = IndexSpace(model, embedder)
+            # An impossible fingerprint: the first sync compares every id and fixes what differs.
+            entry = SpaceEntry.new(space).next_generation(
+                main_count=len(ids),
+                main_max_id=int(ids[-1]) if len(ids) else 0,
+                dim=legacy.d,
+                kind=index_kind(legacy),
+                inferences=-1,
             )
-        nlist = self.settings.ivf_lists or auto_ivf_lists(count)
-        metric = faiss.METRIC_INNER_PRODUCT if self.settings.metric == "cosine" else faiss.METRIC_L2
-        quantizer = faiss.IndexFlatIP(dim) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, metric)  # keeps a reference to its quantizer
-        sample_size = min(count, max(self.settings.train_sample, 40 * nlist))
-        all_ids = pattern_ids(session)
-        sample = np.sort(np.random.default_rng(seed).choice(all_ids, size=sample_size, replace=False))
-        index.train(
-            self._prepare(
-                load_embeddings(session, sample), check_dim=False, cosine=metric == faiss.METRIC_INNER_PRODUCT
-            )
-        )
-        index.nprobe = self.settings.nprobe
-        return index
+            if len(ids):
+                os.replace(path, entry.main_file(self.folder))
+                self._commit(entry)
+            log.info("adopted %s as the index of %s", path, space)
+        except StoreError:
+            log.info("replacing %s by one index per embedding space", path)
+        path.unlink(missing_ok=True)
+        temporary_path(path).unlink(missing_ok=True)
 
     def check(self, store: Store) -> IndexCheckReport:
-        """Compare the index with the database: ids on one side only, dimensions, and (flat) vectors."""
+        """Compare every space's index with the database: spaces, ids on one side only, ids held twice,
+        widths, and (from the exact indexes) vectors."""
         return compare_with_database(self, store)
+
+
+def _order(pair: tuple[str, str | None]) -> tuple[str, str]:
+    return (pair[0], pair[1] or "")

@@ -173,3 +173,25 @@ def _search(
         pad.ids[:, : ids.shape[1]] = ids
         return pad
     return SearchResult(scores.astype(np.float32), ids.astype(np.int64))
+
+
+def merge_results(parts: list[SearchResult], n: int, k: int, cosine: bool) -> SearchResult:
+    """The k best of several result lists over the same n queries (a space's main and delta indexes), by
+    score; an id found in more than one list is kept once, at its best score."""
+    if not parts:
+        return SearchResult.empty(n, k, cosine)
+    scores = np.concatenate([p.scores for p in parts], axis=1)
+    ids = np.concatenate([p.ids for p in parts], axis=1)
+    key = np.where(ids < 0, np.inf, -scores if cosine else scores)
+    order = np.argsort(key, axis=1, kind="stable")
+    out = SearchResult.empty(n, k, cosine)
+    for row in range(n):
+        ranked = ids[row, order[row]]
+        ranked_scores = scores[row, order[row]]
+        keep = ranked >= 0
+        _, first = np.unique(ranked, return_index=True)  # the first (best) place of every id
+        keep[np.setdiff1d(np.arange(len(ranked)), first)] = False
+        chosen = np.flatnonzero(keep)[:k]
+        out.ids[row, : len(chosen)] = ranked[chosen]
+        out.scores[row, : len(chosen)] = ranked_scores[chosen]
+    return out

@@ -102,6 +102,13 @@ class HttpWorker:
         }
         return _ABLATION.validate_python(self._call("POST", "/worker/ablate", payload))
 
-    def analyze(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> list[PastedHole]:
-        payload = {"code": code, "hole": None if hole is None else asdict(hole), "tasks": tasks}
+    def analyze(
+        self, code: str, hole: HoleRequest | None, tasks: list[str] | None, *, store: bool = True
+    ) -> list[PastedHole]:
+        payload = {
+            "code": code,
+            "hole": None if hole is None else asdict(hole),
+            "tasks": tasks,
+            "store": store,
+        }
         return _PASTED_HOLES.validate_python(self._call("POST", "/worker/analyze", payload))

@@ -192,14 +192,18 @@ class LocalWorker:
             self._token_table = TokenTable(self.model.tokenizer)
         return self._token_table
 
-    def analyze(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> list[PastedHole]:
-        """Run pasted code through the atlas pipeline (`attnlens.atlas.paste`); each hole is stored as an
-        inference. Its model work waits at the gate like every interactive call."""
+    def analyze(
+        self, code: str, hole: HoleRequest | None, tasks: list[str] | None, *, store: bool = True
+    ) -> list[PastedHole]:
+        """Run pasted code through the atlas pipeline (`attnlens.atlas.paste`); each hole is stored as a
+        pasted inference, or, with `store=False`, nothing is written and each result carries its grid. Its
+        model work waits at the gate like every interactive call."""
         from attnlens.atlas.paste import analyze_code
 
         return analyze_code(
-            self.settings, self.open_store(), _Gated(self), self.token_table(), code, hole, tasks
-        )
+            self.settings, self.open_store(), _Gated(self), self.token_table(), code, hole, tasks,
+            persist=store,
+        )  # fmt: skip
 
     def model_shape(self) -> tuple[int, int]:
         """(layers, query heads per layer) of the loaded model."""
@@ -218,7 +222,8 @@ class LocalWorker:
                     "patch_size": config.patch_size,
                     "decoder_mode": config.decoder_mode,
                 }
-            return {
+            served = self._model.info.name if self._model is not None else self.settings.model.name
+            status = {
                 "state": self._state,
                 "model_name": self.settings.model.name,
                 "model": self._model.info.to_dict() if self._model is not None else None,
@@ -226,6 +231,36 @@ class LocalWorker:
                 "apmae_error": self._apmae_error,
                 "error": self._error,
             }
+        if apmae is not None:
+            # Which model's patterns the checkpoint learnt from (its training.json, written by
+            # `attnlens train-apmae`; None when it has none, as a released checkpoint). Read here, after
+            # the checkpoint loaded (so torch is loaded too); the file is small.
+            import json
+
+            from attnlens.apmae.load import checkpoint_folder
+            from attnlens.contracts.models import PRESETS
+
+            info_path = checkpoint_folder(self.settings.apmae.checkpoint) / "training.json"
+            try:
+                trained_on = json.loads(info_path.read_text())["cache_spec"]["model"]
+            except (OSError, ValueError, KeyError, TypeError):
+                trained_on = None
+
+            def names(model: str) -> set[str]:  # a preset and its hub id name one model
+                preset = PRESETS.get(model)
+                same = {p.name for p in PRESETS.values() if p.hub_id == model}
+                return {model, *same, *([preset.hub_id] if preset and preset.hub_id else [])}
+
+            apmae["trained_on"] = trained_on
+            apmae["warning"] = (
+                f"the AP-MAE checkpoint {self.embedder_name} was trained on {trained_on}'s attention "
+                f"patterns, but the served model is {served}: its embeddings of {served}'s patterns (search, "
+                f"clusters, predictions) are outside what it learnt. Train one on {served} with `attnlens "
+                f"train-apmae --model {served}` and point ATTNLENS_APMAE__CHECKPOINT at it."
+                if trained_on is not None and not names(str(trained_on)) & names(served)
+                else None
+            )
+        return status
 
 
 class _Gated:

@@ -49,6 +49,9 @@ class WorkerClient(Protocol):
         """Baseline vs ablated completion, diff, KL and expected-token probability."""
         ...
 
-    def analyze(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> list[PastedHole]:
-        """Pasted Java: one analysed hole per requested hole (stored as inferences)."""
+    def analyze(
+        self, code: str, hole: HoleRequest | None, tasks: list[str] | None, *, store: bool = True
+    ) -> list[PastedHole]:
+        """Pasted Java: one analysed hole per requested hole, stored as pasted inferences; with
+        `store=False` nothing is written and each hole carries its grid instead of an inference id."""
         ...

@@ -1,8 +1,10 @@
 """Database reads and writes behind the analysis jobs: which patterns a model's analyses cover, one head's
 embeddings at a time, per-task feature matrices, and writing clusterings, maps and predictors.
 
-Only atlas inferences (those with a scenario) are analysed: they carry a task, a syntax node type and a
-ground truth. Pasted code is placed into the finished analyses by kNN (`attnlens.atlas.prediction`).
+Only mined atlas inferences (source `mined`, with a scenario) are analysed: they carry a task, a syntax node
+type and a ground truth, and they are the population the analyses describe. Pasted code (source `pasted`)
+never enters an analysis, however much of it is stored; it is placed into the finished analyses by kNN
+(`attnlens.atlas.prediction`).
 Analyses are also restricted to one embedder (AP-MAE checkpoint): embeddings of two checkpoints live in
 different spaces, and mixing them would cluster checkpoints, not patterns.
 """
@@ -23,6 +25,7 @@ from attnlens.heads import HeadRef
 from attnlens.store.codecs import unpack_embeddings
 from attnlens.store.engine import Store
 from attnlens.store.models import (
+    MINED,
     Cluster,
     ClusterAssignment,
     Clustering,
@@ -40,14 +43,18 @@ _WRITE_CHUNK = 20_000
 
 @dataclass(frozen=True)
 class Selection:
-    """The patterns an analysis covers: one model's atlas inferences embedded by one checkpoint."""
+    """The patterns an analysis covers: one model's mined atlas inferences embedded by one checkpoint."""
 
     model_name: str
     embedder: str | None
 
     def where(self, query: Select[Any]) -> Select[Any]:
         """Restrict a query that already joins `Inference` (and `Scenario` via an inner join)."""
-        query = query.where(Inference.model_name == self.model_name, Inference.scenario_id.is_not(None))
+        query = query.where(
+            Inference.model_name == self.model_name,
+            Inference.scenario_id.is_not(None),
+            Inference.source == MINED,
+        )
         if self.embedder is None:
             return query.where(Inference.embedder.is_(None))
         return query.where(Inference.embedder == self.embedder)
@@ -57,10 +64,15 @@ class Selection:
 
 
 def choose_selection(session: Session, model_name: str) -> Selection:
-    """The model's atlas inferences under the embedder most of them used; `InsufficientData` if none."""
+    """The model's mined atlas inferences under the embedder most of them used; `InsufficientData` if none
+    (pasted code alone is no atlas)."""
     counts = session.execute(
         select(Inference.embedder, func.count())
-        .where(Inference.model_name == model_name, Inference.scenario_id.is_not(None))
+        .where(
+            Inference.model_name == model_name,
+            Inference.scenario_id.is_not(None),
+            Inference.source == MINED,
+        )
         .group_by(Inference.embedder)
         .order_by(func.count().desc())
     ).all()

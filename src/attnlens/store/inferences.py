@@ -1,5 +1,5 @@
-"""Queries about stored completions: listing them with filters, one inference's head rows, and per-task
-counts of an atlas."""
+"""Queries about stored completions: listing them with filters, one inference's head rows, per-task counts
+of an atlas (mined rows; pasted code counted apart), and deleting pasted code."""
 
 from __future__ import annotations
 
@@ -7,13 +7,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from attnlens.errors import StoreError
+from attnlens.errors import InvalidInput, NotFound, StoreError
 from attnlens.store.codecs import unpack_token_ids
 from attnlens.store.engine import Store
-from attnlens.store.models import CorpusFile, HeadPattern, Inference, Job, Scenario
+from attnlens.store.models import (
+    MINED,
+    PASTED,
+    PASTED_ALIGNMENT,
+    PASTED_CORPUS,
+    CorpusFile,
+    HeadPattern,
+    Inference,
+    Job,
+    Scenario,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class InferenceFilter:
     model_name: str | None = None
     file: str | None = None  # substring of the source file path
     text: str | None = None  # substring of the target or the completion
+    source: str | None = None  # "mined" or "pasted"
 
 
 def list_inferences(
@@ -44,6 +55,8 @@ def list_inferences(
         query = query.where(Inference.span_correct == where.span_correct)
     if where.model_name is not None:
         query = query.where(Inference.model_name == where.model_name)
+    if where.source is not None:
+        query = query.where(Inference.source == where.source)
     if where.text:
         query = query.where(
             or_(
@@ -67,20 +80,25 @@ def inference_heads(session: Session, inference_id: int) -> Sequence[HeadPattern
 
 @dataclass(frozen=True)
 class TaskCount:
-    """How many completions of one task a model has, and how many had the right first token."""
+    """How many mined completions of one task a model has, how many had the right first token, and how
+    many pasted completions of the task are stored besides (never part of the atlas's figures)."""
 
     task: str
     inferences: int
     first_token_correct: int
+    pasted: int = 0
 
 
 def task_counts(session: Session, model_name: str | None = None) -> dict[str, TaskCount]:
-    """Per task: completions and first-token-correct completions (of one model, or of all)."""
+    """Per task: mined completions and their first-token-correct ones, and pasted completions apart (of one
+    model, or of all). A task with only pasted completions has 0 mined ones."""
+    mined = Inference.source == MINED
     query = (
         select(
             Scenario.task,
-            func.count(Inference.id),
-            func.count(Inference.id).filter(Inference.first_token_correct.is_(True)),
+            func.count(Inference.id).filter(mined),
+            func.count(Inference.id).filter(mined, Inference.first_token_correct.is_(True)),
+            func.count(Inference.id).filter(Inference.source == PASTED),
         )
         .join(Inference, Inference.scenario_id == Scenario.id)
         .group_by(Scenario.task)
@@ -88,8 +106,8 @@ def task_counts(session: Session, model_name: str | None = None) -> dict[str, Ta
     if model_name is not None:
         query = query.where(Inference.model_name == model_name)
     return {
-        task: TaskCount(task, int(total), int(correct))
-        for task, total, correct in session.execute(query).all()
+        task: TaskCount(task, int(total), int(correct), int(pasted))
+        for task, total, correct, pasted in session.execute(query).all()
     }
 
 
@@ -106,23 +124,65 @@ def scenario_holes(store: Store, task: str) -> set[tuple[str, int, int]]:
 
 
 def atlas_counts(store: Store) -> dict[str, Any]:
-    """Scenarios, inferences (and how many were right), head patterns, and jobs by state."""
+    """The atlas's (mined) scenarios, inferences (and how many were right) and head patterns; pasted
+    code's inferences and head patterns apart (`pasted_*`); and jobs by state."""
     with store.session() as s:
 
-        def count(model: type[Scenario] | type[Inference] | type[HeadPattern]) -> int:
-            return int(s.scalar(select(func.count()).select_from(model)) or 0)
+        def count(*conditions: Any, model: type[Scenario] | type[Inference] | type[HeadPattern]) -> int:
+            return int(s.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
 
-        correct = s.scalar(
-            select(func.count()).select_from(Inference).where(Inference.first_token_correct.is_(True))
+        pasted_ids = select(Inference.id).where(Inference.source == PASTED)
+        pasted_files = select(CorpusFile.id).where(CorpusFile.corpus == PASTED_CORPUS)
+        mined_scenario = Scenario.corpus_file_id.not_in(pasted_files) & (
+            Scenario.alignment != PASTED_ALIGNMENT
         )
+        # All head patterns less the pasted ones: the pasted ones are few and found by index.
+        pasted_patterns = count(HeadPattern.inference_id.in_(pasted_ids), model=HeadPattern)
         jobs = s.execute(select(Job.state, func.count()).group_by(Job.state)).all()
         return {
-            "scenarios": count(Scenario),
-            "inferences": count(Inference),
-            "inferences_first_token_correct": int(correct or 0),
-            "head_patterns": count(HeadPattern),
+            "scenarios": count(mined_scenario, model=Scenario),
+            "inferences": count(Inference.source == MINED, model=Inference),
+            "inferences_first_token_correct": count(
+                Inference.source == MINED, Inference.first_token_correct.is_(True), model=Inference
+            ),
+            "head_patterns": count(model=HeadPattern) - pasted_patterns,
+            "pasted_inferences": count(Inference.source == PASTED, model=Inference),
+            "pasted_head_patterns": pasted_patterns,
             "jobs": {str(state): int(n) for state, n in jobs},
         }
+
+
+def delete_pasted_inference(store: Store, inference_id: int) -> list[int]:
+    """Delete a pasted inference with its head patterns (and, by cascade, their cluster assignments and
+    map points), and its scenario and corpus file when nothing else uses them; returns the deleted head
+    pattern ids (the index drops them at its next sync). `NotFound` for an unknown id; `InvalidInput` for
+    a mined inference, which belongs to the atlas."""
+    with store.session(immediate=True) as session:
+        row = session.get(Inference, inference_id)
+        if row is None:
+            raise NotFound(f"no inference with id {inference_id}; list them with GET /api/inferences.")
+        if row.source != PASTED:
+            raise InvalidInput("only pasted code can be deleted; mined rows belong to the atlas.")
+        pattern_ids = [
+            int(i)
+            for i in session.scalars(select(HeadPattern.id).where(HeadPattern.inference_id == inference_id))
+        ]
+        # Its scenario and file go too when they are pasted code's own and nothing else uses them.
+        scenario, scenario_id, file_id = row.scenario, None, None
+        if scenario is not None and scenario.alignment == PASTED_ALIGNMENT:
+            scenario_id = scenario.id
+            file_id = scenario.corpus_file_id if scenario.corpus_file.corpus == PASTED_CORPUS else None
+        session.execute(delete(HeadPattern).where(HeadPattern.inference_id == inference_id))
+        session.execute(delete(Inference).where(Inference.id == inference_id))
+
+        def unused(*conditions: Any, model: type[Inference] | type[Scenario]) -> bool:
+            return not session.scalar(select(func.count()).select_from(model).where(*conditions))
+
+        if scenario_id is not None and unused(Inference.scenario_id == scenario_id, model=Inference):
+            session.execute(delete(Scenario).where(Scenario.id == scenario_id))
+            if file_id is not None and unused(Scenario.corpus_file_id == file_id, model=Scenario):
+                session.execute(delete(CorpusFile).where(CorpusFile.id == file_id))
+    return pattern_ids
 
 
 def scenarios_without_inference(store: Store, model_name: str, scenario_ids: Sequence[int]) -> list[int]:

@@ -31,6 +31,15 @@ from attnlens.heads import HeadRef
 from attnlens.store.base import Base, UTCDateTime, utc_now
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+# Where an inference came from: `mined` rows make up the atlas (clustering, maps, predictors, task counts);
+# `pasted` rows are code a user pasted and chose to keep. Analyses never read pasted rows, and only they
+# can be deleted.
+MINED, PASTED = "mined", "pasted"
+INFERENCE_SOURCES = (MINED, PASTED)
+# The corpus of the files pasted code makes, and the alignment of its scenarios (a paste identical to a mined
+# file shares that file's row, so its scenarios are told apart by their alignment).
+PASTED_CORPUS = "pasted"
+PASTED_ALIGNMENT = "pasted"
 
 
 class CorpusFile(Base):
@@ -84,8 +93,13 @@ class Inference(Base):
 
     __tablename__ = "inference"
     # One inference per scenario and model: greedy decoding is deterministic, and resumable atlas builds
-    # skip scenarios that already have one. Pasted code has no scenario (NULLs never collide).
-    __table_args__ = (UniqueConstraint("scenario_id", "model_name"), Index(None, "model_name"))
+    # skip scenarios that already have one. Pasted code has a scenario of corpus `pasted` (rows written
+    # before that had none; NULLs never collide).
+    __table_args__ = (
+        UniqueConstraint("scenario_id", "model_name"),
+        Index(None, "model_name"),
+        CheckConstraint("source IN ('mined', 'pasted')", name="source"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     scenario_id: Mapped[int | None] = mapped_column(ForeignKey("scenario.id", ondelete="CASCADE"))
@@ -100,6 +114,8 @@ class Inference(Base):
     expected_token_prob: Mapped[float | None] = mapped_column(Float)  # p(first expected token) at the hole
     embedder: Mapped[str | None] = mapped_column(String(500))  # AP-MAE checkpoint behind the embeddings
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    # `mined` (part of the atlas) or `pasted` (kept apart from every analysis; deletable).
+    source: Mapped[str] = mapped_column(String(8), default=MINED, server_default=MINED)
 
     scenario: Mapped[Scenario | None] = relationship()
     head_patterns: Mapped[list[HeadPattern]] = relationship(

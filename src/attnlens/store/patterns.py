@@ -20,7 +20,7 @@ from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.store.codecs import pack_embedding, pack_thumbnail, pack_token_ids, unpack_embeddings
 from attnlens.store.engine import Store
-from attnlens.store.models import HeadPattern, Inference, Scenario
+from attnlens.store.models import INFERENCE_SOURCES, MINED, HeadPattern, Inference, Scenario
 
 STAT_COLUMNS = ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
 _LOOKUP_CHUNK = 500
@@ -39,10 +39,14 @@ def save_inference(
     span_correct: bool | None = None,
     expected_token_prob: float | None = None,
     embedder: str | None = None,
+    source: str = MINED,
 ) -> int:
-    """Store one model run; returns its id. `prompt_ids` may be left out when the scenario has them."""
+    """Store one model run; returns its id. `prompt_ids` may be left out when the scenario has them.
+    `source` is `mined` for the atlas's own rows and `pasted` for pasted code (kept out of analyses)."""
     if scenario_id is None and prompt_ids is None:
         raise InvalidInput("an inference without a scenario needs its prompt_ids.")
+    if source not in INFERENCE_SOURCES:
+        raise InvalidInput(f"unknown inference source {source!r}; use one of {', '.join(INFERENCE_SOURCES)}.")
     row = Inference(
         scenario_id=scenario_id,
         model_name=model_name,
@@ -54,6 +58,7 @@ def save_inference(
         span_correct=span_correct,
         expected_token_prob=expected_token_prob,
         embedder=embedder,
+        source=source,
     )
     session.add(row)
     session.flush()

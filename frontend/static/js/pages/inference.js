@@ -1,5 +1,6 @@
 // Gallery of one inference: the code with its hole, the grid of every head, and the selected head in detail
-// (full pattern, its cluster, its nearest patterns across the atlas). URL: #/inference/<id>?head=L3H5&log=1&scope=head
+// (full pattern, its cluster, its nearest patterns across the atlas). Pasted code is marked "pasted" and can be
+// deleted here (mined rows belong to the atlas). URL: #/inference/<id>?head=L3H5&log=1&scope=head
 
 import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
@@ -11,6 +12,7 @@ import { drawPattern } from "../heatmap.js";
 
 export function inferenceHeader(inf) {
   return h("div", { class: "facts" },
+    inf.source === "pasted" ? h("span", { class: "source-pasted", id: "source-pasted", title: "Pasted code: kept out of the atlas's clusters, map, predictors and counts" }, "pasted") : null,
     h("span", {}, `task ${inf.task ?? "pasted"}`),
     inf.file_path ? h("span", { class: "path" }, inf.file_path) : null,
     h("span", {}, `mode ${inf.mode ?? "–"}`),
@@ -116,9 +118,21 @@ export async function render(root, route) {
     await Promise.all([patternLoad, loadNeighbours(), clusterSection(clusterSlot, cell, signal).catch((err) => fill(clusterSlot, errorBox(err)))]);
   }
 
+  const deleteStatus = h("div", { id: "delete-status" });
+  const deleteButton = inf.source !== "pasted" ? null : h("button", { id: "delete-inference", onclick: async () => {
+    if (!window.confirm(`Delete pasted inference #${id} with its head patterns?`)) return;
+    const done = await withStatus(deleteStatus, "Deleting", () => api(`/api/inferences/${id}`, { method: "DELETE" }));
+    if (!done) return;
+    controller?.abort();
+    headGrid.destroy();
+    fill(root, h("h1", {}, `Inference #${id}`),
+      h("div", { class: "notice", id: "inference-deleted" }, `Deleted pasted inference #${id} and its ${int(done.head_patterns)} head patterns. `,
+        h("a", { href: "#/paste" }, "Paste more code"), " · ", h("a", { href: "#/" }, "back to the atlas")));
+  } }, "Delete this paste");
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, `Inference #${id}`),
-      h("a", { class: "button", href: `#/intervene/${id}` }, "Intervene on this completion →")),
+      h("a", { class: "button", href: `#/intervene/${id}` }, "Intervene on this completion →"), deleteButton),
+    deleteStatus,
     inferenceHeader(inf),
     h("section", { class: "panel" }, codeWithHole(inf), holeLegend()),
     h("div", { class: "two-col" },

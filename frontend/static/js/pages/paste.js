@@ -2,7 +2,9 @@
 // holes; shows the completion, the predicted probability of correctness next to the predictor's measured
 // accuracy and chance, correctness when known, and the heads that drive the prediction (listed, and
 // outlined on the grid). The task pickers offer what the server accepts in each mode (GET /api/tasks).
-// URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol
+// "Store this paste" (on by default) keeps it as a pasted inference (never part of the atlas's analyses),
+// which the result can delete again; unticked, nothing is written and the grid comes inline.
+// URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol  (&store=0: not stored)
 
 import { api, has, tasks } from "../api.js";
 import { clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
@@ -60,14 +62,39 @@ const signed = (x) => `${x >= 0 ? "+" : "−"}${num(Math.abs(x), 3)}`;
  * the cluster the pasted pattern of that head joined; each opens that head of the stored inference.
  */
 export function topHeadsList(topHeads, inferenceId) {
+  // An unstored paste (inferenceId null) has no inference to open: the names are plain text.
+  const name = (t) => (inferenceId === null || inferenceId === undefined ? h("code", {}, t.name)
+    : h("a", { href: `#/inference/${inferenceId}?head=${t.name}` }, h("code", {}, t.name)));
   return h("ol", { class: "top-heads", id: "top-heads" }, topHeads.map((t) =>
     h("li", { dataset: { head: t.name } },
-      h("a", { href: `#/inference/${inferenceId}?head=${t.name}` }, h("code", {}, t.name)),
+      name(t),
       h("span", { class: t.importance >= 0 ? "importance up" : "importance down" }, ` ${signed(t.importance)}`),
       ` · ${clusterText(t.cluster)}`)));
 }
 
-function holeView(r) {
+/** Where a hole's result lives: its stored inference (with intervene and delete), or "not stored". */
+function storedAs(r, onDelete) {
+  if (r.inference_id === null) return h("span", { class: "muted", id: "not-stored" }, "not stored (analysed without writing anything)");
+  const del = h("button", { class: "small delete-paste", "aria-label": `delete inference ${r.inference_id}`, onclick: async () => {
+    if (!window.confirm(`Delete pasted inference #${r.inference_id} with its head patterns?`)) return;
+    del.disabled = true;
+    try {
+      const done = await api(`/api/inferences/${r.inference_id}`, { method: "DELETE" });
+      onDelete(r, done);
+    } catch (err) {
+      del.disabled = false;
+      del.after(errorBox(err));
+    }
+  } }, "delete");
+  return [h("a", { href: `#/inference/${r.inference_id}` }, `inference #${r.inference_id}`), " · ",
+    h("a", { href: `#/intervene/${r.inference_id}` }, "intervene"), " · ", del];
+}
+
+function holeView(r, onDelete) {
+  const slot = h("dd", { class: "stored-as" }, storedAs(r, (hole, done) => {
+    fill(slot, h("span", { class: "muted deleted" }, `deleted (inference #${done.inference_id}, ${int(done.head_patterns)} head patterns)`));
+    onDelete?.(hole, done);
+  }));
   return h("dl", { class: "counts" },
     h("dt", {}, "task"), h("dd", {}, r.task ?? "selection"),
     h("dt", {}, "completion"), h("dd", {}, h("code", { class: "completion-text" }, showToken(r.completion_text))),
@@ -75,8 +102,7 @@ function holeView(r) {
     h("dt", {}, "first token"), h("dd", {}, verdict(r.first_token_correct)),
     h("dt", {}, "whole span"), h("dd", {}, verdict(r.span_correct)),
     h("dt", {}, "p(expected)"), h("dd", {}, num(r.expected_token_prob, 4)),
-    h("dt", {}, "stored as"), h("dd", {}, h("a", { href: `#/inference/${r.inference_id}` }, `inference #${r.inference_id}`), " · ",
-      h("a", { href: `#/intervene/${r.inference_id}` }, "intervene")));
+    h("dt", {}, "stored as"), slot);
 }
 
 export async function render(root, route) {
@@ -89,6 +115,8 @@ export async function render(root, route) {
   const taskSelect = taskPicker("task", "task at the cursor", known, (t) => t.at_cursor, p.get("task"));
   const autoSelect = taskPicker("auto-task", "task of the automatic holes", known, (t) => t.auto_holes, (p.get("auto") || "").split(",")[0]);
   const where = h("p", { class: "muted", id: "hole-info" });
+  const storeBox = h("input", { type: "checkbox", id: "store-paste", checked: p.get("store") !== "0" });
+  storeBox.addEventListener("change", () => setState({ store: storeBox.checked ? "" : "0" }));
   const statusSlot = h("div", { id: "analyze-status" });
   const resultSlot = h("div", { id: "analyze-result" });
   let grid = null;
@@ -106,25 +134,36 @@ export async function render(root, route) {
   async function run(hole, holeTasks) {
     const code = box.value;
     const urlHole = hole ? (hole.start !== undefined ? { start: hole.start, end: hole.end, cursor: "", task: "", auto: "" } : { cursor: hole.cursor, task: hole.task, start: "", end: "", auto: "" }) : { auto: holeTasks.join(","), start: "", end: "", cursor: "" };
-    setState({ code, ...urlHole });
+    const store = storeBox.checked;
+    setState({ code, ...urlHole, store: store ? "" : "0" });
     grid?.destroy();
     fill(resultSlot);
     const result = await withStatus(statusSlot, "Running the model on your code (completion, attention, embeddings)", (onWait) =>
-      api("/api/analyze", { method: "POST", body: { code, hole, tasks: holeTasks }, onWait }));
+      api("/api/analyze", { method: "POST", body: { code, hole, tasks: holeTasks, store }, onWait }));
     if (!result) return;
-    // Each cell carries its cluster (the one its pattern joined by kNN vote); the grid's hover shows it.
+    const stored = result.inference_id !== null;
+    // Each cell carries its cluster (the one its pattern joined by kNN vote); the grid's hover shows it. An
+    // unstored paste has no inference to open a head in.
     grid = new HeadGrid(result.grid, { label: "Heads of the pasted code", describe: (cell) => {
       const rank = result.top_heads.findIndex((t) => t.name === cell.name);
-      return rank >= 0 ? [`top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})`] : [];
-    }, onActivate: (cell) => { location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
+      return [rank >= 0 ? `top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})` : null,
+        stored ? null : "not stored: store the paste to open its full pattern and neighbours"].filter(Boolean);
+    }, onActivate: (cell) => { if (stored) location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
     grid.setTop(result.top_heads.map((t) => t.name));
+    // Deleting the main hole removes what pointed at it (grid, top heads); other holes stay.
+    const onDelete = () => {
+      grid?.destroy();
+      grid = null;
+      fill(resultSlot, h("div", { class: "notice", id: "paste-deleted" }, `Deleted pasted inference #${result.inference_id} and its head patterns.`),
+        result.others?.length ? h("section", { class: "panel" }, h("h3", {}, `Other holes (${result.others.length})`), result.others.map((o) => holeView(o))) : null);
+    };
     fill(resultSlot,
       h("div", { class: "two-col" },
-        h("section", { class: "panel" }, h("h2", {}, "Completion"), holeView(result), h("h3", {}, "Predicted correctness"), predictionView(result),
+        h("section", { class: "panel" }, h("h2", {}, "Completion"), holeView(result, onDelete), h("h3", {}, "Predicted correctness"), predictionView(result),
           result.top_heads.length ? [h("h3", {}, "Heads that drive the prediction"),
             h("p", { class: "muted" }, "Signed importance (SHAP, in log-odds of a correct completion) and the cluster this head's pattern joined; outlined on the grid. Click one to open it."),
             topHeadsList(result.top_heads, result.inference_id)] : null,
-          result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map(holeView)) : null),
+          result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map((o) => holeView(o))) : null),
         h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(result.top_heads.length ? ["top", "focus"] : ["focus"]))));
   }
 
@@ -142,7 +181,9 @@ export async function render(root, route) {
       h("p", { class: "muted" }, "Select the span the model should write (the hole), or place the cursor and pick a task; or let the app mine holes of a task."),
       box, where,
       h("div", { class: "actions" }, bySelection, h("label", {}, "task at the cursor ", taskSelect),
-        h("span", { class: "separator", "aria-hidden": "true" }), auto, h("label", {}, "of task ", autoSelect)),
+        h("span", { class: "separator", "aria-hidden": "true" }), auto, h("label", {}, "of task ", autoSelect),
+        h("span", { class: "separator", "aria-hidden": "true" }),
+        h("label", { title: "Keep it as a pasted inference (shareable, deletable; never part of the atlas's clusters, map or predictors). Unticked: nothing is written." }, storeBox, " store this paste")),
       statusSlot),
     resultSlot);
   // Restore the hole from the URL (offsets are code points) and show it; re-running is the user's choice.

@@ -1,25 +1,43 @@
-"""Completions in the atlas: list, one with its tokens, and the grid of its heads."""
+"""Completions in the atlas: list, one with its tokens, the grid of its heads, and deleting pasted code."""
 
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep, StoreDep
-from attnlens.api.schemas import HeadCell, HeadGridPublic, InferencePage, InferencePublic, InferenceSummary
-from attnlens.errors import NotFound
+from attnlens.api.schemas import (
+    DeletedPublic,
+    HeadCell,
+    HeadGridPublic,
+    InferencePage,
+    InferencePublic,
+    InferenceSummary,
+)
+from attnlens.atlas.indexing import sync_index
+from attnlens.contracts.results import PastedGrid
+from attnlens.errors import AttnLensError, NotFound
+from attnlens.heads import HeadRef
 from attnlens.store.analyses import cluster_labels, latest_clustering
 from attnlens.store.codecs import unpack_thumbnail, unpack_token_ids
-from attnlens.store.inferences import InferenceFilter, inference_heads, list_inferences, prompt_ids_of
-from attnlens.store.models import Inference
+from attnlens.store.inferences import (
+    InferenceFilter,
+    delete_pasted_inference,
+    inference_heads,
+    list_inferences,
+    prompt_ids_of,
+)
+from attnlens.store.models import PASTED, Inference
 from attnlens.tokens import TokenDecoder
 
 router = APIRouter(tags=["inferences"])
+log = logging.getLogger(__name__)
 
 
 def _summary(inference: Inference) -> InferenceSummary:
@@ -27,6 +45,7 @@ def _summary(inference: Inference) -> InferenceSummary:
     return InferenceSummary(
         id=inference.id,
         model_name=inference.model_name,
+        source="pasted" if inference.source == PASTED else "mined",
         task=scenario.task if scenario else None,
         file_path=scenario.corpus_file.path if scenario else None,
         target_text=scenario.target_text if scenario else None,
@@ -52,6 +71,10 @@ def read_inferences(
     q: Annotated[
         str | None, Query(max_length=200, description="Text in the target or the completion.")
     ] = None,
+    source: Annotated[
+        Literal["mined", "pasted"] | None,
+        Query(description="Only the atlas's mined completions, or only pasted code."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> InferencePage:
@@ -63,6 +86,7 @@ def read_inferences(
         model_name=model,
         file=file,
         text=q,
+        source=source,
     )
     total, rows = list_inferences(session, where, limit=limit, offset=offset)
     return InferencePage(total=total, limit=limit, offset=offset, items=[_summary(r) for r in rows])
@@ -96,6 +120,23 @@ def read_inference_heads(inference: InferenceDep, session: SessionDep, store: St
     head's cluster in the newest clustering of the inference's model (null where it has none)."""
     clustering = latest_clustering(store, inference.model_name)
     return head_grid(session, inference.id, clustering_id=clustering.id if clustering is not None else None)
+
+
+@router.delete("/inferences/{inference_id}", response_model=DeletedPublic)
+def delete_inference(
+    inference_id: Annotated[int, Path(ge=1, le=2**62, description="A pasted inference's id.")],
+    store: StoreDep,
+    settings: SettingsDep,
+) -> DeletedPublic:
+    """Delete pasted code: the inference, its head patterns (with their cluster assignments and map
+    points) and its index entries. Mined completions belong to the atlas and are refused (400)."""
+    deleted = delete_pasted_inference(store, inference_id)
+    try:
+        sync_index(settings, store)  # the index follows the database: the deleted patterns leave it
+    except (AttnLensError, OSError) as exc:
+        # The rows are gone (searches skip ids they cannot load); the next sync drops their vectors.
+        log.warning("index not synced after deleting inference %d: %s", inference_id, exc)
+    return DeletedPublic(inference_id=inference_id, head_patterns=len(deleted))
 
 
 def head_grid(
@@ -138,5 +179,34 @@ def head_grid(
         n_heads=n_heads,
         thumbnail_size=size,
         thumbnails=base64.b64encode(images.tobytes()).decode("ascii"),
+        heads=cells,
+    )
+
+
+def pasted_head_grid(grid: PastedGrid, clusters: Mapping[str, int]) -> HeadGridPublic:
+    """The head grid of a paste analysed without being stored, from what the worker sent (thumbnails and
+    statistics in (layer, head) order), in the shape of a stored one (no pattern ids)."""
+
+    def stat(name: str, i: int) -> float:
+        return grid.stats[name][i]
+
+    cells = []
+    for i in range(grid.n_layers * grid.n_heads):
+        ref = HeadRef(*divmod(i, grid.n_heads))
+        cells.append(
+            HeadCell(
+                id=None, name=ref.name, layer=ref.layer, head=ref.head,
+                entropy=stat("entropy", i), diagonal_mass=stat("diagonal_mass", i),
+                previous_token_mass=stat("previous_token_mass", i),
+                first_token_mass=stat("first_token_mass", i), local_mass=stat("local_mass", i),
+                cluster=clusters.get(ref.name),
+            )
+        )  # fmt: skip
+    return HeadGridPublic(
+        inference_id=None,
+        n_layers=grid.n_layers,
+        n_heads=grid.n_heads,
+        thumbnail_size=grid.thumbnail_size,
+        thumbnails=grid.thumbnails,
         heads=cells,
     )

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from attnlens.api.deps import SessionDep, SettingsDep, StoreDep, WorkerDep
 from attnlens.api.schemas import NeighborHit, NeighborsPublic, PatternPublic, PatternSearch
 from attnlens.errors import NotFound
-from attnlens.index import PatternIndex
+from attnlens.index import IndexSpace, PatternIndex
+from attnlens.service.protocol import WorkerClient
 from attnlens.store import Store
 from attnlens.store.analyses import cluster_labels, latest_clustering
 from attnlens.store.codecs import unpack_thumbnail
@@ -117,16 +118,28 @@ def _search(
     session: Session,
     store: Store,
     index: PatternIndex,
+    space: IndexSpace,
     vector: np.ndarray,
     k: int,
     filters: PatternFilter,
     skip: int | None,
 ) -> list[NeighborHit]:
+    """Nearest patterns within one embedding space: vectors of another model or AP-MAE checkpoint are
+    not comparable with `vector`, so they are never candidates."""
+    if index.space(space) is None:
+        return []
     allowed = None if filters.is_empty else matching_pattern_ids(session, filters)
     if allowed is not None and len(allowed) == 0:
         return []
-    result = index.search(vector[None], k + (1 if skip is not None else 0), filter_ids=allowed)
+    result = index.search(vector[None], k + (1 if skip is not None else 0), filter_ids=allowed, space=space)
     return _hits(session, store, result.ids[0], result.scores[0], skip, k)
+
+
+def served_space(worker: WorkerClient) -> IndexSpace:
+    """The embedding space of what the worker embeds now: its model and its AP-MAE checkpoint."""
+    status = worker.status()
+    model = (status.get("model") or {}).get("name") or status.get("model_name")
+    return IndexSpace(str(model), (status.get("apmae") or {}).get("checkpoint"))
 
 
 @router.get("/patterns/{pattern_id}/neighbors", response_model=NeighborsPublic)
@@ -142,13 +155,15 @@ def read_pattern_neighbors(
     first_token_correct: Annotated[bool | None, Query()] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
 ) -> NeighborsPublic:
-    """The k patterns nearest to this one across the atlas (AP-MAE embeddings), with optional filters."""
+    """The k patterns nearest to this one in the atlas (AP-MAE embeddings), with optional filters, among
+    the patterns of the same model embedded by the same AP-MAE checkpoint (one embedding space)."""
     vector = load_embeddings(session, [row.id])[0]
     filters = PatternFilter(
         layer=layer, head=head, task=task, first_token_correct=first_token_correct, model_name=model
     )
+    space = IndexSpace(row.inference.model_name, row.inference.embedder)
     return NeighborsPublic(
-        query_id=row.id, hits=_search(session, store, index, vector, k, filters, skip=row.id)
+        query_id=row.id, hits=_search(session, store, index, space, vector, k, filters, skip=row.id)
     )
 
 
@@ -156,11 +171,13 @@ def read_pattern_neighbors(
 def search_patterns(
     body: PatternSearch, session: SessionDep, store: StoreDep, index: IndexDep, worker: WorkerDep
 ) -> NeighborsPublic:
-    """Nearest stored patterns to an uploaded attention matrix (the worker embeds it with AP-MAE)."""
+    """Nearest stored patterns to an uploaded attention matrix (the worker embeds it with AP-MAE), among
+    the served model's patterns embedded by the worker's checkpoint (its embedding space)."""
     vector = worker.embed_pattern(np.asarray(body.values, dtype=np.float32))
     filters = PatternFilter(
         layer=body.layer, head=body.head, task=body.task, first_token_correct=body.first_token_correct
     )
+    space = served_space(worker)
     return NeighborsPublic(
-        query_id=None, hits=_search(session, store, index, vector, body.k, filters, skip=None)
+        query_id=None, hits=_search(session, store, index, space, vector, body.k, filters, skip=None)
     )

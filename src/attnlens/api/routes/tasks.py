@@ -14,8 +14,8 @@ router = APIRouter(tags=["atlas"])
 
 @router.get("/tasks", response_model=list[TaskPublic])
 def read_tasks(session: SessionDep, settings: SettingsDep, model: ModelQuery = None) -> list[TaskPublic]:
-    """Every task with what it can be used for (a cursor, automatic holes, a control) and the atlas's
-    completions of it for the model (default: the served one)."""
+    """Every task with what it can be used for (a cursor, automatic holes, a control), the atlas's (mined)
+    completions of it for the model (default: the served one), and its stored pasted completions apart."""
     counts = task_counts(session, model or settings.model.name)
     out = []
     for spec in TASK_SPECS:
@@ -29,6 +29,7 @@ def read_tasks(session: SessionDep, settings: SettingsDep, model: ModelQuery = N
                 control=spec.control,
                 inferences=count.inferences if count else 0,
                 first_token_correct=count.first_token_correct if count else 0,
+                pasted=count.pasted if count else 0,
             )
         )
     return out
