@@ -1,0 +1,86 @@
+"""The paste page with a real prediction: a server over the predicted atlas (tests/store/signal_atlas.py:
+real clustering and both predictor kinds trained by the real jobs); pasted code gets a probability, and the
+page shows it with the accuracy, interval and chance of the predictor that gave it, and the heads driving
+it with their clusters (slow: UMAP)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.browser.conftest import VIEWPORT, free_port, open_view
+from tests.store.signal_atlas import CODE, build_predicted_atlas
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def predicted_server(tiny_atlas, tmp_path_factory) -> Iterator[str]:
+    import uvicorn
+
+    from attnlens.api import create_app
+    from attnlens.service.local import LocalWorker
+
+    settings, store = build_predicted_atlas(tiny_atlas[0], tmp_path_factory.mktemp("predicted") / "data")
+    worker = LocalWorker(settings, store)
+    worker.start(background=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, worker, store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="predicted-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_paste_shows_a_real_probability_with_its_predictors_measured_accuracy(chromium, predicted_server):
+    context = chromium.new_context(viewport=VIEWPORT, base_url=predicted_server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(30_000)
+    try:
+        # What the server answers for this paste (stored once; the page's own run finds the same row).
+        expected = page.request.post(
+            "/api/analyze", data={"code": CODE, "hole": {"cursor": 0, "task": "identifiers"}}
+        ).json()
+        prediction = expected["prediction"]
+        assert prediction is not None, expected["prediction_unavailable"]
+        open_view(page, "#/paste")
+        page.fill("#code", CODE)
+        page.evaluate(
+            "() => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(0, 0); }"
+        )
+        page.select_option("#task", "identifiers")
+        page.click("#analyze")
+        page.wait_for_selector("#prediction")
+        shown = page.locator("#prediction").inner_text()
+        pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731 - dom.js pct(): one decimal
+        predictor = prediction["predictor"]
+        assert f"{pct(prediction['probability_correct'])} likely correct" in shown
+        assert f"measured accuracy {pct(predictor['accuracy'])}" in shown
+        assert f"[{pct(predictor['accuracy_low'])}, {pct(predictor['accuracy_high'])}]" in shown
+        assert f"chance {pct(predictor['chance'])}" in shown
+        # It beat chance, so no "indistinguishable from chance" notice.
+        assert predictor["accuracy_low"] > predictor["chance"]
+        assert page.locator("#prediction-uninformative").count() == 0
+        tops = page.locator("#top-heads li").all_inner_texts()
+        assert len(tops) == len(prediction["top_heads"])
+        first = prediction["top_heads"][0]
+        assert tops[0].startswith(first["name"]) and f"cluster {first['cluster']}" in tops[0].replace(
+            "cluster: noise", "cluster -1"
+        )
+        page.screenshot(path="test-output/screenshots/test_paste_real_prediction.png", full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()
