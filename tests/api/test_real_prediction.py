@@ -54,6 +54,29 @@ def test_pasted_code_gets_a_real_probability_with_its_predictors_accuracy(predic
     )  # the grid shows the clusters the top heads joined
 
 
+def test_a_short_paste_says_its_predictors_measured_accuracy_does_not_apply(predicted):
+    """The predictors were measured on the atlas's windows; this paste's prompt has another length, so the
+    prediction says the accuracy does not apply and why (the probability is still given)."""
+    from attnlens.store.analyses import newest_predictors
+
+    settings, store, _, client = predicted
+    windows = {
+        row.predictor.parameters["window_tokens"] for row in newest_predictors(store, settings.model.name)
+    }
+    response = client.post("/api/analyze", json={"code": CODE, "hole": {"cursor": 0, "task": "identifiers"}})
+    assert response.status_code == 200, response.json()
+    prediction = response.json()["prediction"]
+    assert prediction is not None and 0.0 < prediction["probability_correct"] < 1.0
+    (window,) = windows  # every predictor was trained on windows of one length
+    prompt = prediction["prompt_tokens"]
+    assert 0 < prompt != window
+    assert prediction["applies"] is False
+    assert prediction["applicability"].startswith(
+        f"measured on {window}-token atlas windows; this paste's prompt is {prompt} tokens"
+    )
+    assert prediction["applicability"].endswith("so the measured accuracy does not apply to it")
+
+
 def test_experiment_ranks_heads_by_the_predictor_over_its_own_scenarios(predicted):
     settings, store, worker, client = predicted
     body = {"task": "identifiers", "rules": ["top_positive", "random"], "n": [1, 2], "scenarios": 6,

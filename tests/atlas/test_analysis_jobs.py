@@ -327,3 +327,55 @@ def test_experiment_ranking_over_its_own_rows_picks_the_signal_head_first(analys
     for rule in ("top_positive", "top_negative"):
         assert select_heads(ranking, rule, 2, eps=1e-5, seed=0).heads[0] == SIGNAL, (kind, rule)
     assert explain_rows(atlas.settings, atlas.store, MODEL, "eol", rows, kind) is None  # no eol predictor
+
+
+def test_clustering_stores_how_often_the_knn_vote_agrees_with_its_labels(analysed):
+    """Pasted code is placed in clusters by a kNN vote, not by HDBSCAN: the clustering job holds out a
+    seeded 20% of each head's labelled rows, votes their labels from the other 80% and stores the agreement
+    with a Wilson interval, per head and overall (well-separated synthetic clusters: nearly always)."""
+    from attnlens.store.analyses import clustering_by_id
+
+    atlas, jobs = analysed
+    job = jobs[ATLAS_CLUSTER]
+    clustering = clustering_by_id(atlas.store, job.result["clustering_id"])
+    assert clustering is not None
+    knn = clustering.parameters["knn_agreement"]
+    held = round(0.2 * sum(ROWS.values()))
+    assert set(knn["per_head"]) == {ref.name for ref in HEADS}
+    for name, head in knn["per_head"].items():
+        assert head["held_out"] == held and head["low"] <= head["rate"] <= head["high"], name
+        assert head["rate"] == round(head["agree"] / held, 4)
+    overall = knn["overall"]
+    assert overall["held_out"] == held * len(HEADS)
+    assert overall["agree"] == sum(h["agree"] for h in knn["per_head"].values())
+    assert overall["low"] <= overall["rate"] <= overall["high"] and overall["rate"] > 0.95
+    assert knn["clustered_heads"]["heads"] == len(HEADS)
+    assert job.result["knn_agreement"]["overall"] == overall  # the job's result says it too
+
+
+def test_prediction_says_whether_its_measured_accuracy_applies(analysed):
+    """Predictors record their rows' window length; a prediction's accuracy applies only to an input of
+    that length embedded by the same checkpoint, and the prediction says why (or why not)."""
+    atlas, _ = analysed
+    with atlas.store.session() as session:
+        windows = list(session.scalars(select(Predictor.parameters)).all())
+    vectors = as_vectors({ref.name: atlas.centres[i, 0] for i, ref in enumerate(HEADS)})
+    assert windows and all(parameters["window_tokens"] == 16 for parameters in windows)  # FakeScenario's
+
+    def predict(prompt_tokens, embedder):
+        prediction, reason, _ = predict_for_inference(
+            atlas.settings, atlas.store, MODEL, vectors, "identifiers",
+            prompt_tokens=prompt_tokens, embedder=embedder,
+        )  # fmt: skip
+        assert prediction is not None, reason
+        return prediction
+
+    full = predict(16, "synthetic-apmae")
+    assert full.applies and full.prompt_tokens == 16
+    assert full.applicability.startswith("measured on windows like this one (16 tokens")
+    short = predict(9, "synthetic-apmae")
+    assert not short.applies and short.prompt_tokens == 9
+    assert "measured on 16-token atlas windows; this paste's prompt is 9 tokens" in short.applicability
+    assert 0.0 < short.probability_correct < 1.0  # still what the model says
+    other = predict(16, "another-apmae")
+    assert not other.applies and "not of the worker's another-apmae" in other.applicability

@@ -666,3 +666,152 @@ def test_paste_store_checkbox_delete_and_pasted_marks(page):
     page.click("#delete-inference")
     page.locator("#inference-deleted").wait_for()
     assert page.request.get(f"/api/inferences/{kept}").status == 404 and total() == before
+
+
+def trained_predictor(browser_atlas):
+    """A real `clusters_catboost` predictor of `identifiers` on the browser atlas's clustering,
+    cross-validated and fitted by the training job's own `evaluate_and_store` on rows whose correctness one
+    head (L2H1) decides (the tiny atlas has too few rows to train one); removed again on exit, so the other
+    pages see none. Its cluster ids (0, 1) are the browser clustering's labels, so pasted code gets a real
+    prediction."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from sqlalchemy import delete
+
+    from attnlens.atlas.train_predictors import evaluate_and_store
+    from attnlens.store.analyses import latest_clustering
+    from attnlens.store.models import Predictor, PredictorEvaluation
+    from tests.api.test_predictor_details import signal_rows
+
+    settings, store = browser_atlas
+    analysis = settings.analysis.model_copy(update={"cv_folds": 4, "predictor_iterations": 100})
+    ctx = SimpleNamespace(
+        settings=settings.model_copy(update={"analysis": analysis}), store=store, job=SimpleNamespace(id=None)
+    )
+    clustering = latest_clustering(store, settings.model.name)
+
+    @contextmanager
+    def trained():
+        rows = signal_rows()
+        summary = evaluate_and_store(ctx, rows, "clusters_catboost", clustering.id, settings.model.name)
+        try:
+            yield summary["predictor_id"]
+        finally:
+            with store.session() as session:
+                ids = [summary["predictor_id"]]
+                session.execute(delete(PredictorEvaluation).where(PredictorEvaluation.predictor_id.in_(ids)))
+                session.execute(delete(Predictor).where(Predictor.id.in_(ids)))
+
+    return trained()
+
+
+def percentages(text: str) -> list[float]:
+    return [float(x) / 100 for x in re.findall(r"(\d+(?:\.\d+)?)%", text)]
+
+
+def assert_shown(text: str, values: list[float]) -> None:
+    """The percentages in `text` are `values` as the page rounds them (one decimal)."""
+    shown = percentages(text)
+    assert len(shown) == len(values), (text, values)
+    assert all(abs(s - v) <= 0.0005 + 1e-9 for s, v in zip(shown, values, strict=True)), (text, values)
+
+
+def test_predictor_page_shows_the_evidence_behind_the_accuracy(page, browser_atlas):
+    """The predictor page shows the API's numbers (accuracy [CI], chance, shuffled control, folds), a
+    reliability diagram of the stored bins, a sortable table and a heatmap of every head's SHAP importance;
+    a head (from the table or the heatmap) shows its clusters, whose medoid opens it in the gallery."""
+    with trained_predictor(browser_atlas) as predictor_id:
+        detail = page.request.get(f"/api/predictors/{predictor_id}").json()
+        open_view(page, f"#/predictor/{predictor_id}")
+        assert page.locator("#page h1").first.inner_text() == f"Predictor #{predictor_id}"
+        assert_shown(page.locator("#predictor-accuracy").inner_text(),
+                     [detail["accuracy"], detail["accuracy_low"], detail["accuracy_high"]])  # fmt: skip
+        assert_shown(page.locator("#predictor-chance").inner_text(), [detail["chance"]])
+        control = detail["shuffled_control"]
+        assert_shown(page.locator("#predictor-shuffled").inner_text(),
+                     [control["accuracy"], control["accuracy_low"], control["accuracy_high"]])  # fmt: skip
+        verdict = page.locator("#predictor-verdict").inner_text()
+        assert detail["above_chance"] and "lies above chance" in verdict
+        assert page.locator("#predictor-rows").inner_text().startswith(f"{detail['n_rows']} ")
+        folds = page.locator("#fold-table tbody tr td:nth-child(2)").all_inner_texts()
+        assert_shown(" ".join(folds), detail["fold_accuracies"])
+        page.wait_for_selector("#accuracy-plot .main-svg")
+
+        page.wait_for_selector("#reliability-plot .main-svg")
+        plotted = page.evaluate(
+            "() => document.getElementById('reliability-plot').data.find((t) => t.name === 'observed')"
+        )
+        full = [b for b in detail["reliability"] if b["count"] > 0]
+        assert plotted["x"] == [b["mean_predicted"] for b in full]
+        assert plotted["y"] == [b["observed_rate"] for b in full]
+        assert plotted["text"] == [str(b["count"]) for b in full]
+        assert "near 0" in page.locator("#shap-note").inner_text()
+
+        heads = detail["head_importance"]
+        names = lambda: page.locator("#importance-table tbody tr").evaluate_all(  # noqa: E731
+            "rows => rows.map((r) => r.dataset.head)"
+        )
+        by_abs = [x["name"] for x in sorted(heads, key=lambda x: -x["mean_abs_shap"])]
+        assert names() == by_abs and by_abs[0] == "L2H1"  # the head that decides ranks first
+        page.click("#importance-table button[data-sort=signed]")
+        page.wait_for_function("location.hash.includes('sort=signed')")
+        assert names() == [x["name"] for x in sorted(heads, key=lambda x: -x["mean_shap"])]
+        page.click("#importance-table button[data-sort=signed]")
+        page.wait_for_function("location.hash.includes('order=asc')")
+        assert names() == [x["name"] for x in sorted(heads, key=lambda x: x["mean_shap"])]
+        page.click("#importance-table button[data-sort=abs]")
+        assert names() == by_abs
+        sorted_by = page.locator("#importance-table th[aria-sort=descending]").inner_text()
+        assert sorted_by.startswith("mean |SHAP|")
+
+        page.wait_for_selector("#importance-heatmap .main-svg")
+        z = page.evaluate("() => document.getElementById('importance-heatmap').data[0].z")
+        assert all(z[x["layer"]][x["head"]] == x["mean_abs_shap"] for x in heads)
+        x, y = page.evaluate("""() => {
+            const gd = document.getElementById('importance-heatmap');
+            const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+            return [box.left + gd._fullLayout.xaxis.l2p(3), box.top + gd._fullLayout.yaxis.l2p(0)];
+        }""")
+        page.mouse.click(x, y)
+        page.wait_for_function("location.hash.includes('head=L0H3')")
+        assert page.locator("#predictor-head h2").inner_text() == "L0H3"
+        assert page.locator("#importance-table tr.selected").get_attribute("data-head") == "L0H3"
+
+        page.click("#importance-table tr[data-head=L2H1] a.head-link")
+        page.wait_for_function("location.hash.includes('head=L2H1')")
+        assert page.locator("#predictor-head h2").inner_text() == "L2H1"
+        medoid = page.locator("#predictor-head-clusters a.medoid-link").first
+        medoid.wait_for()
+        medoid.click()  # opens L2H1 of the medoid's completion in the gallery
+        page.wait_for_selector("#page[data-page=inference][data-ready=true]")
+        page.wait_for_function("location.hash.includes('head=L2H1')")
+        assert page.locator("#head-detail h2").inner_text() == "L2H1"
+        page.go_back()
+        page.wait_for_selector("#page[data-page=predictor][data-ready=true]")
+        page.wait_for_selector("#predictor-head-clusters a.medoid-link")
+        assert page.locator("#importance-table tr.selected").get_attribute("data-head") == "L2H1"
+
+
+def test_overview_and_paste_link_to_the_predictor_page(page, browser_atlas):
+    """The overview's accuracy cell and the paste page's prediction ("how this predictor was measured")
+    open the predictor's page."""
+    with trained_predictor(browser_atlas) as predictor_id:
+        open_view(page, "#/")
+        page.click(f"#predictors a.predictor-link[href='#/predictor/{predictor_id}']")
+        page.wait_for_selector("#page[data-page=predictor][data-ready=true]")
+        assert page.locator("#page h1").first.inner_text() == f"Predictor #{predictor_id}"
+
+        open_view(page, "#/paste")
+        page.fill("#code", EVERY_TARGET)
+        page.uncheck("#store-paste")
+        page.evaluate(CURSOR_AT_0)
+        page.select_option("#task", "identifiers")
+        result = run_paste(page, "#analyze")
+        assert result["prediction"] is not None, result["prediction_unavailable"]
+        evidence = page.locator("#prediction-evidence")
+        evidence.wait_for(state="visible")
+        assert evidence.inner_text() == "how this predictor was measured"
+        evidence.click()
+        page.wait_for_selector("#page[data-page=predictor][data-ready=true]")
+        assert page.url.endswith(f"#/predictor/{predictor_id}")

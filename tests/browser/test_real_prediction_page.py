@@ -44,6 +44,8 @@ def predicted_server(tiny_atlas, tmp_path_factory) -> Iterator[str]:
 
 
 def test_paste_shows_a_real_probability_with_its_predictors_measured_accuracy(chromium, predicted_server):
+    """A real probability with the accuracy, interval and chance its predictor measured on atlas windows,
+    inside a notice that this accuracy does not apply to the paste (its prompt is not a window's length)."""
     context = chromium.new_context(viewport=VIEWPORT, base_url=predicted_server)
     page = context.new_page()
     errors: list[str] = []
@@ -68,7 +70,14 @@ def test_paste_shows_a_real_probability_with_its_predictors_measured_accuracy(ch
         pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731 - dom.js pct(): one decimal
         predictor = prediction["predictor"]
         assert f"{pct(prediction['probability_correct'])} likely correct" in shown
-        assert f"measured accuracy {pct(predictor['accuracy'])}" in shown
+        # The paste's prompt is not an atlas window's length, so its measured accuracy does not apply: the
+        # page says so and why, and shows the accuracy only as what was measured on atlas windows.
+        assert prediction["applies"] is False
+        notice = page.locator("#prediction-not-applicable").inner_text()
+        assert prediction["applicability"] in notice
+        assert f"measured on atlas windows: {pct(predictor['accuracy'])}" in notice
+        assert f"measured accuracy {pct(predictor['accuracy'])}" not in shown
+        assert page.locator("#prediction-applicability").count() == 0
         assert f"[{pct(predictor['accuracy_low'])}, {pct(predictor['accuracy_high'])}]" in shown
         assert f"chance {pct(predictor['chance'])}" in shown
         # It beat chance, so no "indistinguishable from chance" notice.

@@ -10,9 +10,10 @@ import * as paste from "./pages/paste.js";
 import * as map from "./pages/map.js";
 import * as jobs from "./pages/jobs.js";
 import * as pattern from "./pages/pattern.js";
+import * as predictor from "./pages/predictor.js";
 import { parseHash } from "./url.js";
 
-const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern };
+const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern, predictor };
 
 let cleanup = null;
 let renderCount = 0;
@@ -24,7 +25,7 @@ async function render() {
   const root = document.getElementById("page");
   if (typeof cleanup === "function") cleanup();
   cleanup = null;
-  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === (name === "inference" || name === "intervene" ? "" : name)));
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === (["inference", "intervene", "predictor"].includes(name) ? "" : name)));
   const mine = ++renderCount;
   root.dataset.page = name || "overview";
   root.dataset.ready = "false";

@@ -8,6 +8,7 @@ label like any other), and the share of the k votes it got says how sure the ass
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -97,3 +98,48 @@ def place_on_map(
     index.add(_unit_rows(x))
     _, neighbour = index.search(_unit_rows(q), min(k, len(x)))  # (q, k)
     return xy[neighbour].mean(axis=1)
+
+
+@dataclass(frozen=True)
+class HoldoutAgreement:
+    """How often the kNN vote gives held-out rows the label their clustering gave them."""
+
+    agree: int  # held-out rows whose voted label equals their own label
+    held_out: int  # rows held out (0: too few rows to hold any out)
+    majority_agree: int = 0  # baseline: held-out rows whose label is the reference rows' most common one
+
+
+def holdout_agreement(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    *,
+    seed: int | Sequence[int],
+    holdout: float = 0.2,
+    max_reference: int | None = None,
+) -> HoldoutAgreement:
+    """Hold out a seeded `holdout` share of one head's labelled rows (noise, -1, is a label like any other,
+    as in `ClusterAssigner`), assign them by a `ClusterAssigner` over the other rows (at most
+    `max_reference` of them, a seeded sample, as a request's assigner keeps), and count the agreements,
+    and, as a baseline, how many held-out rows have the reference rows' most common label."""
+    x = np.asarray(embeddings)
+    y = np.asarray(labels, dtype=np.int64)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise InvalidInput(f"need (n, d) embeddings and n labels; got {x.shape} and {y.shape}.")
+    if not 0.0 < holdout < 1.0:
+        raise InvalidInput(f"holdout must lie in (0, 1), got {holdout}.")
+    n_held = int(round(holdout * len(x)))
+    if n_held < 1 or n_held >= len(x):
+        return HoldoutAgreement(agree=0, held_out=0)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    held, reference = order[:n_held], order[n_held:]
+    if max_reference is not None and len(reference) > max_reference:
+        reference = rng.choice(reference, size=max_reference, replace=False)
+    voted = ClusterAssigner(x[reference], y[reference], k).assign(x[held]).labels
+    values, counts = np.unique(y[reference], return_counts=True)
+    return HoldoutAgreement(
+        agree=int(np.sum(voted == y[held])),
+        held_out=n_held,
+        majority_agree=int(np.sum(y[held] == values[np.argmax(counts)])),
+    )

@@ -3,8 +3,10 @@
 Layout of a cache folder:
     meta.json           what produced it (model, corpus, sizes, seed, split) and how far it got
     shard-00000.npz     `images` float16 (n, s, s) already pooled and log-normalised, with per-row
-                        `layer`, `head`, `window` (index in the window stream), `correct`, `heldout`,
-                        and the window's `file`; plus `windows`, how many stream windows the shard consumed
+                        `layer`, `head`, `window` (index in the window stream), `correct`, `split` (0 train,
+                        1 validation, 2 test), `heldout` (= validation, as caches written before the test
+                        split have it), and the window's `file`; plus `windows`, how many stream windows
+                        the shard consumed
 Shards are written to a temporary name and renamed, so a killed build leaves only whole shards, and a
 rerun continues after the last one.
 """
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -25,7 +28,7 @@ import torch
 from jaxtyping import Float
 
 from attnlens.apmae.scaling import prepare_patterns
-from attnlens.apmae.sources import is_heldout, iter_windows, source_kind
+from attnlens.apmae.sources import SPLITS, Window, iter_windows, source_kind, split_of, window_digest
 from attnlens.errors import CheckpointMismatch, CorpusError, InsufficientData
 
 if TYPE_CHECKING:
@@ -46,9 +49,19 @@ class CacheSpec:
     source_length: int
     image_size: int
     heads_fraction: float
-    heldout_percent: int
+    heldout_percent: int  # the `validation` share (best-step selection); its old name, kept for old caches
     seed: int
     max_file_bytes: int
+    test_percent: int = 0  # the `test` share, never trained or selected on (0 in caches built before it)
+    # `all`: every window of the stream, split by file hash; `test`: only the stream's test-split windows;
+    # `manifest:<name>`: the windows a test manifest names (attnlens.apmae.testset), all of them `test`
+    selection: str = "all"
+
+    def split(self, file_path: str) -> str:
+        """Which split a window of `file_path` belongs to in this cache."""
+        if self.selection != "all":
+            return "test"
+        return split_of(file_path, self.heldout_percent, self.test_percent)
 
 
 @dataclass
@@ -98,10 +111,13 @@ def build_cache(
     shard_windows: int = 32,
     capture_batch: int = 1,  # batching is slower on CPU (eager attention of 270 heads per sequence)
     progress: bool = True,
+    stream: Iterable[Window] | None = None,
 ) -> int:
     """Run the target model over `windows` corpus windows and store their scaled patterns.
 
-    Resumable: windows already in the folder's shards are skipped. Returns the number of windows cached.
+    The windows are the spec's stream over the corpus, or `stream` when given (a test set's chosen
+    windows; `spec` must then say how they were chosen). Resumable: windows already in the folder's shards
+    are skipped. Returns the number of windows cached.
     """
     from tqdm import tqdm
 
@@ -116,16 +132,16 @@ def build_cache(
     for shard in _shards(folder):
         with np.load(shard) as data:
             done += int(data["windows"])
-    stream = iter_windows(
-        model,
-        corpus,
-        context_tokens=spec.source_length,
-        seed=spec.seed,
-        max_file_bytes=spec.max_file_bytes,
-        source=spec.source,
-    )
+    if stream is None:
+        stream = iter_windows(
+            model,
+            corpus,
+            context_tokens=spec.source_length,
+            seed=spec.seed,
+            max_file_bytes=spec.max_file_bytes,
+            source=spec.source,
+        )
     stream = islice(stream, done, windows)
-    rng = random.Random(spec.seed * 1_000_003 + done)
     bar = tqdm(total=windows, initial=done, desc="caching patterns", unit="window", disable=not progress)
     index = done
     while index < windows:
@@ -133,12 +149,15 @@ def build_cache(
         if not chunk:
             break
         rows: dict[str, list] = {
-            k: [] for k in ("images", "layer", "head", "window", "correct", "heldout", "file")
+            k: [] for k in ("images", "layer", "head", "window", "correct", "split", "file")
         }
         for start in range(0, len(chunk), capture_batch):
             batch = chunk[start : start + capture_batch]
             capture = model.capture([w.prompt_ids for w in batch])
             for offset, w in enumerate(batch):
+                # seeded by the window itself, so a test set rebuilt apart from its training cache gets the
+                # same heads of the same window
+                rng = random.Random(f"{spec.seed}|{window_digest([w])}")
                 heads = choose_heads(model.info.n_layers, model.info.n_heads, spec.heads_fraction, rng)
                 layers = torch.tensor([h[0] for h in heads])
                 picked = capture.attention[offset][layers, torch.tensor([h[1] for h in heads])]  # (n, q, k)
@@ -151,7 +170,7 @@ def build_cache(
                 rows["head"] += [h[1] for h in heads]
                 rows["window"] += [index + start + offset] * len(heads)
                 rows["correct"] += [correct] * len(heads)
-                rows["heldout"] += [is_heldout(w.file_path, spec.heldout_percent)] * len(heads)
+                rows["split"] += [SPLITS.index(spec.split(w.file_path))] * len(heads)
                 rows["file"] += [w.file_path] * len(heads)
             bar.update(len(batch))
         target = folder / f"shard-{len(_shards(folder)):05d}.npz"
@@ -163,7 +182,8 @@ def build_cache(
             head=np.asarray(rows["head"], dtype=np.int16),
             window=np.asarray(rows["window"], dtype=np.int32),
             correct=np.asarray(rows["correct"], dtype=bool),
-            heldout=np.asarray(rows["heldout"], dtype=bool),
+            split=np.asarray(rows["split"], dtype=np.int8),
+            heldout=np.asarray(rows["split"], dtype=np.int8) == SPLITS.index("validation"),
             path=np.asarray(rows["file"]),
             windows=np.asarray(len(chunk)),
         )
@@ -194,14 +214,53 @@ def default_spec(
     )
 
 
-def load_patterns(folder: Path, *, heldout: bool, correct_only: bool) -> PatternSet:
-    """All cached patterns of one split (training or held-out), optionally correct completions only."""
+def _split_column(data: np.lib.npyio.NpzFile) -> np.ndarray:
+    """Per-row split codes (index in SPLITS); caches from before the test split only have `heldout`."""
+    if "split" in data.files:
+        return data["split"]
+    return np.where(data["heldout"], SPLITS.index("validation"), SPLITS.index("train")).astype(np.int8)
+
+
+def _check_split(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}.")
+    return SPLITS.index(split)
+
+
+def cached_windows(folder: Path) -> int:
+    """How many stream windows the cache's shards consumed."""
+    total = 0
+    for shard in _shards(folder):
+        with np.load(shard) as data:
+            total += int(data["windows"])
+    return total
+
+
+def split_counts(folder: Path, *, correct_only: bool) -> dict[str, dict[str, int]]:
+    """Patterns and inferences (windows) per split, read from the small columns only (no images)."""
+    patterns = dict.fromkeys(SPLITS, 0)
+    windows: dict[str, set[int]] = {split: set() for split in SPLITS}
+    for shard in _shards(folder):
+        with np.load(shard) as data:
+            codes = _split_column(data)
+            keep = data["correct"] if correct_only else np.ones(len(codes), dtype=bool)
+            for code, split in enumerate(SPLITS):
+                rows = keep & (codes == code)
+                patterns[split] += int(rows.sum())
+                windows[split].update(int(w) for w in np.unique(data["window"][rows]))
+    return {split: {"patterns": patterns[split], "inferences": len(windows[split])} for split in SPLITS}
+
+
+def load_patterns(folder: Path, *, split: str, correct_only: bool) -> PatternSet:
+    """All cached patterns of one split (`train`, `validation` or `test`), optionally correct completions
+    only."""
+    code = _check_split(split)
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("images", "layer", "head", "window", "correct", "file")
     }
     for shard in _shards(folder):
         with np.load(shard) as data:
-            keep = data["heldout"] == heldout
+            keep = _split_column(data) == code
             if correct_only:
                 keep &= data["correct"]
             for key in parts:
@@ -209,11 +268,17 @@ def load_patterns(folder: Path, *, heldout: bool, correct_only: bool) -> Pattern
                 parts[key].append(data["path" if key == "file" else key][keep])
     total = sum(len(p) for p in parts["layer"])
     if total == 0:
-        split = "held-out" if heldout else "training"
+        hint = {
+            "train": "cache more windows (--windows) or lower the validation and test shares.",
+            "validation": "cache more windows (--windows) or raise --validation-percent.",
+            "test": (
+                "this cache was built without a test split (--test-percent 0, or before test splits "
+                "existed); score a checkpoint on its test split with `attnlens eval-apmae` without --cache."
+            ),
+        }[split]
         raise InsufficientData(
             f"the cache in {folder} holds no {split} "
-            f"patterns{' of correct completions' if correct_only else ''}; "
-            "cache more windows (--windows) or lower the held-out share."
+            f"patterns{' of correct completions' if correct_only else ''}; {hint}"
         )
     joined = {k: np.concatenate(v) for k, v in parts.items()}
     return PatternSet(
@@ -232,7 +297,7 @@ def mean_image(folder: Path, *, correct_only: bool) -> Float[torch.Tensor, "s s"
     count = 0
     for shard in _shards(folder):
         with np.load(shard) as data:
-            keep = ~data["heldout"]
+            keep = _split_column(data) == SPLITS.index("train")
             if correct_only:
                 keep &= data["correct"]
             images = data["images"][keep].astype(np.float64)

@@ -4,6 +4,10 @@ This is the one place that decides the data source. When `attnlens.mining` is in
 `random`-task scenarios; until then (and for tests that must not depend on it) they are cut here from the
 corpus's own tokenisation: one window per file, ending at a uniformly random token, the target being the
 next 3-10 tokens (the paper's random span; only its first token decides correctness).
+
+It also decides the split of every file, by a hash of its path: `train` (what AP-MAE learns from),
+`validation` (what training scores periodically and picks its best step on) and `test` (never seen by training
+nor by the choice of step; what `attnlens eval-apmae` reports).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import logging
 import random
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +37,30 @@ class Window:
     file_path: str
     prompt_ids: list[int]
     target_ids: list[int]
+    end: int = -1  # where the prompt ends in the file's own tokenisation (-1: not known)
 
 
-def is_heldout(file_path: str, heldout_percent: int) -> bool:
-    """Deterministic split by file: a file is in the held-out set in every run, never in training."""
+SPLITS = ("train", "validation", "test")
+
+
+def split_bucket(file_path: str) -> int:
+    """0-99 from the SHA-256 of the path: the same in every run and on every machine."""
     digest = hashlib.sha256(file_path.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") % 100 < heldout_percent
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def split_of(file_path: str, validation_percent: int, test_percent: int = 0) -> str:
+    """Deterministic three-way split by file: buckets below `validation_percent` are `validation` (the old
+    single held-out share, so caches built before the test split keep their meaning), the next
+    `test_percent` buckets are `test`, the rest `train`. A file is on one side in every run."""
+    if validation_percent < 0 or test_percent < 0 or validation_percent + test_percent > 100:
+        raise ValueError(f"split shares {validation_percent}% + {test_percent}% must lie within 0-100%.")
+    bucket = split_bucket(file_path)
+    if bucket < validation_percent:
+        return "validation"
+    if bucket < validation_percent + test_percent:
+        return "test"
+    return "train"
 
 
 def source_kind(choice: str = "auto") -> str:
@@ -122,4 +144,38 @@ def _cut_windows(
                 continue
             end = rng.randint(context_tokens, len(ids) - 10)
             span = rng.randint(3, 10)
-            yield Window(name, ids[end - context_tokens : end], ids[end : end + span])
+            yield Window(name, ids[end - context_tokens : end], ids[end : end + span], end)
+
+
+def cut_at(
+    model: TargetModel,
+    corpus: Path,
+    entries: Iterable[tuple[str, int, int]],
+    *,
+    context_tokens: int,
+    max_file_bytes: int,
+) -> tuple[list[Window], list[str]]:
+    """The windows named by (file, end, span) entries, cut from each file's own tokenisation as
+    `_cut_windows` cuts them; returns them and a note for every entry the corpus could not give."""
+    windows: list[Window] = []
+    problems: list[str] = []
+    with _java_corpus(corpus, max_file_bytes) as (names, read):
+        present = set(names)
+        for name, end, span in entries:
+            if name not in present:
+                problems.append(f"{name}: not in {corpus}")
+                continue
+            ids = model.encode(read(name).decode("utf-8", errors="replace"))
+            if not context_tokens <= end <= len(ids) - span:
+                problems.append(f"{name}: {len(ids)} tokens, too short for a window ending at {end}")
+                continue
+            windows.append(Window(name, ids[end - context_tokens : end], ids[end : end + span], end))
+    return windows, problems
+
+
+def window_digest(windows: Iterable[Window]) -> str:
+    """SHA-256 over the files and token ids of `windows`, in order: equal digests, equal windows."""
+    digest = hashlib.sha256()
+    for w in windows:
+        digest.update(f"{w.file_path}|{w.prompt_ids}|{w.target_ids};".encode())
+    return digest.hexdigest()

@@ -1,7 +1,8 @@
 """Training AP-MAE on cached patterns: AdamW, cosine schedule, checkpoints, resume.
 
 Batches are drawn uniformly from all cached training patterns, so one batch mixes heads of many
-inferences (the reference code fills a batch with consecutive heads of one inference).
+inferences (the reference code fills a batch with consecutive heads of one inference). The best step is
+chosen on the validation split; the test split never reaches this module (see attnlens.apmae.sources).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def lr_at(step: int, plan: TrainPlan) -> float:
 
 
 @torch.no_grad()
-def heldout_loss(model: APMAE, images: torch.Tensor, *, batch_size: int = 512, seed: int = 1234) -> float:
+def masked_loss(model: APMAE, images: torch.Tensor, *, batch_size: int = 512, seed: int = 1234) -> float:
     """Masked-patch MSE over `images` with a fixed mask per image (the same masks on every call)."""
     was_training = model.training
     model.eval()
@@ -105,7 +106,7 @@ def _save_checkpoint(model: APMAE, folder: Path, info: dict[str, object]) -> Non
 def train(
     config: APMAEConfig,
     train_set: PatternSet,
-    heldout_images: torch.Tensor,
+    validation_images: torch.Tensor,
     out_dir: Path,
     plan: TrainPlan,
     *,
@@ -116,7 +117,8 @@ def train(
 ) -> dict[str, object]:
     """Train (or resume) an AP-MAE; returns the run summary also written to `out_dir/progress.json`.
 
-    `out_dir/last/` and `out_dir/best/` (lowest held-out loss) are loadable checkpoints;
+    `out_dir/last/` and `out_dir/best/` (lowest validation loss: the step is selected on
+    `validation_images`, so their loss is optimistic; report a test split instead) are loadable checkpoints;
     `out_dir/training_state.pt` holds the optimizer, step and RNG state for `--resume`. `stop_after`
     ends this call after that many steps (saving), as an interruption would; a later call resumes.
     """
@@ -190,7 +192,7 @@ def train(
         summary = {
             "step": step,
             "steps": plan.steps,
-            "best_heldout_mse": best,
+            "best_validation_mse": best,
             "elapsed_s": elapsed,
             "history": history,
         }
@@ -222,18 +224,18 @@ def train(
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step - 1, plan):.2e}")
         is_eval = step % plan.eval_every == 0 or step == plan.steps
         if is_eval:
-            held = heldout_loss(model, heldout_images)
-            history.append({"step": step, "train_mse": running, "heldout_mse": held})
-            log.info("step %d: train %.5f held-out %.5f", step, running, held)
+            held = masked_loss(model, validation_images)
+            history.append({"step": step, "train_mse": running, "validation_mse": held})
+            log.info("step %d: train %.5f validation %.5f", step, running, held)
         if is_eval or step % plan.checkpoint_every == 0:
-            improved = is_eval and history[-1]["heldout_mse"] < best
+            improved = is_eval and history[-1]["validation_mse"] < best
             if improved:
-                best = history[-1]["heldout_mse"]
+                best = history[-1]["validation_mse"]
             save(improved)
     bar.close()
     if saved_at != step:
-        held = heldout_loss(model, heldout_images)
-        history.append({"step": step, "train_mse": running or float("nan"), "heldout_mse": held})
+        held = masked_loss(model, validation_images)
+        history.append({"step": step, "train_mse": running or float("nan"), "validation_mse": held})
         improved = held < best
         best = min(best, held)
         save(improved)

@@ -1,21 +1,37 @@
-"""The two jobs behind `attnlens train-apmae` and `attnlens eval-apmae`, as plain functions."""
+"""The two jobs behind `attnlens train-apmae` and `attnlens eval-apmae`, as plain functions.
+
+Splits (by file, attnlens.apmae.sources): training learns from `train` and picks its best step on
+`validation`; `eval-apmae` reports `test`, which neither ever sees. A test set is read from the checkpoint's
+own cache when that is at hand, else rebuilt from the corpus (attnlens.apmae.testset).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from attnlens.apmae.cache import PatternSet, build_cache, default_spec, load_patterns, mean_image, read_spec
+from attnlens.apmae.cache import (
+    PatternSet,
+    build_cache,
+    cached_windows,
+    default_spec,
+    load_patterns,
+    mean_image,
+    read_spec,
+    split_counts,
+)
 from attnlens.apmae.configuration import APMAEConfig
-from attnlens.apmae.evaluate import evaluate, reconstruction_png
+from attnlens.apmae.evaluate import evaluate, leave_one_window_out_means, reconstruction_png
 from attnlens.apmae.load import checkpoint_folder, load_apmae
+from attnlens.apmae.testset import build_eval_set, eval_set_spec, plan_for, read_record, require_corpus
 from attnlens.apmae.train import STATE, TRAINING_INFO, TrainPlan, train
-from attnlens.errors import CheckpointMismatch, InvalidInput
+from attnlens.errors import CheckpointMismatch, CorpusError, InvalidInput
 
 if TYPE_CHECKING:
     from attnlens.model import TargetModel
@@ -60,6 +76,7 @@ def train_from_corpus(
     heads_fraction: float,
     heldout_percent: int,
     source: str,
+    test_percent: int = 10,
     max_file_bytes: int,
     correct_only: bool,
     resume: bool,
@@ -69,6 +86,8 @@ def train_from_corpus(
     """Cache patterns (skipped for windows already cached), then train; returns the run summary.
 
     `target` may be None when the cache already holds every window asked for (no model is loaded then).
+    `heldout_percent` of the files are the validation split (the best step is picked on it),
+    `test_percent` the test split: cached, counted, and never read here.
     """
     if (out_dir / STATE).exists() and not resume:
         raise InvalidInput(
@@ -83,6 +102,7 @@ def train_from_corpus(
             source=source,
             heads_fraction=heads_fraction,
             heldout_percent=heldout_percent,
+            test_percent=test_percent,
             seed=plan.seed,
             max_file_bytes=max_file_bytes,
         )
@@ -94,23 +114,43 @@ def train_from_corpus(
             f"{spec.image_size}; the model wants {config.source_length} pooled to {config.max_length}. Use a "
             "matching --cache."
         )
-    train_set = load_patterns(cache_dir, heldout=False, correct_only=correct_only)
-    heldout = load_patterns(cache_dir, heldout=True, correct_only=correct_only)
-    log.info("training on %d patterns, validating on %d held-out patterns", len(train_set), len(heldout))
+    train_set = load_patterns(cache_dir, split="train", correct_only=correct_only)
+    validation = load_patterns(cache_dir, split="validation", correct_only=correct_only)
+    counts = split_counts(cache_dir, correct_only=correct_only)
+    log.info(
+        "training on %d patterns, selecting the best step on %d validation patterns (%d test patterns kept "
+        "apart)",
+        len(train_set),
+        len(validation),
+        counts["test"]["patterns"],
+    )
     info = {
         "cache": str(cache_dir.resolve()),
         "cache_spec": asdict(spec),
+        "cache_windows": cached_windows(cache_dir),
         "correct_only": correct_only,
+        "selected_on": "validation",
         "train_patterns": len(train_set),
         "train_inferences": len(set(train_set.window.tolist())),
-        "heldout_patterns": len(heldout),
+        "validation_patterns": len(validation),
+        "test_patterns": counts["test"]["patterns"],
+        # every test window, correct or not: a test set is rebuilt as the stream's first this many
+        "test_windows": split_counts(cache_dir, correct_only=False)["test"]["inferences"],
     }
-    # A fixed subsample keeps the periodic held-out check cheap; eval-apmae scores the whole split.
-    pick = torch.randperm(len(heldout), generator=torch.Generator().manual_seed(0))[:4096]
+    # A fixed subsample keeps the periodic validation check cheap; eval-apmae scores the whole test split.
+    pick = torch.randperm(len(validation), generator=torch.Generator().manual_seed(0))[:4096]
     summary = train(
-        config, train_set, heldout.images[pick], out_dir, plan, device=device, info=info, progress=progress
+        config, train_set, validation.images[pick], out_dir, plan, device=device, info=info, progress=progress
     )
     return {**summary, **info}
+
+
+SPLIT_NOTES = {
+    "test": "test split: files the checkpoint never trained on and never selected its best step on",
+    "validation": (
+        "validation split: the files the checkpoint's best step was selected on, so the figure is optimistic"
+    ),
+}
 
 
 def evaluate_checkpoint(
@@ -122,36 +162,119 @@ def evaluate_checkpoint(
     decoder_mode: str | None = None,
     correct_only: bool | None = None,
     examples: int = 8,
+    split: str = "test",
+    data_dir: Path | None = None,
+    corpus: Path | None = None,
+    load_target: Callable[[str], TargetModel] | None = None,
+    bootstrap: int = 1000,
+    progress: bool = True,
 ) -> dict[str, object]:
-    """Held-out masked-patch MSE of a checkpoint and both baselines (overall, per layer); writes the PNG."""
+    """Masked-patch MSE of a checkpoint and both baselines (overall, per layer, with bootstrap intervals
+    over windows) on one split; writes the PNG.
+
+    `split` is `test` (default) or `validation` (the split the best step was picked on). The patterns come
+    from `cache_dir`, else from the cache the checkpoint was trained on when it is here and holds that
+    split, else (test only) from a test set rebuilt under `data_dir/apmae-test/` from the training corpus
+    (or `corpus`), running the target model that `load_target(name)` loads.
+    """
+    if split not in SPLIT_NOTES:
+        raise InvalidInput(f"unknown split {split!r}; use test or validation.")
     model = load_apmae(checkpoint, device, decoder_mode=decoder_mode)
     info_path = checkpoint_folder(checkpoint) / TRAINING_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    if cache_dir is None:
-        if "cache" not in info:
-            raise InvalidInput(
-                "this checkpoint does not say which pattern cache it was trained on; pass --cache."
-            )
-        cache_dir = Path(info["cache"])
     if correct_only is None:
         correct_only = bool(info.get("correct_only", True))
+    built: dict[str, object] | None = None
+    if cache_dir is None:
+        cache_dir, built = _patterns_for(
+            info, split, data_dir=data_dir, corpus=corpus, load_target=load_target, progress=progress
+        )
     spec = read_spec(cache_dir)
     if spec.image_size != model.config.max_length:
         raise CheckpointMismatch(
             f"the cache holds {spec.image_size}-pixel images; the checkpoint takes {model.config.max_length}."
         )
-    heldout = load_patterns(cache_dir, heldout=True, correct_only=correct_only)
-    report = evaluate(model, heldout, mean_image(cache_dir, correct_only=correct_only))
-    report.update({"checkpoint": str(checkpoint), "cache": str(cache_dir), "correct_only": correct_only})
+    if split == "test" and spec.selection == "all" and spec.test_percent == 0:
+        raise InvalidInput(
+            f"the cache in {cache_dir} has no test split (built before test splits existed, or with "
+            "--test-percent 0): its held-out files are the validation split a training run picks its best "
+            "step on. Pass --split validation to score them (an optimistic figure), or leave out --cache to "
+            "score the checkpoint's test set."
+        )
+    patterns = load_patterns(cache_dir, split=split, correct_only=correct_only)
+    if split_counts(cache_dir, correct_only=correct_only)["train"]["patterns"] > 0:
+        means, index = mean_image(cache_dir, correct_only=correct_only), None
+        mean_from = "the training split of the cache"
+    else:
+        means, index = leave_one_window_out_means(patterns)
+        mean_from = "the other windows of the evaluated set (leave one window out); no training split here"
+    report = evaluate(model, patterns, means, mean_index=index, bootstrap=bootstrap)
+    report.update(
+        {
+            "checkpoint": str(checkpoint),
+            "cache": str(cache_dir),
+            "split": split,
+            "split_note": SPLIT_NOTES[split],
+            "selected_on": info.get("selected_on", "validation (its held-out split)"),
+            "mean_image_from": mean_from,
+            "correct_only": correct_only,
+        }
+    )
+    if built is not None:
+        report["test_set"] = built
     if "step" in info:
         report["trained_steps"] = info["step"]
     if png is not None:
-        report["png"] = str(reconstruction_png(model, _spread_examples(heldout, examples), png))
+        report["png"] = str(reconstruction_png(model, _spread_examples(patterns, examples), png))
     return report
 
 
+def _patterns_for(
+    info: dict[str, object],
+    split: str,
+    *,
+    data_dir: Path | None,
+    corpus: Path | None,
+    load_target: Callable[[str], TargetModel] | None,
+    progress: bool,
+) -> tuple[Path, dict[str, object] | None]:
+    """The cache to score `split` from when no --cache is given, and the record of a rebuilt test set."""
+    recorded = Path(str(info["cache"])) if "cache" in info else None
+    if recorded is not None and (recorded / "meta.json").is_file():
+        if split_counts(recorded, correct_only=False)[split]["patterns"] > 0:
+            return recorded, None
+    if split == "validation":
+        raise InvalidInput(
+            "the validation split lives in the cache the checkpoint was trained on"
+            + (f" ({recorded}), which is not on this machine" if recorded else ", which it does not record")
+            + "; pass --cache, or score the test split (rebuilt from the corpus when needed)."
+        )
+    plan = plan_for(info)
+    if plan is None:
+        raise InvalidInput(
+            "this checkpoint has no test split to rebuild: it was trained without one (or its "
+            "training.json does not say how) and no test manifest matches it. Pass --cache with a pattern "
+            "cache of files it never trained or selected on."
+        )
+    if data_dir is None:
+        raise InvalidInput("rebuilding the test set needs a data folder; pass data_dir.")
+    source = corpus or Path(plan.spec.corpus)
+    require_corpus(source)
+    folder = plan.folder(data_dir / "apmae-test", source.resolve())
+    record = read_record(folder, eval_set_spec(plan, source))
+    if record is None:
+        if load_target is None:
+            raise InvalidInput("rebuilding the test set needs the target model; pass load_target.")
+        log.info("building the test set in %s (%s)", folder, plan.how)
+        target = load_target(plan.spec.model)
+        record = build_eval_set(target, plan, folder, corpus=source, progress=progress)
+    if not record["windows"]:
+        raise CorpusError(f"no test window could be cut from {source}: {record['problems']}")
+    return folder, {"folder": str(folder), "corpus": str(source), **record}
+
+
 def _spread_examples(heldout: PatternSet, count: int) -> torch.Tensor:
-    """`count` held-out images from layers spread evenly over the model's depth, one inference each."""
+    """`count` evaluated images from layers spread evenly over the model's depth, one inference each."""
     layers = sorted(set(heldout.layer.tolist()))
     wanted = [layers[round(i * (len(layers) - 1) / max(1, count - 1))] for i in range(count)]
     generator = torch.Generator().manual_seed(7)

@@ -233,8 +233,9 @@ def analyze_code(
         vectors = as_vectors(dict(zip(heads, item.embeddings, strict=True)))  # rows in (layer, head) order
         predict_task = task or task_of_selection(parsed, span)
         prediction, reason, placement = predict_for_inference(
-            settings, store, model.info.name, vectors, predict_task
-        )
+            settings, store, model.info.name, vectors, predict_task,
+            prompt_tokens=scenario.context_tokens, embedder=runtime.embedder_name,
+        )  # fmt: skip
         results.append(
             PastedHole(
                 inference_id=inference_id,

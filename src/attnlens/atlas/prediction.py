@@ -5,6 +5,25 @@ clustered embeddings (`ClusterAssigner`), then the task's best stored predictor 
 accuracy) gives P(correct) and per-head SHAP contributions. Assigners (one exact cosine index per head) and
 deserialised predictors are built from the database once and cached per `Store`, keyed by clustering id
 and predictor id, so a new clustering or predictor is picked up by the next call.
+
+Whether a predictor's measured (cross-validated) accuracy applies to a new input is decided here
+(`applicability`), and every `Prediction` says so (`applies`, `applicability`). The accuracy was measured
+on atlas rows; it applies to an input only when the input is like them:
+
+1. **window length**: atlas windows are all exactly `context_tokens` long (mining makes every prompt that
+   long); the predictor records the median prompt length of its rows as `parameters["window_tokens"]`
+   (older predictors: `settings.mining.context_tokens`). A prompt of another length (a short paste, whose
+   pattern is zero-padded to AP-MAE's input) is out of distribution: no atlas row looked like it.
+2. **embedding space**: the predictor's clustering was built on the served model's patterns embedded by
+   the worker's AP-MAE checkpoint (`Clustering.embedder` equals `runtime.embedder_name`).
+3. **cluster ids** (cluster-id predictor kinds only): the predictor was measured on HDBSCAN's labels, a new
+   input gets kNN-voted ids. The clustering job measures how often the vote agrees with HDBSCAN on
+   held-out atlas rows (`Clustering.parameters["knn_agreement"]`, `attnlens.atlas.clustering`); the
+   accuracy applies only when the lower end of that rate's 95% interval is at least
+   `KNN_AGREEMENT_FLOOR` (below it, more than one head in ten would get another id than the rows the
+   accuracy was measured on).
+
+Among a task's predictors, one whose accuracy applies is preferred to a more accurate one whose does not.
 """
 
 from __future__ import annotations
@@ -23,6 +42,7 @@ from attnlens.heads import HeadRef
 from attnlens.store import Store
 from attnlens.store.analyses import (
     clustered_heads,
+    clustering_by_id,
     clustering_exists,
     head_assignments,
     latest_clustering,
@@ -38,6 +58,9 @@ if TYPE_CHECKING:
 # float32 x 270 heads is 138 MB; the vote of k=15 neighbours barely changes with a larger reference set.
 MAX_LABELLED_PER_HEAD = 1000
 TOP_HEADS = 10
+# The least kNN agreement (lower end of its 95% interval) under which a cluster-id predictor's accuracy
+# is taken to apply to kNN-placed inputs.
+KNN_AGREEMENT_FLOOR = 0.9
 
 
 @dataclass
@@ -105,16 +128,18 @@ class _Choice:
     predictor_id: int
     clustering_id: int | None
     info: PredictorInfo
+    model_name: str
+    window_tokens: int | None  # the median prompt length of its training rows; None: not recorded
 
 
-def best_predictor(store: Store, model_name: str, task: str, *, kind: str | None = None) -> _Choice | None:
-    """The newest predictor of each kind for (model, task); of those, the one with the best CV accuracy
-    (or the one of `kind`)."""
-    choices = [
+def _choices(store: Store, model_name: str, task: str, kind: str | None = None) -> list[_Choice]:
+    """The newest predictor of each kind for (model, task) (or only of `kind`)."""
+    return [
         _Choice(
             row.predictor.id,
             row.predictor.clustering_id,
             PredictorInfo(
+                id=row.predictor.id,
                 name=row.predictor.name,
                 kind=row.predictor.kind,
                 task=task,
@@ -123,11 +148,118 @@ def best_predictor(store: Store, model_name: str, task: str, *, kind: str | None
                 accuracy_high=row.evaluation.accuracy_high,
                 chance=(row.evaluation.details or {}).get("chance"),
             ),
+            row.predictor.model_name,
+            (row.predictor.parameters or {}).get("window_tokens"),
         )
         for row in newest_predictors(store, model_name, task)
         if kind is None or row.predictor.kind == kind
     ]
+
+
+def best_predictor(store: Store, model_name: str, task: str, *, kind: str | None = None) -> _Choice | None:
+    """The newest predictor of each kind for (model, task); of those, the one with the best CV accuracy
+    (or the one of `kind`)."""
+    choices = _choices(store, model_name, task, kind)
     return max(choices, key=lambda c: (c.info.accuracy, c.predictor_id), default=None)
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """Whether a predictor's measured accuracy applies to an input, and why (a sentence)."""
+
+    applies: bool
+    reason: str
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def applicability(
+    *,
+    prompt_tokens: int | None,
+    window_tokens: int,
+    model_name: str,
+    predictor_model: str,
+    embedder: str | None,
+    predictor_embedder: str | None,
+    cluster_ids: bool,
+    knn_agreement: Mapping[str, Any] | None,
+) -> Applicability:
+    """Whether the accuracy a predictor measured on atlas rows applies to a new input (module docstring):
+    the same window length, the same model and AP-MAE checkpoint, and, for cluster-id predictors, a kNN
+    vote that agrees with the clustering's labels (`knn_agreement`: the clustering's stored measurement,
+    None when it has none)."""
+    against: list[str] = []
+    if prompt_tokens is None:
+        against.append(
+            f"measured on {window_tokens}-token atlas windows; this input's prompt length is not known"
+        )
+    elif prompt_tokens != window_tokens:
+        against.append(
+            f"measured on {window_tokens}-token atlas windows; this paste's prompt is {prompt_tokens} tokens"
+        )
+    if predictor_model != model_name:
+        against.append(f"trained on {predictor_model}'s patterns, not on the served model {model_name}'s")
+    if predictor_embedder is None:
+        against.append("the AP-MAE checkpoint it was trained on is not recorded")
+    elif embedder is None:
+        against.append(
+            f"trained on embeddings of AP-MAE checkpoint {predictor_embedder}; this input's is not known"
+        )
+    elif predictor_embedder != embedder:
+        against.append(
+            f"trained on embeddings of AP-MAE checkpoint {predictor_embedder}, not of the worker's {embedder}"
+        )
+    measured = (knn_agreement or {}).get("overall") or {}
+    agreement = ""
+    if cluster_ids:
+        if measured.get("rate") is None:
+            against.append(
+                "its cluster ids come from a kNN vote whose agreement with the clustering's labels was not "
+                "measured (re-run `attnlens atlas cluster`)"
+            )
+        else:
+            figure = f"{_pct(measured['rate'])} [{_pct(measured['low'])}, {_pct(measured['high'])}]"
+            if measured["low"] < KNN_AGREEMENT_FLOOR:
+                against.append(
+                    f"its cluster ids come from a kNN vote that agrees with the clustering's labels on only "
+                    f"{figure} of held-out atlas rows (at least {_pct(KNN_AGREEMENT_FLOOR)} needed)"
+                )
+            agreement = (
+                f"; cluster ids by kNN agree with the clustering's labels on {figure} of held-out atlas rows"
+            )
+    if against:
+        return Applicability(False, "; ".join(against) + ", so the measured accuracy does not apply to it")
+    return Applicability(
+        True,
+        f"measured on windows like this one ({window_tokens} tokens, same model and AP-MAE checkpoint)"
+        + agreement,
+    )
+
+
+def _applicability_of(
+    settings: Settings,
+    store: Store,
+    choice: _Choice,
+    model_name: str,
+    prompt_tokens: int | None,
+    embedder: str | None,
+) -> Applicability:
+    """`applicability` of a stored predictor for an input of `prompt_tokens` embedded by `embedder`."""
+    from attnlens.analysis import predictor_kind
+
+    clustering = None if choice.clustering_id is None else clustering_by_id(store, choice.clustering_id)
+    return applicability(
+        prompt_tokens=prompt_tokens,
+        window_tokens=choice.window_tokens or settings.mining.context_tokens,
+        model_name=model_name,
+        predictor_model=choice.model_name,
+        embedder=embedder,
+        predictor_embedder=None if clustering is None else clustering.embedder,
+        cluster_ids=predictor_kind(choice.info.kind).spec.features == "cluster_ids",
+        knn_agreement=None if clustering is None else (clustering.parameters or {}).get("knn_agreement"),
+    )
 
 
 def as_vectors(embeddings_by_head: Mapping[str | HeadRef, Any]) -> dict[HeadRef, np.ndarray]:
@@ -170,22 +302,40 @@ def place_in_clusters(
 
 
 def predict_for_inference(
-    settings: Settings, store: Store, model_name: str, vectors: Mapping[HeadRef, np.ndarray], task: str | None
+    settings: Settings,
+    store: Store,
+    model_name: str,
+    vectors: Mapping[HeadRef, np.ndarray],
+    task: str | None,
+    *,
+    prompt_tokens: int | None = None,
+    embedder: str | None = None,
 ) -> tuple[Prediction | None, str | None, Placement]:
     """P(correct) of a new inference from its per-head AP-MAE embeddings, and where its heads fall.
+
+    `prompt_tokens` is the inference's prompt length and `embedder` the checkpoint that embedded it
+    (`runtime.embedder_name`); the prediction says whether its predictor's measured accuracy applies to
+    them (None: not known, so it does not). The task's predictor is the most accurate one whose accuracy
+    applies, else the most accurate one.
 
     Returns `(prediction, None, placement)`, or `(None, reason, placement)` when there is no predictor for
     the task or no clustering yet (the reason names the command to run). Importances are signed SHAP
     values in log-odds of "correct"."""
     from attnlens.analysis import head_shap_values, predictor_kind
 
-    choice = None if task is None else best_predictor(store, model_name, task)
+    judged = [
+        (c, _applicability_of(settings, store, c, model_name, prompt_tokens, embedder))
+        for c in ([] if task is None else _choices(store, model_name, task))
+    ]
+    choice, applies = max(
+        judged, key=lambda cj: (cj[1].applies, cj[0].info.accuracy, cj[0].predictor_id), default=(None, None)
+    )
     placement = place_in_clusters(
         settings, store, model_name, vectors, choice.clustering_id if choice else None
     )
     if task is None:
         return None, "no task for this completion point; predictors are trained per task.", placement
-    if choice is None:
+    if choice is None or applies is None:
         reason = (
             f"no correctness predictor for task {task!r} of {model_name}; run `attnlens predictors train`."
         )
@@ -212,7 +362,15 @@ def predict_for_inference(
         )
         for i in order
     ]
-    return Prediction(probability_correct=probability, predictor=choice.info, top_heads=top), None, placement
+    prediction = Prediction(
+        probability_correct=probability,
+        predictor=choice.info,
+        top_heads=top,
+        applies=applies.applies,
+        applicability=applies.reason,
+        prompt_tokens=0 if prompt_tokens is None else prompt_tokens,
+    )
+    return prediction, None, placement
 
 
 @dataclass(frozen=True)

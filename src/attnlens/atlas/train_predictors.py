@@ -5,7 +5,9 @@ finished clustering.
 The stored `PredictorEvaluation.details` carry everything the report and the analyze view show: the
 out-of-fold accuracy's fold values, the majority-class rate ("chance"), ROC AUC, the reliability table,
 the shuffled-label control, the boosting rounds, and the final model's per-head SHAP importances (mean
-|SHAP| and signed mean over the training rows).
+|SHAP| and signed mean over the training rows). The predictor's `parameters` record `window_tokens`, the
+median prompt length of its rows: a prediction for a new input says whether its accuracy applies to an input
+of that input's length (`attnlens.atlas.prediction`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ def evaluation_details(evaluation: Any, shap: Any) -> dict[str, Any]:
     }
 
 
+def window_tokens(rows: TaskRows) -> int | None:
+    """The window length the predictor is trained on: the median prompt length of its rows (mining makes
+    every prompt of an atlas exactly `context_tokens` long); None when the rows do not say."""
+    if len(rows.context_tokens) == 0:
+        return None
+    return int(np.median(rows.context_tokens))
+
+
 def features_of(rows: TaskRows, kind: str) -> np.ndarray:
     """The predictor input of `kind`: (rows, head) cluster ids or (rows, head, dim) embeddings."""
     from attnlens.analysis import predictor_kind
@@ -102,6 +112,7 @@ def evaluate_and_store(
     parameters = {
         "label": "alternating (noise control)" if rows.task == NOISE_TASK else "first_token_correct",
         "rows_dropped": rows.dropped,
+        "window_tokens": window_tokens(rows),
         "final_rounds": evaluation.final_rounds,
         **settings.model_dump(include=PREDICTOR_SETTINGS),
     }

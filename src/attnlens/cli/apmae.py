@@ -1,5 +1,6 @@
 """`attnlens train-apmae` and `attnlens eval-apmae`: train an AP-MAE on a target model's attention over a
-Java corpus, and score a checkpoint on held-out patterns against two baselines."""
+Java corpus (best step picked on a validation split), and score a checkpoint on a test split it never saw
+against two baselines."""
 
 from __future__ import annotations
 
@@ -40,7 +41,22 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 0.25,
         heldout_percent: Annotated[
-            int, typer.Option(help="Percent of corpus files held out.", min=1, max=50)
+            int,
+            typer.Option(
+                "--validation-percent",
+                "--heldout-percent",
+                help="Percent of corpus files in the validation split (the best step is picked on it).",
+                min=1,
+                max=50,
+            ),
+        ] = 10,
+        test_percent: Annotated[
+            int,
+            typer.Option(
+                help="Percent of corpus files in the test split (never trained or selected on; eval-apmae).",
+                min=0,
+                max=50,
+            ),
         ] = 10,
         source: Annotated[
             str, typer.Option(help="auto, mining (attnlens.mining) or windows (cut here).")
@@ -107,6 +123,7 @@ def register(app: typer.Typer) -> None:
             windows=windows,
             heads_fraction=heads_fraction,
             heldout_percent=heldout_percent,
+            test_percent=test_percent,
             source=source,
             max_file_bytes=settings.mining.max_file_bytes,
             correct_only=not include_incorrect,
@@ -115,31 +132,65 @@ def register(app: typer.Typer) -> None:
         )
         summary.pop("history", None)
         typer.echo(json.dumps(summary, indent=2))
-        typer.echo(f"checkpoints: {out / 'best'} (lowest held-out MSE), {out / 'last'}")
+        typer.echo(f"checkpoints: {out / 'best'} (lowest validation MSE), {out / 'last'}")
 
     @app.command("eval-apmae")
     def eval_apmae(
         ctx: typer.Context,
         checkpoint: Annotated[str, typer.Option(help="`default` or a checkpoint folder.")] = "default",
         cache: Annotated[
-            Path | None, typer.Option(help="Pattern cache (default: the one it was trained on).")
+            Path | None,
+            typer.Option(
+                help="Pattern cache to score (default: the one it was trained on if here, else a test set "
+                "rebuilt from the corpus into <data>/apmae-test/)."
+            ),
+        ] = None,
+        split: Annotated[
+            str,
+            typer.Option(
+                help="test (never trained or selected on) or validation (the best step was picked on it)."
+            ),
+        ] = "test",
+        corpus: Annotated[
+            Path | None,
+            typer.Option(help="Where the training corpus is, if not where training.json says (JDK src.zip)."),
         ] = None,
         png: Annotated[Path | None, typer.Option(help="Where to write originals vs reconstructions.")] = None,
         decoder_mode: Annotated[
             str | None, typer.Option(help="Override the decoder mode (e.g. paper for released weights).")
         ] = None,
+        bootstrap: Annotated[
+            int, typer.Option(help="Bootstrap resamples of windows for 95% intervals (0: none).", min=0)
+        ] = 1000,
         threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     ) -> None:
-        """Print JSON: held-out masked-patch MSE of CHECKPOINT and of two baselines, overall and per layer."""
+        """Print JSON: masked-patch MSE of CHECKPOINT and of two baselines on its test split (rebuilt from the
+        corpus when no cache holds it), overall and per layer, with bootstrap intervals over windows."""
         import torch
 
         from attnlens.apmae.workflow import evaluate_checkpoint
+        from attnlens.model import TargetModel
 
         settings = settings_of(ctx)
         if threads:
             torch.set_num_threads(threads)
         png = png or settings.data_dir / "apmae-eval" / "reconstruction.png"
+
+        def load_target(name: str) -> TargetModel:
+            return TargetModel.load(
+                name, models_dir=settings.models_dir, device=settings.model.device, dtype=settings.model.dtype
+            )
+
         report = evaluate_checkpoint(
-            checkpoint, cache_dir=cache, png=png, device=settings.apmae.device, decoder_mode=decoder_mode
+            checkpoint,
+            cache_dir=cache,
+            png=png,
+            device=settings.apmae.device,
+            decoder_mode=decoder_mode,
+            split=split,
+            data_dir=settings.data_dir,
+            corpus=corpus,
+            load_target=load_target,
+            bootstrap=bootstrap,
         )
         typer.echo(json.dumps(report, indent=2))

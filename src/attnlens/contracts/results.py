@@ -47,6 +47,7 @@ class AblationOutcome:
 class PredictorInfo:
     """Which stored predictor answered, and how good it measured (cross-validated, 95% Wilson interval)."""
 
+    id: int  # GET /api/predictors/{id} shows the evidence behind the accuracy
     name: str
     kind: str
     task: str | None
@@ -68,11 +69,19 @@ class HeadContribution:
 
 @dataclass(frozen=True)
 class Prediction:
-    """P(correct) of a completion from its heads' patterns, before and independent of the truth."""
+    """P(correct) of a completion from its heads' patterns, before and independent of the truth.
+
+    `applies` says whether the predictor's measured accuracy applies to this input: the input is like the
+    rows it was measured on (the same window length, the same model and AP-MAE checkpoint, and, for a
+    cluster-id predictor, kNN-voted cluster ids that agree with the clustering's labels); `applicability`
+    says why, in words. The probability is what the model says either way."""
 
     probability_correct: float
     predictor: PredictorInfo
     top_heads: list[HeadContribution]
+    applies: bool
+    applicability: str
+    prompt_tokens: int  # the input's prompt length in tokens (0: the caller did not say)
 
 
 @dataclass(frozen=True)

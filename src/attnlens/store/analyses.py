@@ -211,3 +211,23 @@ def head_assignments(session: Session, clustering_id: int, ref: HeadRef) -> tupl
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     labels = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     return ids, labels
+
+
+def predictor_with_evaluation(store: Store, predictor_id: int) -> PredictorRow | None:
+    """One stored predictor with its newest evaluation; None when there is no such predictor or it has no
+    evaluation (a training that died between the two writes)."""
+    with store.session() as session:
+        row = session.execute(
+            select(Predictor, PredictorEvaluation)
+            .join(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
+            .where(Predictor.id == predictor_id)
+            .order_by(PredictorEvaluation.id.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else PredictorRow(row[0], row[1])
+
+
+def clustering_by_id(store: Store, clustering_id: int) -> Clustering | None:
+    """One clustering (finished or not), detached; None when there is no such clustering."""
+    with store.session() as session:
+        return session.get(Clustering, clustering_id)

@@ -12,7 +12,7 @@ different spaces, and mixing them would cluster checkpoints, not patterns.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -171,6 +171,8 @@ class TaskRows:
     embeddings: np.ndarray  # (rows, head, dim) float32
     correct: np.ndarray  # (rows,) bool
     dropped: int  # inferences left out: a head without a pattern or without a cluster label
+    # (rows,) int64: each row's prompt (window) length in tokens; empty when not known
+    context_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def task_names(session: Session, selection: Selection) -> list[str]:
@@ -182,13 +184,13 @@ def task_names(session: Session, selection: Selection) -> list[str]:
 def load_task_rows(
     session: Session, selection: Selection, task: str, clustering_id: int, heads: Sequence[HeadRef]
 ) -> TaskRows:
-    """Cluster ids and embeddings of every head for the task's inferences with a known first-token
-    correctness. The `noise` control has no meaningful ground truth (its targets are random tokens), so,
-    as in the paper, its labels alternate correct/incorrect in inference order."""
+    """Cluster ids and embeddings of every head, and the window length, of the task's inferences with a
+    known first-token correctness. The `noise` control has no meaningful ground truth (its targets are
+    random tokens), so, as in the paper, its labels alternate correct/incorrect in inference order."""
     column = {ref: i for i, ref in enumerate(heads)}
     query = (
         _joined(HeadPattern.inference_id, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding,
-                ClusterAssignment.label, Inference.first_token_correct)
+                ClusterAssignment.label, Inference.first_token_correct, Scenario.context_tokens)
         .outerjoin(
             ClusterAssignment,
             (ClusterAssignment.head_pattern_id == HeadPattern.id)
@@ -208,7 +210,8 @@ def load_task_rows(
     filled = np.zeros((n, n_heads), dtype=bool)
     blobs: list[bytes] = [b"\x00" * (2 * dim)] * (n * n_heads)
     correct = np.zeros(n, dtype=bool)
-    for inference_id, layer, head, blob, label, is_correct in rows:
+    context_tokens = np.zeros(n, dtype=np.int64)
+    for inference_id, layer, head, blob, label, is_correct, n_context in rows:
         j = column.get(HeadRef(int(layer), int(head)))
         if j is None:
             continue
@@ -218,6 +221,7 @@ def load_task_rows(
         if label is not None:
             cluster_ids[i, j] = int(label)
         correct[i] = bool(is_correct)
+        context_tokens[i] = int(n_context)
     keep = filled.all(axis=1) & (cluster_ids != -2).all(axis=1)
     if task == NOISE_TASK:
         correct = np.arange(n) % 2 == 0
@@ -232,6 +236,7 @@ def load_task_rows(
         embeddings=embeddings[keep],
         correct=correct[keep],
         dropped=int((~keep).sum()),
+        context_tokens=context_tokens[keep],
     )
 
 

@@ -42,8 +42,10 @@ async function predictorsCard() {
   const cell = (p) => {
     if (!p) return h("td", { class: "muted" }, "–");
     const above = p.accuracy_low > p.chance;
+    // The accuracy links to the predictor's page: its folds, shuffled control, reliability and head importances.
     return h("td", { class: above ? "above-chance" : "", title: above ? "95% interval above chance" : "95% interval contains chance (or lies below it)" },
-      `${pct(p.accuracy)} [${pct(p.accuracy_low)}, ${pct(p.accuracy_high)}]`, h("span", { class: "muted" }, ` · n=${p.n_rows}`));
+      h("a", { class: "predictor-link", href: `#/predictor/${p.id}`, title: "how this predictor was measured: folds, shuffled-label control, reliability, head importance" },
+        `${pct(p.accuracy)} [${pct(p.accuracy_low)}, ${pct(p.accuracy_high)}]`), h("span", { class: "muted" }, ` · n=${p.n_rows}`));
   };
   const tasks = [...byTask.keys()].sort();
   const anyRow = (task) => Object.values(byTask.get(task))[0];

@@ -33,6 +33,11 @@ function utf16Offset(text, codePoints) {
   return Array.from(text).slice(0, codePoints).join("").length;
 }
 
+/** A link to the evidence behind the predictor's accuracy (its page). */
+function evidenceLink(pr) {
+  return h("span", {}, " · ", h("a", { id: "prediction-evidence", href: `#/predictor/${pr.id}` }, "how this predictor was measured"));
+}
+
 function predictionView(result) {
   const p = result.prediction;
   if (!p) return h("div", { class: "notice" }, result.prediction_unavailable || "No correctness predictor for this task yet.");
@@ -41,7 +46,16 @@ function predictionView(result) {
     h("div", { class: "big" }, `${pct(p.probability_correct)} likely correct`),
     h("div", { class: "meter" }, h("div", { class: "bar", style: `width:${(100 * p.probability_correct).toFixed(1)}%` }),
       h("div", { class: "chance", style: `left:${(100 * pr.chance).toFixed(1)}%`, title: "chance level" })),
-    h("p", { class: "muted" }, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}): measured accuracy ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`),
+    // The measured accuracy is this prediction's only when the input is like the atlas rows it was measured
+    // on (same window length, model and AP-MAE checkpoint; kNN cluster ids that agree); else say why not.
+    p.applies ? [
+      h("p", { class: "muted" }, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}): measured accuracy ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`,
+        evidenceLink(pr)),
+      h("p", { class: "muted", id: "prediction-applicability" }, `The measured accuracy applies: ${p.applicability}.`),
+    ] : h("div", { class: "notice", id: "prediction-not-applicable" },
+      h("p", {}, h("strong", {}, "No measured accuracy applies to this prediction: "), `${p.applicability}. The probability is what the predictor says; how often it is right on inputs like this one is unknown.`),
+      h("p", {}, `predictor ${pr.name} (${pr.kind}${pr.task ? `, ${pr.task}` : ""}), measured on atlas windows: ${pct(pr.accuracy)} [${pct(pr.accuracy_low)}, ${pct(pr.accuracy_high)}], chance ${pct(pr.chance)}`,
+        evidenceLink(pr))),
     // A probability from a predictor that cannot beat the majority class invites over-reading: say so.
     pr.accuracy_low > pr.chance ? null
       : h("p", { class: "notice", id: "prediction-uninformative" }, "This predictor's accuracy is not distinguishable from chance (its 95% interval does not lie above the majority-class rate), so this probability says little. Build a larger atlas for this task and retrain the predictors."));
