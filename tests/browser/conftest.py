@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -134,29 +135,35 @@ def served_worker(browser_atlas):
     return worker
 
 
-@pytest.fixture(scope="session")
-def live_server(browser_atlas, served_worker) -> Iterator[str]:
-    """The real app (API + pages) on 127.0.0.1, a worker holding the tiny model; yields the base URL."""
+@contextmanager
+def serving(app, name: str) -> Iterator[str]:
+    """Run an ASGI app on a free loopback port in a thread; yields its base URL, stops it after."""
     import uvicorn
 
-    from attnlens.api import create_app
-
-    settings, store = browser_atlas
-    worker = served_worker
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, worker, store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="browser-test-server", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(browser_atlas, served_worker) -> Iterator[str]:
+    """The real app (API + pages) on 127.0.0.1, a worker holding the tiny model; yields the base URL."""
+    from attnlens.api import create_app
+
+    settings, store = browser_atlas
+    with serving(create_app(settings, served_worker, store), "browser-test-server") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,11 @@ it with their clusters (slow: UMAP)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import VIEWPORT, free_port, open_view
+from tests.browser.conftest import VIEWPORT, open_view, serving
 from tests.store.signal_atlas import CODE, build_predicted_atlas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -19,28 +17,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def predicted_server(tiny_atlas, tmp_path_factory) -> Iterator[str]:
-    import uvicorn
-
     from attnlens.api import create_app
     from attnlens.service.local import LocalWorker
 
     settings, store = build_predicted_atlas(tiny_atlas[0], tmp_path_factory.mktemp("predicted") / "data")
     worker = LocalWorker(settings, store)
     worker.start(background=False)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, worker, store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="predicted-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings, worker, store), "predicted-test-server") as url:
+        yield url
 
 
 def test_paste_shows_a_real_probability_with_its_predictors_measured_accuracy(chromium, predicted_server):

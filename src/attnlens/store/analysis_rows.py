@@ -37,6 +37,7 @@ from attnlens.store.models import (
     PredictorEvaluation,
     Scenario,
 )
+from attnlens.store.patterns import keyset_embedding_batches
 
 _WRITE_CHUNK = 20_000
 
@@ -144,20 +145,9 @@ def iter_selection_embeddings(
     session: Session, selection: Selection, batch_size: int = 50_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids (b,) int64, vectors (b, dim) float32) batches of every pattern in the selection, in id order
-    (keyset pagination, like `store.patterns.iter_embedding_batches`)."""
-    last_id = 0
-    while True:
-        rows = session.execute(
-            selection.where(_joined(HeadPattern.id, HeadPattern.embedding))
-            .where(HeadPattern.id > last_id)
-            .order_by(HeadPattern.id)
-            .limit(batch_size)
-        ).all()
-        if not rows:
-            return
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        yield ids, unpack_embeddings([r[1] for r in rows])
-        last_id = int(ids[-1])
+    (keyset pagination)."""
+    query = selection.where(_joined(HeadPattern.id, HeadPattern.embedding))
+    yield from keyset_embedding_batches(session, query, batch_size)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ one index per space and every query here takes the pair.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Select, func, select
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from attnlens.store.codecs import unpack_embeddings
 from attnlens.store.models import HeadPattern, Inference
+from attnlens.store.patterns import ids_of, keyset_embedding_batches
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 # Inferences per query when reading their head patterns: 64 x 270 = 17,280 rows for SmolLM2.
@@ -119,20 +120,7 @@ def space_rows(session: Session, model_name: str, embedder: str | None) -> Space
 
 def space_pattern_ids(session: Session, model_name: str, embedder: str | None) -> np.ndarray:
     """Every head-pattern id of one space, sorted (int64)."""
-    statement = _of_space(select(HeadPattern.id), model_name, embedder)
-    connection = session.connection()
-    compiled = statement.compile(dialect=connection.dialect)
-    params = (
-        tuple(compiled.params[name] for name in compiled.positiontup or ())
-        if compiled.positional
-        else compiled.params
-    )
-    # From the driver's cursor, as matching_pattern_ids does (ORM rows cost 10-50x more for 1M ids).
-    result = connection.exec_driver_sql(str(compiled), params)
-    cursor = cast(Iterable[Sequence[Any]], result.cursor)
-    ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
-    result.close()
-    return np.sort(ids)
+    return ids_of(session, _of_space(select(HeadPattern.id), model_name, embedder))
 
 
 def space_embedding_dims(session: Session, model_name: str, embedder: str | None) -> list[int]:
@@ -148,19 +136,5 @@ def iter_space_embeddings(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every embedding of one space as `(ids (b,) int64, vectors (b, dim) float32)` batches in id order
     (keyset pagination: id > the last batch's largest id)."""
-    last_id = 0
-    while True:
-        rows = session.execute(
-            _of_space(
-                select(HeadPattern.id, HeadPattern.embedding).where(HeadPattern.id > last_id),
-                model_name,
-                embedder,
-            )
-            .order_by(HeadPattern.id)
-            .limit(batch_size)
-        ).all()
-        if not rows:
-            return
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        yield ids, unpack_embeddings([row[1] for row in rows])
-        last_id = int(ids[-1])
+    query = _of_space(select(HeadPattern.id, HeadPattern.embedding), model_name, embedder)
+    yield from keyset_embedding_batches(session, query, batch_size)

@@ -153,7 +153,11 @@ class PatternFilter:
 
 def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.ndarray:
     """Sorted int64 ids of the head patterns that pass the filter (for `PatternIndex.search(filter_ids=)`)."""
-    statement = pattern_filter.apply(select(HeadPattern.id))
+    return ids_of(session, pattern_filter.apply(select(HeadPattern.id)))
+
+
+def ids_of(session: Session, statement: Select[Any]) -> np.ndarray:
+    """The sorted int64 first column of a one-column query of ids."""
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     params = (
@@ -195,13 +199,19 @@ def iter_embedding_batches(
 
     Keyset pagination (id > last id) keeps each batch query cheap however large the table is.
     """
+    return keyset_embedding_batches(session, select(HeadPattern.id, HeadPattern.embedding), batch_size)
+
+
+def keyset_embedding_batches(
+    session: Session, query: Select[int, bytes], batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids (b,) int64, vectors (b, dim) float32) batches of a query that selects (HeadPattern.id,
+    HeadPattern.embedding), in id order. Keyset pagination (id > the last batch's largest id) keeps each
+    batch query cheap however large the table is."""
     last_id = 0
     while True:
         rows = session.execute(
-            select(HeadPattern.id, HeadPattern.embedding)
-            .where(HeadPattern.id > last_id)
-            .order_by(HeadPattern.id)
-            .limit(batch_size)
+            query.where(HeadPattern.id > last_id).order_by(HeadPattern.id).limit(batch_size)
         ).all()
         if not rows:
             return
