@@ -379,3 +379,19 @@ def test_prediction_says_whether_its_measured_accuracy_applies(analysed):
     assert 0.0 < short.probability_correct < 1.0  # still what the model says
     other = predict(16, "another-apmae")
     assert not other.applies and "not of the worker's another-apmae" in other.applicability
+
+
+def test_not_yet_is_not_an_error_the_reason_names_the_queued_job(tmp_path: Path):
+    """Before predictors or a clustering exist, a prediction's reason names the job that is already queued
+    or running to make them (the demo chain queues them), instead of telling the user to run a command
+    that is already on its way; with nothing queued it names the command."""
+    settings = synthetic_settings(tmp_path / "data")
+    store = open_store(settings)
+    vectors = {ref.name: np.zeros(DIM, np.float32) for ref in HEADS}
+    _, reason, _ = _predict(settings, store, vectors, "identifiers")
+    assert "run `attnlens predictors train`" in reason
+    build = enqueue_job(store, "atlas_build", {})
+    train = enqueue_job(store, TRAIN_PREDICTORS, {})
+    _, reason, _ = _predict(settings, store, vectors, "identifiers")
+    assert f"job {train} (train_predictors) is queued, after 1 job(s) ahead of it" in reason
+    assert "run `" not in reason and build < train

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnlens.config import Settings
+from attnlens.contracts.jobs import ATLAS_CLUSTER, TRAIN_PREDICTORS
 from attnlens.contracts.results import HeadContribution, Prediction, PredictorInfo
 from attnlens.heads import HeadRef
 from attnlens.store import Store
@@ -49,6 +50,7 @@ from attnlens.store.analyses import (
     newest_predictors,
     predictor_blob,
 )
+from attnlens.store.jobs import list_jobs
 from attnlens.store.patterns import load_embeddings
 
 if TYPE_CHECKING:
@@ -336,12 +338,11 @@ def predict_for_inference(
     if task is None:
         return None, "no task for this completion point; predictors are trained per task.", placement
     if choice is None or applies is None:
-        reason = (
-            f"no correctness predictor for task {task!r} of {model_name}; run `attnlens predictors train`."
-        )
-        return None, reason, placement
+        lack = f"no correctness predictor for task {task!r} of {model_name} yet"
+        return None, _what_is_coming(store, lack, TRAIN_PREDICTORS, "attnlens predictors train"), placement
     if placement.clustering_id is None:
-        return None, f"{model_name} has no clustering yet; run `attnlens atlas cluster`.", placement
+        lack = f"{model_name} has no clustering yet"
+        return None, _what_is_coming(store, lack, ATLAS_CLUSTER, "attnlens atlas cluster"), placement
     predictor = _predictor(store, choice.predictor_id)
     missing = [ref.name for ref in predictor.heads if ref not in vectors]
     if missing:
@@ -412,3 +413,18 @@ def explain_rows(
         )  # (rows, head, dim)
     shap = head_shap_values(predictor, features)
     return RowsExplained(choice.predictor_id, choice.info, tuple(predictor.heads), shap.values)
+
+
+def _what_is_coming(store: Store, missing: str, kind: str, command: str) -> str:
+    """What is missing, and either the job already queued or running that will make it (not yet is not an
+    error) or the command that would."""
+    pending = list_jobs(store, states=["running", "queued"], limit=200)
+    job = next((j for j in reversed(pending) if j.kind == kind), None)
+    if job is None:
+        return f"{missing}; run `{command}`."
+    ahead = [j for j in pending if j.id < job.id and j.state in ("running", "queued")]
+    if job.state == "running":
+        done = f"{job.progress_done} of {job.progress_total or '?'}"
+        return f"{missing}: job {job.id} ({kind}) is running now ({done})."
+    queue = f", after {len(ahead)} job(s) ahead of it" if ahead else ""
+    return f"{missing}: job {job.id} ({kind}) is queued{queue}; this fills in once it has run."
