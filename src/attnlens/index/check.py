@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import faiss
 import numpy as np
 
 from attnlens.errors import StoreError
+from attnlens.index.space_index import SpaceIndex
 from attnlens.index.spaces import IndexSpace
 from attnlens.store.engine import Store
 from attnlens.store.index_rows import space_embedding_dims, space_inferences, space_pattern_ids
 from attnlens.store.patterns import load_embeddings
 
-if TYPE_CHECKING:
-    from attnlens.index.pattern_index import PatternIndex
-    from attnlens.index.space_index import SpaceIndex
+
+class HeldIndexes(Protocol):
+    """What the check reads of `PatternIndex` (named here so this module does not import that one, which
+    imports this one)."""
+
+    folder: Path
+
+    @property
+    def legacy_path(self) -> Path: ...
+
+    def spaces(self) -> list[IndexSpace]: ...
+
+    def space(self, space: IndexSpace) -> SpaceIndex | None: ...
+
 
 # Exact (flat) indexes keep their vectors: compare this many of them per space with the database's.
 VECTORS_TO_COMPARE = 200
@@ -120,7 +132,7 @@ def _repeated(ids: np.ndarray) -> int:
     return len(ids) - len(np.unique(ids))
 
 
-def compare_with_database(index: PatternIndex, store: Store) -> IndexCheckReport:
+def compare_with_database(index: HeldIndexes, store: Store) -> IndexCheckReport:
     report = IndexCheckReport(path=index.folder)
     if index.legacy_path.exists():
         report.general.append(
