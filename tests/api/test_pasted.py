@@ -22,24 +22,11 @@ from attnlens.store.analyses import latest_clustering
 from attnlens.store.analysis_rows import Selection, load_task_rows, selected_heads
 from attnlens.store.jobs import enqueue_job
 from attnlens.store.models import ClusterAssignment, CorpusFile, HeadPattern, Inference, MapPoint, Scenario
+from tests.api.test_analyze import JAVA
 from tests.api.test_maps_clusters import N_PATTERNS, copy_tiny_atlas
 from tests.conftest import TINY_TASKS
 
 N_MINED = 12  # the tiny atlas's inferences
-JAVA = """public class Pair {
-    private final int left;
-    private final int right;
-
-    public Pair(int left, int right) {
-        this.left = left;
-        this.right = right;
-    }
-
-    public int max() {
-        return left >= right ? left : right;
-    }
-}
-"""
 SELECTION = {"start": JAVA.index("right ? left"), "end": JAVA.index("right ? left") + 5}
 CURSOR = {"cursor": JAVA.index("public int max"), "task": "identifiers"}
 

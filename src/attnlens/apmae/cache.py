@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -101,6 +101,18 @@ def choose_heads(n_layers: int, n_heads: int, fraction: float, rng: random.Rando
     ]
 
 
+def spec_windows(model: TargetModel, corpus: Path, spec: CacheSpec) -> Iterator[Window]:
+    """The deterministic window stream a cache spec describes (the same windows on every machine)."""
+    return iter_windows(
+        model,
+        corpus,
+        context_tokens=spec.source_length,
+        seed=spec.seed,
+        max_file_bytes=spec.max_file_bytes,
+        source=spec.source,
+    )
+
+
 def build_cache(
     model: TargetModel,
     corpus: Path,
@@ -133,14 +145,7 @@ def build_cache(
         with np.load(shard) as data:
             done += int(data["windows"])
     if stream is None:
-        stream = iter_windows(
-            model,
-            corpus,
-            context_tokens=spec.source_length,
-            seed=spec.seed,
-            max_file_bytes=spec.max_file_bytes,
-            source=spec.source,
-        )
+        stream = spec_windows(model, corpus, spec)
     stream = islice(stream, done, windows)
     bar = tqdm(total=windows, initial=done, desc="caching patterns", unit="window", disable=not progress)
     index = done

@@ -21,8 +21,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attnlens.apmae.cache import CacheSpec, build_cache, cached_windows, read_spec
-from attnlens.apmae.sources import Window, cut_at, iter_windows, split_of, window_digest
+from attnlens.apmae.cache import CacheSpec, build_cache, cached_windows, read_spec, spec_windows
+from attnlens.apmae.sources import Window, cut_at, split_of, window_digest
 from attnlens.errors import CorpusError
 
 if TYPE_CHECKING:
@@ -176,15 +176,7 @@ def build_eval_set(
 
 
 def _test_windows(target: TargetModel, corpus: Path, spec: CacheSpec, bar: object) -> Iterator[Window]:
-    stream = iter_windows(
-        target,
-        corpus,
-        context_tokens=spec.source_length,
-        seed=spec.seed,
-        max_file_bytes=spec.max_file_bytes,
-        source=spec.source,
-    )
-    for window in stream:
+    for window in spec_windows(target, corpus, spec):
         if split_of(window.file_path, spec.heldout_percent, spec.test_percent) == "test":
             bar.update(1)  # type: ignore[attr-defined]
             yield window
