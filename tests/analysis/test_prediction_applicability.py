@@ -1,4 +1,4 @@
-"""Whether a predictor's measured accuracy applies to a new input (`attnlens.atlas.prediction.applicability`),
+"""Whether a predictor's measured accuracy applies to a new input (`attnlens.atlas.applicability`),
 and the held-out kNN agreement the clustering job stores for it (`analysis.assign.holdout_agreement`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attnlens.analysis.assign import holdout_agreement
-from attnlens.atlas.prediction import KNN_AGREEMENT_FLOOR, applicability
+from attnlens.atlas.applicability import KNN_AGREEMENT_FLOOR, applicability
 
 MEASURED = {"overall": {"agree": 1900, "held_out": 2000, "rate": 0.95, "low": 0.94, "high": 0.959}}
 LOW = {"overall": {"agree": 3323, "held_out": 4320, "rate": 0.7692, "low": 0.7564, "high": 0.7815}}
