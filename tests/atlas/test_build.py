@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sqlalchemy import func, select
 
 from attnlens.apmae.load import load_apmae
@@ -32,6 +33,13 @@ def test_tiny_atlas_has_every_head_of_every_inference(tiny_atlas):
                 assert inference.first_token_correct
             assert inference.first_token_correct == (completion[:1] == target[:1])
             assert 0.0 <= inference.expected_token_prob <= 1.0
+            # The model's confidence at the hole is stored for the baseline, and is that of its greedy token.
+            assert 0.0 < inference.top1_prob <= 1.0 and 0.0 <= inference.top1_margin <= inference.top1_prob
+            assert inference.next_token_entropy >= 0.0
+            if inference.first_token_correct:
+                assert inference.top1_prob == pytest.approx(inference.expected_token_prob)
+            else:
+                assert inference.top1_prob >= inference.expected_token_prob
 
 
 def test_built_inferences_are_mined(tiny_atlas):

@@ -68,3 +68,24 @@ def test_smollm2_completes_some_left_to_right_scenarios(fixture_files, smollm2_t
     assert all(
         f or not s for f, s in zip(first, spans, strict=True)
     )  # span-correct implies first-token-correct
+
+
+def test_hole_confidence_on_hand_built_logits():
+    """Top-1 probability, its margin over the runner-up and the entropy (nats) of softmax(logits)."""
+    import math
+
+
+    from attnlens.mining import hole_confidence
+
+    # Probabilities 0.5, 0.25, 0.25: margin 0.25, entropy 1.5 ln 2.
+    c = hole_confidence(torch.log(torch.tensor([0.25, 0.5, 0.25])))
+    assert c.top1_prob == pytest.approx(0.5) and c.margin == pytest.approx(0.25)
+    assert c.entropy == pytest.approx(1.5 * math.log(2))
+    # A certain model: one token has all the mass (others -inf): entropy 0, margin 1, no NaN from 0 * log 0.
+    certain = hole_confidence(torch.tensor([float("-inf"), 3.0, float("-inf")]))
+    assert (certain.top1_prob, certain.margin, certain.entropy) == (1.0, 1.0, 0.0)
+    # Uniform over 4: entropy ln 4, margin 0.
+    uniform = hole_confidence(torch.zeros(4))
+    assert uniform.entropy == pytest.approx(math.log(4)) and uniform.margin == pytest.approx(0.0)
+    with pytest.raises(InvalidInput):
+        hole_confidence(torch.zeros(2, 3))

@@ -123,6 +123,7 @@ def write_processed(
                 "first_token_correct": item.first_token_correct,
                 "span_correct": item.span_correct,
                 "expected_token_prob": item.expected_token_prob,
+                "confidence": (item.confidence.top1_prob, item.confidence.margin, item.confidence.entropy),
                 "embedder": embedder,
                 "source": source,
             },

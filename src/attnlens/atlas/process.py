@@ -14,7 +14,7 @@ import torch
 from jaxtyping import Float
 
 from attnlens.atlas.patterns import PatternStats, pattern_stats, thumbnails
-from attnlens.mining import Scenario, first_token_correct
+from attnlens.mining import HoleConfidence, Scenario, first_token_correct, hole_confidence
 from attnlens.model import TargetModel
 
 # Raw attention probabilities of N heads -> N embeddings (AP-MAE's `embed`, scaling included).
@@ -29,6 +29,7 @@ class ProcessedInference:
     first_token_correct: bool
     span_correct: bool
     expected_token_prob: float
+    confidence: HoleConfidence  # of the model's next-token distribution at the hole
     completion_ids: list[int]
     completion_text: str
     embeddings: np.ndarray  # (layer*head, dim) float32
@@ -64,6 +65,7 @@ def process_batch(
                 first_token_correct=first_token_correct(logits, scenario),
                 span_correct=completion == scenario.target_ids,
                 expected_token_prob=probability,
+                confidence=hole_confidence(logits),
                 completion_ids=completion,
                 completion_text=model.decode(completion),
                 embeddings=vectors.astype(np.float32),

@@ -9,12 +9,13 @@ Task definitions: `docs/tasks.md`.
 
 from attnlens.contracts.tasks import TASKS, parse_tasks
 from attnlens.mining.corpus import SourceFile, iter_corpus
-from attnlens.mining.correctness import first_token_correct, span_correct
+from attnlens.mining.correctness import HoleConfidence, first_token_correct, hole_confidence, span_correct
 from attnlens.mining.scenarios import Scenario, mine_scenarios
 from attnlens.mining.stats import MiningStats
 from attnlens.mining.tokens import TokenTable, fim_tokens_of
 
 __all__ = [
+    "HoleConfidence",
     "TASKS",
     "MiningStats",
     "Scenario",
@@ -22,6 +23,7 @@ __all__ = [
     "TokenTable",
     "fim_tokens_of",
     "first_token_correct",
+    "hole_confidence",
     "iter_corpus",
     "mine_scenarios",
     "parse_tasks",

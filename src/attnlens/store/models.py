@@ -112,6 +112,11 @@ class Inference(Base):
     first_token_correct: Mapped[bool | None] = mapped_column(Boolean)  # NULL when there is no ground truth
     span_correct: Mapped[bool | None] = mapped_column(Boolean)
     expected_token_prob: Mapped[float | None] = mapped_column(Float)  # p(first expected token) at the hole
+    # The model's own confidence at the hole (`mining.hole_confidence`): the baseline attention predictors
+    # are measured against. NULL for rows built before it was stored (migration 0003).
+    top1_prob: Mapped[float | None] = mapped_column(Float)
+    top1_margin: Mapped[float | None] = mapped_column(Float)  # top-1 minus top-2 probability
+    next_token_entropy: Mapped[float | None] = mapped_column(Float)  # nats
     embedder: Mapped[str | None] = mapped_column(String(500))  # AP-MAE checkpoint behind the embeddings
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     # `mined` (part of the atlas) or `pasted` (kept apart from every analysis; deletable).

@@ -38,11 +38,13 @@ def save_inference(
     first_token_correct: bool | None = None,
     span_correct: bool | None = None,
     expected_token_prob: float | None = None,
+    confidence: tuple[float, float, float] | None = None,
     embedder: str | None = None,
     source: str = MINED,
 ) -> int:
     """Store one model run; returns its id. `prompt_ids` may be left out when the scenario has them.
-    `source` is `mined` for the atlas's own rows and `pasted` for pasted code (kept out of analyses)."""
+    `source` is `mined` for the atlas's own rows and `pasted` for pasted code (kept out of analyses).
+    `confidence` is (top-1 probability, top-1 minus top-2 margin, entropy in nats) at the hole."""
     if scenario_id is None and prompt_ids is None:
         raise InvalidInput("an inference without a scenario needs its prompt_ids.")
     if source not in INFERENCE_SOURCES:
@@ -57,6 +59,9 @@ def save_inference(
         first_token_correct=first_token_correct,
         span_correct=span_correct,
         expected_token_prob=expected_token_prob,
+        top1_prob=None if confidence is None else confidence[0],
+        top1_margin=None if confidence is None else confidence[1],
+        next_token_entropy=None if confidence is None else confidence[2],
         embedder=embedder,
         source=source,
     )
