@@ -24,7 +24,8 @@ DIM = 8
 
 def signal_rows(n: int = 120, seed: int = 0) -> TaskRows:
     """Rows whose every head falls in one of two clusters (well-separated embeddings); a row is right
-    with p 0.9 when SIGNAL is in cluster 0 and 0.1 otherwise."""
+    with p 0.9 when SIGNAL is in cluster 0 and 0.1 otherwise. The model's confidence at the hole is drawn
+    independently of correctness; every fourth hole was widened."""
     rng = np.random.default_rng(seed)
     clusters = rng.integers(0, 2, size=(n, len(HEADS)))
     correct = rng.random(n) < np.where(clusters[:, HEADS.index(SIGNAL)] == 0, 0.9, 0.1)
@@ -33,6 +34,8 @@ def signal_rows(n: int = 120, seed: int = 0) -> TaskRows:
     return TaskRows(
         task="identifiers", inference_ids=np.arange(1, n + 1), heads=HEADS, cluster_ids=clusters,
         embeddings=embeddings.astype(np.float32), correct=correct, dropped=0,
+        confidence=np.column_stack([rng.uniform(0.2, 1, n), rng.uniform(0, 0.2, n), rng.uniform(0, 3, n)]),
+        exact_hole=np.arange(n) % 4 != 0,
     )  # fmt: skip
 
 

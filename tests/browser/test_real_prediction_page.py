@@ -77,3 +77,38 @@ def test_paste_shows_a_real_probability_with_its_predictors_measured_accuracy(ch
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_predictor_page_sets_attention_beside_the_models_confidence(chromium, predicted_server):
+    """The predictor page's baseline panel shows, per row set, the accuracies the training job measured
+    (attention, the confidence baseline, both together) and says in words what attention adds."""
+    context = chromium.new_context(viewport=VIEWPORT, base_url=predicted_server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(30_000)
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731 - dom.js pct(): one decimal
+    try:
+        listed = page.request.get("/api/predictors").json()
+        chosen = next(p for p in listed if p["task"] == "identifiers" and p["kind"] == "clusters_catboost")
+        body = page.request.get(f"/api/predictors/{chosen['id']}").json()
+        baselines = body["baselines"]
+        open_view(page, f"#/predictor/{chosen['id']}")
+        page.wait_for_selector("#baseline-table")
+        for key in ("stratified", "balanced", "exact_holes"):
+            row = page.locator(f"#baseline-table tr[data-set='{key}']").inner_text()
+            figures = baselines[key]
+            assert figures["reason"] is None
+            for part in ("attention", "confidence", "attention_plus_confidence"):
+                accuracy = figures[part]["accuracy"]
+                assert f"{pct(accuracy['estimate'])} [{pct(accuracy['low'])}, {pct(accuracy['high'])}]" in row
+        verdict = page.locator("#baseline-verdict").inner_text()
+        gain = baselines["stratified"]["accuracy_gain"]
+        expected = "adds nothing measurable" if gain["low"] <= 0 <= gain["high"] else "Attention adds"
+        assert expected in verdict and pct(abs(gain["estimate"])) in verdict
+        page.locator("#predictor-baselines").screenshot(
+            path="test-output/screenshots/test_predictor_baselines.png"
+        )
+        assert not errors, errors
+    finally:
+        context.close()

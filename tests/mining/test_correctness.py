@@ -74,7 +74,6 @@ def test_hole_confidence_on_hand_built_logits():
     """Top-1 probability, its margin over the runner-up and the entropy (nats) of softmax(logits)."""
     import math
 
-
     from attnlens.mining import hole_confidence
 
     # Probabilities 0.5, 0.25, 0.25: margin 0.25, entropy 1.5 ln 2.

@@ -51,22 +51,26 @@ CODE = """public class Counter {
 
 def write_signal_rows(store, model_name: str, embedder: str, n: int = 160, seed: int = 0) -> None:
     """`identifiers` rows whose every head has three well-separated pattern directions; a row is right
-    with p 0.9 when SIGNAL is in its first direction and 0.1 otherwise."""
+    with p 0.9 when SIGNAL is in its first direction and 0.1 otherwise. The model's confidence at the
+    hole is drawn independently of correctness, so attention adds over it; every fourth hole is widened."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(HEADS), 3, DIM)).astype(np.float32)
     column = HEADS.index(SIGNAL)
     with store.session() as session:
         scenarios = [
             FakeScenario("signal", f"S{i}.java", sha256(f"s{i}".encode()).hexdigest(), "identifiers",
-                         "identifier", 0, 1, "x", [5], [1, 2])
+                         "identifier", 0, 1, "x", [5], [1, 2],
+                         alignment="exact" if i % 4 else "widened:left=1,right=0")
             for i in range(n)
         ]  # fmt: skip
         for scenario_id in save_scenarios(session, scenarios, model_name=model_name):
             members = rng.integers(0, 3, size=len(HEADS))
             correct = bool(rng.random() < (0.9 if members[column] == 0 else 0.1))
+            top1 = float(rng.uniform(0.2, 1.0))
+            confidence = (top1, top1 * float(rng.uniform(0, 1)), float(rng.uniform(0, 3)))
             inference_id = save_inference(
                 session, model_name=model_name, scenario_id=scenario_id, first_token_correct=correct,
-                embedder=embedder,
+                embedder=embedder, confidence=confidence,
             )  # fmt: skip
             vectors = centres[np.arange(len(HEADS)), members] + rng.normal(0, 0.15, size=(len(HEADS), DIM))
             stats = {name: np.zeros(len(HEADS)) for name in STAT_COLUMNS}

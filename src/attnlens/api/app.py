@@ -11,6 +11,7 @@ from attnlens.api.routes import (
     analyze,
     clusters,
     experiments,
+    findings,
     health,
     inferences,
     jobs,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         registries,
         predictors,
         tasks,
+        findings,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

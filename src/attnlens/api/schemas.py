@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from attnlens.contracts.jobs import BALANCED_CANDIDATE_FACTOR, BALANCED_MIN_PER_CLASS
 from attnlens.contracts.results import DiffOp, HeadContribution, Prediction
 
 
@@ -310,3 +311,13 @@ class ExperimentRequest(BaseModel):
         None, max_length=1000, description="Default: the corpus of the latest atlas build."
     )
     seed: int = Field(0, ge=0, le=2**31)
+    balanced: bool = Field(
+        False,
+        strict=True,
+        description="Hold as many scenarios the unablated model gets right as it gets wrong (scenarios // 2 "
+        f"of each, so at least {2 * BALANCED_MIN_PER_CLASS} scenarios): up to {BALANCED_CANDIDATE_FACTOR} "
+        "times as many candidates are mined and their baseline measured, and the first of each class in "
+        "mining order are kept. If the corpus has too few of the rarer class, as many of each as it has are "
+        f"kept (the result says so); fewer than {BALANCED_MIN_PER_CLASS} of either fails the job. A full "
+        "balanced set's baseline accuracy is 0.5.",
+    )

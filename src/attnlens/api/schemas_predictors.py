@@ -46,6 +46,50 @@ class HeadImportancePublic(BaseModel):
     )
 
 
+class IntervalPublic(BaseModel):
+    estimate: float
+    low: float = Field(description="95% interval, lower end.")
+    high: float
+
+
+class ScorePublic(BaseModel):
+    """Quality of one set of out-of-fold probabilities of "correct" on the rows of its row set."""
+
+    n_rows: int
+    accuracy: IntervalPublic = Field(description="Accuracy at threshold 0.5, Wilson 95% interval.")
+    roc_auc: float | None = Field(description="ROC AUC; null when the rows hold one class only.")
+    brier: float
+    chance: float = Field(description="Majority-class rate of these rows (0.5 on a balanced set).")
+
+
+class RowSetBaselines(BaseModel):
+    """The attention predictor beside the model's own confidence on one set of rows."""
+
+    reason: str | None = Field(None, description="Why this row set has no figures; the rest is then null.")
+    per_class: int | None = Field(None, description="Balanced set: rows of each class.")
+    fraction: float | None = Field(None, description="Exact-hole set: its share of the task's rows.")
+    attention: ScorePublic | None = None
+    confidence: ScorePublic | None = Field(
+        None, description="Logistic regression on top-1 probability, margin and entropy at the hole."
+    )
+    attention_plus_confidence: ScorePublic | None = None
+    accuracy_gain: IntervalPublic | None = Field(
+        None, description="Attention + confidence minus confidence alone: accuracy, paired bootstrap 95%."
+    )
+    auc_gain: IntervalPublic | None = Field(None, description="The same for ROC AUC.")
+    confidence_missing: str | None = Field(None, description="Why the confidence baseline is absent.")
+
+
+class PredictorBaselines(BaseModel):
+    """What the accuracy stands beside: stratified (all rows, majority-class chance), balanced (equal
+    classes, chance 0.5, cross-validated again) and exact holes (the stratified predictions on holes that
+    already sat on token boundaries)."""
+
+    stratified: RowSetBaselines
+    balanced: RowSetBaselines
+    exact_holes: RowSetBaselines
+
+
 class PredictorDetail(PredictorSummary):
     """One predictor with everything its cross-validated evaluation stored. Fields a predictor trained by an
     older version did not store are null (or empty lists)."""
@@ -66,4 +110,7 @@ class PredictorDetail(PredictorSummary):
     parameters: dict[str, Any] = Field(description="Training parameters (label, settings, rounds, seed).")
     head_importance: list[HeadImportancePublic] = Field(
         description="Every head the predictor takes, by mean |SHAP|, largest first."
+    )
+    baselines: PredictorBaselines | None = Field(
+        description="The confidence baseline, balanced and exact-hole figures; null for older predictors."
     )

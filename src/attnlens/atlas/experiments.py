@@ -1,8 +1,10 @@
 """Population ablation experiments: ablate n heads chosen by a rule over held-out scenarios of a task and
 measure what happens to first-token accuracy (the paper's intervention, with its bugs fixed).
 
-Held-out means fresh: scenarios are mined from the atlas's corpus with another seed, and any hole the atlas
-already holds is dropped, so neither the predictor that ranked the heads nor the clusters saw them.
+Held-out means fresh (`attnlens.atlas.held_out`): mined with another seed, minus the atlas's holes, so
+neither the predictor that ranked the heads nor the clusters saw them; `balanced` asks for as many
+baseline-correct as baseline-incorrect ones.
+
 Rules `top_positive`, `top_negative` and `neutral` rank heads by the SHAP values of the task's predictor
 (the best by CV accuracy, or the `predictor_kind` asked for) over these same held-out scenarios
 (`attnlens.analysis.ablation.HeadRanking`); `random` needs no predictor.
@@ -10,29 +12,24 @@ Rules `top_positive`, `top_negative` and `neutral` rank heads by the SHAP values
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attnlens.analysis.ablation import HeadRanking, ablation_statistics, select_heads
-from attnlens.atlas.jobs import JobCancelled, JobContext, require, run_here
+from attnlens.atlas.held_out import HELD_OUT_SEED_OFFSET, first_token_correct, held_out_set
+from attnlens.atlas.jobs import JobCancelled, JobContext, require
 from attnlens.atlas.prediction import best_predictor, explain_rows
 from attnlens.atlas.process import process_batch
 from attnlens.contracts.jobs import check_head_counts
-from attnlens.errors import InsufficientData
+from attnlens.errors import InsufficientData, InvalidInput
 from attnlens.heads import HeadRef
-from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
-from attnlens.store.inferences import scenario_holes
 
 if TYPE_CHECKING:
     from attnlens.mining.scenarios import Scenario
-    from attnlens.model import TargetModel
 
 
-HELD_OUT_SEED_OFFSET = 1_000_003
-BATCH = 8
 EMBED_BATCH = 4  # scenarios a forward with attention captures and embeds at once (as the build)
 
 
@@ -71,44 +68,6 @@ class RankedHeads:
     predictor_id: int | None
 
 
-def held_out_scenarios(
-    ctx: JobContext, model: TargetModel, task: str, count: int, corpus: str, seed: int
-) -> list[Scenario]:
-    """Fresh scenarios of `task`: mined with another seed, minus holes already in the atlas."""
-    settings = ctx.settings
-    taken = scenario_holes(ctx.store, task)
-    files = iter_corpus(
-        corpus, max_file_bytes=settings.mining.max_file_bytes, stats=MiningStats(), shuffle_seed=seed
-    )
-    mined = mine_scenarios(
-        files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=[task], per_task=count + len(taken),
-        context_tokens=settings.mining.context_tokens, seed=seed,
-    )  # fmt: skip
-    out = []
-    for s in mined:
-        if (s.file_sha256, s.hole_start, s.hole_end) not in taken:
-            out.append(s)
-        if len(out) == count:
-            break
-    return out
-
-
-def first_token_correct(
-    model: TargetModel,
-    scenarios: list[Scenario],
-    heads: Sequence[HeadRef] = (),
-    run_model: Callable[..., Any] = run_here,
-) -> np.ndarray:
-    """Whether the model's greedy first token is each scenario's; `run_model(fn, *args)` runs each batch
-    (a job passes `ctx.run_model`, so the ablation hooks never overlap another call)."""
-    hits = []
-    for start in range(0, len(scenarios), BATCH):
-        chunk = scenarios[start : start + BATCH]
-        logits = run_model(model.next_token_logits_batch, [s.prompt_ids for s in chunk], ablate=heads)
-        hits += [int(row.argmax()) == s.target_ids[0] for row, s in zip(logits, chunk, strict=True)]
-    return np.asarray(hits, dtype=bool)
-
-
 def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
     p = ctx.job.parameters
     task, rules, counts = require(p, "task", str), require(p, "rules", list), require(p, "n", list)
@@ -124,16 +83,17 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
             f"none{f' of kind {kind}' if kind else ''}: run `attnlens predictors train` first, or use only "
             "the `random` rule."
         )
-    scenarios = held_out_scenarios(
-        ctx, model, task, int(p.get("scenarios", 100)), require(p, "corpus", str), seed + HELD_OUT_SEED_OFFSET
-    )
-    if len(scenarios) < 2:
-        raise InsufficientData(
-            f"only {len(scenarios)} held-out {task} scenarios could be mined; use a larger corpus."
-        )
+    balanced = p.get("balanced", False)  # absent in jobs queued before it existed
+    if not isinstance(balanced, bool):
+        raise InvalidInput(f"job parameter 'balanced' must be true or false, got {balanced!r}.")
     total = len(rules) * len(counts) + 1 + (1 if ranked_rules else 0)
-    ctx.progress(0, total, f"baseline over {len(scenarios)} held-out scenarios")
-    baseline = first_token_correct(model, scenarios, run_model=ctx.run_model)
+    corpus, count = require(p, "corpus", str), int(p.get("scenarios", 100))
+    held = held_out_set(
+        ctx, model, task, count, corpus, seed + HELD_OUT_SEED_OFFSET, balanced=balanced,
+        report=lambda message: ctx.progress(0, total, message),
+    )  # fmt: skip
+    # The baseline measured while choosing the set (balancing needs it), reused for every row.
+    scenarios, baseline = held.scenarios, held.baseline
     if ranked_rules:
         ctx.progress(1, total, f"ranking heads by SHAP over the {len(scenarios)} held-out scenarios")
         ranked = rank_heads_over(ctx, task, scenarios, kind)
@@ -170,8 +130,10 @@ def run_ablation_experiment(ctx: JobContext) -> dict[str, Any]:
             ctx.progress(step, total, f"{rule} n={n}: accuracy {stats.ablated_accuracy.estimate:.3f}")
     return {
         "task": task,
+        "model": model.info.name,
         "scenarios": len(scenarios),
-        "baseline_accuracy": float(baseline.mean()),
+        "baseline_accuracy": float(baseline.mean()),  # 0.5 for a full balanced set, as measured
+        **held.summary(),
         "model_heads": model.info.n_patterns,
         "ranked_by": ranked.described if ranked_rules else None,
         "ranking_kind": ranked.kind,

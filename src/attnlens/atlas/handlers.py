@@ -5,9 +5,11 @@ from __future__ import annotations
 from attnlens.atlas.build_job import run_atlas_build
 from attnlens.atlas.clustering import run_atlas_cluster
 from attnlens.atlas.experiments import run_ablation_experiment
+from attnlens.atlas.findings import run_findings_report
 from attnlens.atlas.jobs import JobHandler
 from attnlens.atlas.mapping import run_atlas_map
 from attnlens.atlas.train_predictors import run_train_predictors
+from attnlens.contracts.findings import FINDINGS_REPORT
 from attnlens.contracts.jobs import (
     ABLATION_EXPERIMENT,
     ATLAS_BUILD,
@@ -22,4 +24,5 @@ JOB_HANDLERS: dict[str, JobHandler] = {
     ATLAS_MAP: run_atlas_map,
     TRAIN_PREDICTORS: run_train_predictors,
     ABLATION_EXPERIMENT: run_ablation_experiment,
+    FINDINGS_REPORT: run_findings_report,
 }

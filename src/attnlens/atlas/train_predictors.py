@@ -19,6 +19,7 @@ import numpy as np
 
 from attnlens.atlas.clustering import model_of
 from attnlens.atlas.jobs import JobContext
+from attnlens.atlas.predictor_baselines import baseline_details
 from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.errors import InsufficientData
 from attnlens.store.analyses import latest_clustering
@@ -109,6 +110,7 @@ def evaluate_and_store(
     evaluation = cross_validate_predictor(kind, features, rows.correct, rows.heads, settings)
     final = train_final_predictor(kind, features, rows.correct, rows.heads, settings, evaluation=evaluation)
     details = evaluation_details(evaluation, head_shap_values(final, features))
+    details["baselines"] = baseline_details(rows, kind, features, evaluation, settings)
     parameters = {
         "label": "alternating (noise control)" if rows.task == NOISE_TASK else "first_token_correct",
         "rows_dropped": rows.dropped,

@@ -71,4 +71,9 @@ def run_job_with_progress(
 
     job = run_job_here(settings, store, job_id, runtime, JOB_HANDLERS[kind], on_progress)
     bar.close()
-    return {"job": job.id, "state": job.state, **(job.result or {})}
+    return {
+        "job": job.id,
+        "state": job.state,
+        **(job.result or {}),
+        **({"error": job.error} if job.error else {}),
+    }

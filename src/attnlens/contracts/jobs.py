@@ -20,6 +20,11 @@ SelectionRule = Literal["top_positive", "top_negative", "neutral", "random"]
 # How a population experiment picks the n heads it ablates (`attnlens.analysis.ablation.select_heads`).
 SELECTION_RULES: tuple[SelectionRule, ...] = ("top_positive", "top_negative", "neutral", "random")
 RULE_ALIASES = {"pos": "top_positive", "neg": "top_negative"}
+# A balanced experiment needs at least this many baseline-correct and as many baseline-incorrect scenarios.
+BALANCED_MIN_PER_CLASS = 2
+# It mines and measures at most this many times the scenarios asked for: enough for a class as rare as
+# about 1 in 16, and a bound on the baseline forwards a corpus without the rarer class costs.
+BALANCED_CANDIDATE_FACTOR = 8
 
 
 def check_corpus(corpus: str) -> str:
@@ -46,10 +51,34 @@ def check_head_counts(n: Sequence[int], n_layers: int, n_heads: int, model: str)
 
 
 def experiment_parameters(
-    task: str, rules: Sequence[str], n: Sequence[int], scenarios: int, corpus: str, seed: int
+    task: str,
+    rules: Sequence[str],
+    n: Sequence[int],
+    scenarios: int,
+    corpus: str,
+    seed: int,
+    *,
+    balanced: bool = False,
+    predictor_kind: str | None = None,
 ) -> dict[str, object]:
-    """Validated job parameters of a population ablation experiment (rule aliases resolved)."""
+    """Validated job parameters of a population ablation experiment (rule aliases resolved).
+
+    `balanced`: as many baseline-correct as baseline-incorrect held-out scenarios (`scenarios // 2` of
+    each). `predictor_kind`: the kind whose SHAP values rank the heads (default: the task's best); stored
+    only when given (the registry of kinds is no shared word: the CLI checks the name, the job finds no
+    predictor of an unknown kind and says so)."""
     check_task(task)
+    # Checked at run time, not left to annotations: a stored 1 or "yes" would be truthy to one reader and
+    # refused by the job that reads it.
+    if not isinstance(balanced, bool):
+        raise InvalidInput(f"balanced must be true or false, got {balanced!r}.")
+    if balanced and scenarios < 2 * BALANCED_MIN_PER_CLASS:
+        raise InvalidInput(
+            f"a balanced experiment keeps scenarios // 2 of each class and needs at least "
+            f"{BALANCED_MIN_PER_CLASS} of each: ask for {2 * BALANCED_MIN_PER_CLASS} scenarios or more."
+        )
+    if predictor_kind is not None and (not isinstance(predictor_kind, str) or not predictor_kind.strip()):
+        raise InvalidInput(f"predictor_kind must name a predictor kind, got {predictor_kind!r}.")
     resolved = [RULE_ALIASES.get(r, r) for r in rules]
     unknown = sorted(set(resolved) - set(SELECTION_RULES))
     if unknown or not resolved:
@@ -57,11 +86,15 @@ def experiment_parameters(
     if not n or min(n) < 0:
         raise InvalidInput("n must list one or more head counts, each 0 or more.")
     check_corpus(corpus)
-    return {
+    parameters: dict[str, object] = {
         "task": task,
         "rules": resolved,
         "n": sorted({int(x) for x in n}),
         "scenarios": scenarios,
         "corpus": corpus,
         "seed": seed,
+        "balanced": balanced,
     }
+    if predictor_kind is not None:
+        parameters["predictor_kind"] = predictor_kind
+    return parameters

@@ -20,6 +20,7 @@ from attnlens.store.models import (
     Clustering,
     HeadPattern,
     Inference,
+    Job,
     MapPoint,
     PatternMap,
     Predictor,
@@ -231,3 +232,40 @@ def clustering_by_id(store: Store, clustering_id: int) -> Clustering | None:
     """One clustering (finished or not), detached; None when there is no such clustering."""
     with store.session() as session:
         return session.get(Clustering, clustering_id)
+
+
+def clustering_clusters(session: Session, clustering_id: int) -> list[Cluster]:
+    """Every cluster (noise included: label -1) of every head in a clustering, by (layer, head, label)."""
+    return list(
+        session.scalars(
+            select(Cluster)
+            .where(Cluster.clustering_id == clustering_id)
+            .order_by(Cluster.layer, Cluster.head, Cluster.label)
+        ).all()
+    )
+
+
+def succeeded_jobs(store: Store, kind: str, limit: int = 50) -> list[Job]:
+    """The newest succeeded jobs of `kind` (detached), newest first."""
+    with store.session() as session:
+        jobs = list(
+            session.scalars(
+                select(Job)
+                .where(Job.kind == kind, Job.state == "succeeded")
+                .order_by(Job.id.desc())
+                .limit(limit)
+            ).all()
+        )
+        for job in jobs:
+            session.expunge(job)
+    return jobs
+
+
+def jobs_of_kind(store: Store, kind: str, limit: int = 50) -> list[Job]:
+    """The newest jobs of `kind` in any state (detached), newest first: what a page needs to say whether a
+    result exists, is being made, or last failed."""
+    with store.session() as session:
+        jobs = list(session.scalars(select(Job).where(Job.kind == kind).order_by(Job.id.desc()).limit(limit)))
+        for job in jobs:
+            session.expunge(job)
+    return jobs

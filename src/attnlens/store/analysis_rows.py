@@ -163,6 +163,11 @@ class TaskRows:
     dropped: int  # inferences left out: a head without a pattern or without a cluster label
     # (rows,) int64: each row's prompt (window) length in tokens; empty when not known
     context_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # (rows, 3) float64: the model's confidence at the hole (top-1 probability, margin, entropy); NaN
+    # where the row was built before it was stored
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.float64))
+    # (rows,) bool: the hole already sat on token boundaries (scenario alignment `exact`, not widened)
+    exact_hole: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def task_names(session: Session, selection: Selection) -> list[str]:
@@ -180,7 +185,8 @@ def load_task_rows(
     column = {ref: i for i, ref in enumerate(heads)}
     query = (
         _joined(HeadPattern.inference_id, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding,
-                ClusterAssignment.label, Inference.first_token_correct, Scenario.context_tokens)
+                ClusterAssignment.label, Inference.first_token_correct, Scenario.context_tokens,
+                Inference.top1_prob, Inference.top1_margin, Inference.next_token_entropy, Scenario.alignment)
         .outerjoin(
             ClusterAssignment,
             (ClusterAssignment.head_pattern_id == HeadPattern.id)
@@ -201,7 +207,9 @@ def load_task_rows(
     blobs: list[bytes] = [b"\x00" * (2 * dim)] * (n * n_heads)
     correct = np.zeros(n, dtype=bool)
     context_tokens = np.zeros(n, dtype=np.int64)
-    for inference_id, layer, head, blob, label, is_correct, n_context in rows:
+    confidence = np.full((n, 3), np.nan, dtype=np.float64)
+    exact_hole = np.zeros(n, dtype=bool)
+    for inference_id, layer, head, blob, label, is_correct, n_context, *confident, alignment in rows:
         j = column.get(HeadRef(int(layer), int(head)))
         if j is None:
             continue
@@ -212,6 +220,8 @@ def load_task_rows(
             cluster_ids[i, j] = int(label)
         correct[i] = bool(is_correct)
         context_tokens[i] = int(n_context)
+        confidence[i] = [np.nan if v is None else float(v) for v in confident]
+        exact_hole[i] = alignment == "exact"
     keep = filled.all(axis=1) & (cluster_ids != -2).all(axis=1)
     if task == NOISE_TASK:
         correct = np.arange(n) % 2 == 0
@@ -227,6 +237,8 @@ def load_task_rows(
         correct=correct[keep],
         dropped=int((~keep).sum()),
         context_tokens=context_tokens[keep],
+        confidence=confidence[keep],
+        exact_hole=exact_hole[keep],
     )
 
 

@@ -225,3 +225,9 @@ def prompt_ids_of(inference: Inference) -> list[int]:
 
 def get_inference(session: Session, inference_id: int) -> Inference | None:
     return session.get(Inference, inference_id)
+
+
+def atlas_models(session: Session) -> list[str]:
+    """The models with mined inferences in the atlas, sorted."""
+    query = select(Inference.model_name).where(Inference.source == MINED).distinct()
+    return sorted(session.scalars(query).all())

@@ -76,6 +76,51 @@ function summary(p) {
     h("p", { class: "muted" }, "Accuracy counts out-of-fold predictions at threshold 0.5, each from the fold model that did not see the row; the interval is Wilson's 95% interval over the rows. Brier score and ECE: lower is better."));
 }
 
+/** What attention adds over the model's own confidence, in words, from the paired gain's interval. */
+export function gainVerdict(set) {
+  if (!set || set.reason) return set?.reason || "Not measured.";
+  if (!set.accuracy_gain) return `No confidence baseline: ${set.confidence_missing || "not stored."}`;
+  const g = set.accuracy_gain;
+  const ci = `[${signedPct(g.low)}, ${signedPct(g.high)}]`;
+  const auc = set.auc_gain ? ` (ROC AUC ${signed(set.auc_gain.estimate, 3)} [${signed(set.auc_gain.low, 3)}, ${signed(set.auc_gain.high, 3)}])` : "";
+  if (g.low > 0) return `Attention adds ${signedPct(g.estimate)} ${ci} accuracy over the model's own confidence at the hole${auc}.`;
+  if (g.high < 0) return `Attention + confidence does worse than confidence alone: ${signedPct(g.estimate)} ${ci}${auc}.`;
+  return `Attention adds nothing measurable over the model's own confidence at the hole: ${signedPct(g.estimate)} ${ci}${auc}, an interval that covers 0.`;
+}
+const signedPct = (x) => `${x >= 0 ? "+" : "−"}${pct(Math.abs(x))}`;
+const scoreCell = (s) => (s ? `${pct(s.accuracy.estimate)} [${pct(s.accuracy.low)}, ${pct(s.accuracy.high)}]` : "–");
+
+const ROW_SETS = [
+  ["stratified", "all rows (stratified)", "every row; chance is the majority-class rate"],
+  ["balanced", "balanced", "equal correct and incorrect rows (the rarer class whole, a seeded draw of the other), cross-validated again; chance 0.5"],
+  ["exact_holes", "exact holes", "the stratified predictions on holes that already sat on token boundaries (not widened by mining)"],
+];
+
+function baselinesPanel(p) {
+  const b = p.baselines;
+  const panel = h("section", { class: "panel", id: "predictor-baselines" }, h("h2", {}, "Against the model's own confidence"));
+  if (!b) return [panel, h("p", { class: "muted" }, "This predictor was trained before baselines were stored; train predictors again to see them.")];
+  panel.append(
+    h("p", { class: "notice", id: "baseline-verdict", role: "note" }, gainVerdict(b.stratified)),
+    h("div", { class: "scroll-table" }, h("table", { class: "compact baselines", id: "baseline-table" },
+      h("thead", {}, h("tr", {}, ["rows", "n", "chance", "attention", "confidence", "attention + confidence", "gain over confidence"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, ROW_SETS.map(([key, label, help]) => {
+        const set = b[key];
+        if (!set || set.reason) return h("tr", { dataset: { set: key } }, h("th", { title: help }, label), h("td", { colspan: 6, class: "muted" }, set?.reason || "not measured"));
+        const n = set.attention?.n_rows;
+        return h("tr", { dataset: { set: key } },
+          h("th", { title: help }, label, set.fraction === null || set.fraction === undefined ? null : h("span", { class: "muted" }, ` (${pct(set.fraction)} of rows)`)),
+          h("td", { class: "num" }, n === undefined ? "–" : int(n)),
+          h("td", { class: "num" }, set.attention ? pct(set.attention.chance) : "–"),
+          h("td", { class: "num" }, scoreCell(set.attention)),
+          h("td", { class: "num" }, set.confidence ? scoreCell(set.confidence) : h("span", { class: "muted", title: set.confidence_missing || "" }, "not stored")),
+          h("td", { class: "num" }, scoreCell(set.attention_plus_confidence)),
+          h("td", { class: "num" }, set.accuracy_gain ? `${signedPct(set.accuracy_gain.estimate)} [${signedPct(set.accuracy_gain.low)}, ${signedPct(set.accuracy_gain.high)}]` : "–"));
+      })))),
+    h("p", { class: "muted" }, "Confidence: a logistic regression on the model's top-1 probability, top-1 minus top-2 margin and entropy at the hole, cross-validated on the same folds as this predictor. Attention + confidence adds this predictor's out-of-fold log-odds as a fourth input. Accuracies with Wilson 95% intervals; the gain is paired, with a bootstrap 95% interval over rows."));
+  return panel;
+}
+
 function foldTable(p) {
   const folds = p.fold_accuracies || [];
   if (folds.length === 0) return h("p", { class: "muted", id: "fold-table" }, "No fold accuracies were stored with this predictor.");
@@ -250,6 +295,7 @@ export async function render(root, route) {
         (p.reliability || []).length ? [reliabilityPlot,
           h("p", { class: "muted" }, "Out-of-fold P(correct) in equal-width bins: each point is a bin's mean predicted probability against how often its completions were right (the label is its number of rows; the bars count rows per bin, right axis). On the dashed diagonal the probabilities mean what they say.")]
           : h("p", { class: "muted", id: "reliability-plot" }, "No reliability table was stored with this predictor."))),
+    baselinesPanel(p),
     h("section", { class: "panel", id: "predictor-heads" },
       h("h2", {}, `SHAP importance of every head (${heads.length})`),
       h("p", { class: "notice", id: "shap-note" }, "Importances come from the final model (fitted on every row) over its training rows, in log-odds of a correct completion. Signed means over the training rows sit near 0 for every head, even for a head that decides the outcome: SHAP values are centred on the model's average prediction, so a head's pushes up and down cancel out. That is why mean |SHAP| ranks heads here; the sign of one completion's value (on the paste page) says which way that head pushes it."),

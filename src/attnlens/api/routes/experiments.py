@@ -47,7 +47,9 @@ def create_experiment(
     counts = body.n
     if shape is not None and "n" not in body.model_fields_set:
         counts = [x for x in counts if x <= shape[0] * shape[1]]
-    parameters = experiment_parameters(task, body.rules, counts, body.scenarios, corpus, body.seed)
+    parameters = experiment_parameters(
+        task, body.rules, counts, body.scenarios, corpus, body.seed, balanced=body.balanced
+    )
     if shape is not None:
         check_head_counts(counts, *shape)
     return job_public(get_job(store, enqueue_job(store, ABLATION_EXPERIMENT, parameters)))

@@ -11,6 +11,7 @@ from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.schemas import PredictorSummary
 from attnlens.api.schemas_predictors import (
     HeadImportancePublic,
+    PredictorBaselines,
     PredictorDetail,
     ReliabilityBinPublic,
     ShuffledControlPublic,
@@ -108,4 +109,7 @@ def read_predictor(
         expected_value=details.get("expected_value"),
         parameters=row.predictor.parameters or {},
         head_importance=[_importance(e) for e in details.get("head_importance") or []],
+        baselines=PredictorBaselines.model_validate(details["baselines"])
+        if details.get("baselines")
+        else None,
     )

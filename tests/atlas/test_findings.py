@@ -1,0 +1,103 @@
+"""The findings report job on a predicted atlas (real clustering and trained predictors,
+tests/store/signal_atlas.py): every section is gathered from what the atlas holds, stability is measured by
+really clustering two halves, absent sections say why, and both renderings carry the same figures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+from pydantic import TypeAdapter
+
+from attnlens.atlas.findings_render import ci, to_html, to_markdown
+from attnlens.atlas.handlers import JOB_HANDLERS
+from attnlens.contracts.findings import FINDINGS_REPORT, Findings
+from attnlens.service.jobs import run_job_here
+from attnlens.store.analyses import clustering_clusters, latest_clustering, newest_predictors
+from attnlens.store.jobs import enqueue_job
+from tests.store.signal_atlas import build_predicted_atlas
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reported(tiny_atlas, tmp_path_factory):
+    settings, store = build_predicted_atlas(tiny_atlas[0], tmp_path_factory.mktemp("findings") / "data")
+    parameters = {
+        "model": settings.model.name, "checkpoint": "default", "reconstruction": False,
+        "stability_heads": 4, "experiment_id": None,
+    }  # fmt: skip
+    job = run_job_here(
+        settings, store, enqueue_job(store, FINDINGS_REPORT, parameters), None, JOB_HANDLERS[FINDINGS_REPORT]
+    )
+    assert job.state == "succeeded", job.error
+    return settings, store, TypeAdapter(Findings).validate_python(job.result)
+
+
+def test_correctness_rows_are_the_stored_predictors_with_their_baselines(reported):
+    settings, store, findings = reported
+    predictors = newest_predictors(store, settings.model.name)
+    rows = {r.predictor_id: r for r in findings.correctness.rows}
+    assert set(rows) == {p.predictor.id for p in predictors} and findings.correctness.reason is None
+    for p in predictors:
+        row, baselines = rows[p.predictor.id], p.evaluation.details["baselines"]
+        assert (row.task, row.kind, row.n_rows) == (p.predictor.task, p.predictor.kind, p.evaluation.n_rows)
+        assert row.accuracy.estimate == p.evaluation.accuracy
+        assert row.confidence is not None and row.gain is not None  # the signal rows store confidence
+        assert row.confidence.estimate == baselines["stratified"]["confidence"]["accuracy"]["estimate"]
+        assert row.balanced_per_class == baselines["balanced"]["per_class"]
+        assert row.exact_rows == baselines["exact_holes"]["attention"]["n_rows"]
+
+
+def test_recurrence_counts_the_newest_clustering_and_its_stability_is_measured(reported):
+    settings, store, findings = reported
+    r = findings.recurrence
+    clustering = latest_clustering(store, settings.model.name)
+    assert r.clustering_id == clustering.id and r.reason is None
+    with store.session() as session:
+        clusters = clustering_clusters(session, clustering.id)
+    real = [c for c in clusters if c.label >= 0]
+    assert r.clusters == len(real) and r.patterns == sum(c.size for c in clusters)
+    across = 0
+    for c in real:
+        tasks = c.attributes["task"]
+        across += sum(n / sum(tasks.values()) >= r.task_share for n in tasks.values()) >= 2
+    assert r.clusters_across_tasks == across
+    assert r.clusters_per_head is not None and r.clusters_per_head.count == r.heads == 16
+    # The signal rows give every head three well-separated directions: two halves, clustered apart,
+    # must agree on them (the adjusted Rand index of unrelated labellings sits near 0).
+    assert len(r.stability) == 4
+    assert all(-1 <= s.adjusted_rand <= 1 for s in r.stability)
+    assert r.stability_spread is not None and r.stability_spread.median > 0.5
+
+
+def test_absent_sections_say_why_and_both_renderings_carry_the_same_figures(reported):
+    _, _, findings = reported
+    assert "switched off" in findings.reconstruction.reason and findings.reconstruction.model is None
+    assert "one model" in findings.generalisation.reason
+    assert findings.dose.reason and "experiments run" in findings.dose.reason and not findings.dose.points
+    markdown, page = to_markdown(findings), to_html(findings)
+    headings = (
+        "(i) Reconstruction",
+        "(ii) Generalisation",
+        "(iii) Recurring",
+        "(iv) Correctness",
+        "(v) Ablation",
+    )
+    for heading in headings:
+        assert heading in markdown and heading in page
+    for row in findings.correctness.rows:
+        assert ci(row.accuracy) in markdown and ci(row.accuracy) in page
+        assert ci(row.confidence) in markdown
+    assert findings.dose.reason in markdown
+    assert page.count("plotly") > 0 and "<table>" in page
+    assert asdict(TypeAdapter(Findings).validate_python(asdict(findings))) == asdict(findings)  # round trip
+
+
+def test_spread_is_quartiles_and_extremes():
+    from attnlens.atlas.findings import spread
+
+    s = spread(np.arange(1, 10))
+    assert (s.count, s.median, s.q1, s.q3, s.minimum, s.maximum) == (9, 5.0, 3.0, 7.0, 1.0, 9.0)
+    assert spread([]) is None
