@@ -72,6 +72,10 @@ def test_findings_page_before_and_after_a_report(chromium, findings_server):
         block = page.wait_for_selector("#generate-status .job[data-state=queued]")
         job_id = int(block.get_attribute("data-job-id") or 0)
         assert page.is_disabled("#generate")
+        assert (
+            f"Report job #{job_id} is waiting for the worker" in page.locator("#findings-status").inner_text()
+        )
+        page.screenshot(path=str(SCREENSHOTS / "test_findings_page_queued.png"))
         job = run_job_here(settings, store, job_id, None, JOB_HANDLERS[FINDINGS_REPORT])
         assert job.kind == FINDINGS_REPORT and job.state == "succeeded", job.error
         assert job.parameters["stability_heads"] == 2 and job.parameters["reconstruction"] is False
@@ -81,6 +85,7 @@ def test_findings_page_before_and_after_a_report(chromium, findings_server):
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 2")
         body = page.request.get("/api/findings").json()
         assert body["job_id"] == job_id
+        assert page.locator("#findings-status").is_hidden()  # ready: nothing to say beyond the report
         f = body["findings"]
         facts = page.locator("#findings-facts").inner_text()
         assert f["command"] in facts and f["machine"] in facts and f"report job #{job_id}" in facts

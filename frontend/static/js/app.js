@@ -11,9 +11,10 @@ import * as map from "./pages/map.js";
 import * as jobs from "./pages/jobs.js";
 import * as pattern from "./pages/pattern.js";
 import * as predictor from "./pages/predictor.js";
+import * as findings from "./pages/findings.js";
 import { parseHash } from "./url.js";
 
-const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern, predictor };
+const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern, predictor, findings };
 
 let cleanup = null;
 let renderCount = 0;

@@ -227,7 +227,7 @@ def task_correctness(row: PredictorRow) -> TaskCorrectness:
         kind=row.predictor.kind,
         predictor_id=row.predictor.id,
         n_rows=evaluation.n_rows,
-        chance=float(details.get("chance", float("nan"))),
+        chance=details.get("chance"),
         accuracy=Estimate(evaluation.accuracy, evaluation.accuracy_low, evaluation.accuracy_high),
         shuffled=None if control is None else Estimate(control["estimate"], control["low"], control["high"]),
         confidence=_from(stratified.get("confidence")),
@@ -276,10 +276,14 @@ def dose_finding(store: Store, model_name: str, experiment_id: int | None) -> Do
             balanced=result.get("balanced"), baseline_accuracy=result.get("baseline_accuracy"),
             ranked_by=result.get("ranked_by"), points=points,
         )  # fmt: skip
-    which = f"experiment {experiment_id}" if experiment_id is not None else "no ablation experiment"
+    if experiment_id is not None:
+        return DoseFinding(
+            reason=f"job {experiment_id} is not a succeeded ablation experiment on {model_name}; pick one "
+            "from `attnlens experiments list`."
+        )
     return DoseFinding(
-        reason=f"{which} of {model_name} has succeeded; run `attnlens experiments run --task identifiers "
-        "--balanced ...` (or start one on the Experiments page)."
+        reason=f"no ablation experiment on {model_name} has succeeded; run `attnlens experiments run --task "
+        "identifiers --balanced ...` (or start one on the Experiments page)."
     )
 
 

@@ -234,7 +234,13 @@ def _correctness(f: Findings, figures: bool) -> list[Block]:
     )
     verdicts = []
     for t in c.rows:
-        above = "above chance" if t.accuracy.low > t.chance else "not clearly above chance"
+        above = (
+            "no chance level stored"
+            if t.chance is None
+            else "above chance"
+            if t.accuracy.low > t.chance
+            else "not clearly above chance"
+        )
         adds = (
             "no confidence baseline"
             if t.gain is None

@@ -7,14 +7,11 @@ app's Findings page shows), then writes the files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from attnlens.cli.common import run_job_with_progress, settings_of
-
-if TYPE_CHECKING:
-    from attnlens.contracts.findings import Findings
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +46,7 @@ def report(
 ) -> None:
     """Measure the paper's five claims on this atlas; write Markdown and HTML reports."""
     from attnlens.atlas.findings_render import to_html, to_markdown
-    from attnlens.contracts.findings import FINDINGS_REPORT
+    from attnlens.contracts.findings import FINDINGS_REPORT, findings_from_result
     from attnlens.store import open_store
 
     settings = settings_of(ctx)
@@ -66,18 +63,9 @@ def report(
     if result.get("state") != "succeeded":
         typer.echo(f"the report job ended {result.get('state')}: {result.get('error')}", err=True)
         raise typer.Exit(1)
-    findings = findings_from({k: v for k, v in result.items() if k not in ("job", "state")})
+    findings = findings_from_result({k: v for k, v in result.items() if k not in ("job", "state")})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_markdown(findings))
     html_path = html or out.with_suffix(".html")
     html_path.write_text(to_html(findings))
     typer.echo(f"wrote {out} and {html_path}")
-
-
-def findings_from(result: dict[str, Any]) -> Findings:
-    """The typed findings of a report job's stored result."""
-    from pydantic import TypeAdapter
-
-    from attnlens.contracts.findings import Findings
-
-    return TypeAdapter(Findings).validate_python(result)

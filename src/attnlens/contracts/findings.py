@@ -7,6 +7,7 @@ The report job returns `asdict(Findings)`; the API validates it back into these 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 FINDINGS_REPORT = "findings_report"
@@ -113,7 +114,7 @@ class TaskCorrectness:
     kind: str
     predictor_id: int
     n_rows: int
-    chance: float
+    chance: float | None  # None when the predictor stored no chance level
     accuracy: Estimate
     shuffled: Estimate | None
     confidence: Estimate | None  # the model's own confidence at the hole, same folds
@@ -175,3 +176,11 @@ class Findings:
     correctness: CorrectnessFinding
     dose: DoseFinding
     seconds: dict[str, float] = field(default_factory=dict)  # time each section took
+
+
+def findings_from_result(result: Mapping[str, object]) -> Findings:
+    """The typed findings of a report job's stored result (`pydantic.ValidationError` if another version
+    stored another shape)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Findings).validate_python(result)

@@ -7,21 +7,20 @@ says what is queued or how to make a report. Only a download of a report that do
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.routes.jobs import job_public
 from attnlens.api.schemas import JobPublic
 from attnlens.atlas.findings_render import to_html, to_markdown
-from attnlens.contracts.findings import FINDINGS_REPORT, PAPER_CLAIMS, Findings
+from attnlens.contracts.findings import FINDINGS_REPORT, PAPER_CLAIMS, Findings, findings_from_result
 from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.errors import InvalidInput, NotFound
 from attnlens.store import Store
@@ -33,7 +32,6 @@ from attnlens.store.models import Job
 router = APIRouter(tags=["findings"])
 
 # The same validation as `cli.report.findings_from` (the API may not import the CLI); one adapter, built once.
-_FINDINGS = TypeAdapter(Findings)
 # Report jobs looked at per request: far more than anyone queues, few enough to read in one query.
 _RECENT_REPORTS = 50
 _PENDING = ("queued", "running")
@@ -90,24 +88,6 @@ class FindingsPublic(BaseModel):
     status: ReportStatus
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-class FiniteJSONResponse(JSONResponse):
-    """JSON with every NaN or infinity as null. JSON has no NaN (the browser's parser refuses it), yet a
-    report can hold one: a predictor stored without its chance level is reported with chance NaN."""
-
-    def render(self, content: Any) -> bytes:
-        return super().render(_finite(content))
-
-
 @dataclass(frozen=True)
 class _Reports:
     """A model's report jobs: the newest usable report, the newest pending job, the newest job."""
@@ -135,7 +115,7 @@ def _reports(store: Store, model: str, default_model: str) -> _Reports:
         if job.state != "succeeded" or not job.result:
             continue
         try:
-            findings = _FINDINGS.validate_python(job.result)
+            findings = findings_from_result(job.result)
         except ValidationError:
             # Made by a version whose report had another shape: skip to an older one, and say so.
             unreadable = unreadable or job
@@ -177,7 +157,7 @@ def _status(r: _Reports, model: str) -> ReportStatus:
     )
 
 
-@router.get("/findings", response_model=FindingsPublic, response_class=FiniteJSONResponse)
+@router.get("/findings", response_model=FindingsPublic)
 def read_findings(store: StoreDep, settings: SettingsDep, model: ModelQuery = None) -> FindingsPublic:
     """The newest succeeded findings report of a model (the paper's five claims measured on its atlas),
     with the paper's statement per section and the status of report jobs. Before any report: 200 with
