@@ -101,3 +101,35 @@ def test_spread_is_quartiles_and_extremes():
     s = spread(np.arange(1, 10))
     assert (s.count, s.median, s.q1, s.q3, s.minimum, s.maximum) == (9, 5.0, 3.0, 7.0, 1.0, 9.0)
     assert spread([]) is None
+
+
+def test_flips_read_as_counts_of_scenarios_not_as_shares():
+    """Ablation flips are counts (`analysis.ablation.AblationStatistics`); the report once printed a count
+    of 12 as "1200.0%"."""
+    from attnlens.contracts.findings import (
+        CorrectnessFinding,
+        DoseFinding,
+        DosePoint,
+        Estimate,
+        GeneralisationFinding,
+        ReconstructionFinding,
+        RecurrenceFinding,
+    )
+
+    point = DosePoint(
+        rule="top_positive", n=5, n_heads=5, accuracy=Estimate(0.56, 0.5, 0.62),
+        change=Estimate(0.06, 0.02, 0.1),
+        incorrect_to_correct=Estimate(17.0, 11.0, 23.0), correct_to_incorrect=Estimate(5.0, 2.0, 9.0),
+    )  # fmt: skip
+    findings = Findings(
+        model="m", embedder=None, created_at="2026-12-01T00:00:00+00:00", command="attnlens report",
+        machine="x", inferences_per_task={"identifiers": 200},
+        reconstruction=ReconstructionFinding(reason="off"),
+        generalisation=GeneralisationFinding(models=["m"]),
+        recurrence=RecurrenceFinding(reason="none"), correctness=CorrectnessFinding(reason="none"),
+        dose=DoseFinding(experiment_id=3, task="identifiers", scenarios=200, balanced=True,
+                         baseline_accuracy=0.5, points=[point]),
+    )  # fmt: skip
+    row = next(line for line in to_markdown(findings).splitlines() if line.startswith("| top_positive"))
+    assert "| 17 [11, 23] | 5 [2, 9] |" in row and "1700" not in row
+    assert "56.0% [50.0%, 62.0%]" in row and "+6.0 pt [+2.0 pt, +10.0 pt]" in row

@@ -285,7 +285,7 @@ def _dose(f: Findings, figures: bool) -> list[Block]:
             f"({'balanced: equal baseline-correct and -incorrect' if d.balanced else 'not balanced'}), "
             f"baseline accuracy {pct(d.baseline_accuracy)}. Heads zero-ablated at their output; ranked by "
             f"{d.ranked_by or 'no ranking (random only)'}. "
-            "Flip rates are shares of all scenarios."
+            f"Flips count scenarios (of {d.scenarios}) whose first token turned right or wrong."
         )
     )
     out.append(
@@ -306,8 +306,8 @@ def _dose(f: Findings, figures: bool) -> list[Block]:
                     str(p.n_heads),
                     ci(p.accuracy),
                     ci(p.change, "signed"),
-                    ci(p.incorrect_to_correct),
-                    ci(p.correct_to_incorrect),
+                    ci(p.incorrect_to_correct, ".0f"),
+                    ci(p.correct_to_incorrect, ".0f"),
                 ]
                 for p in d.points
             ],

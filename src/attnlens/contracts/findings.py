@@ -142,8 +142,8 @@ class DosePoint:
     n_heads: int  # heads actually ablated (a rule's pool may be smaller than n)
     accuracy: Estimate
     change: Estimate
-    incorrect_to_correct: Estimate
-    correct_to_incorrect: Estimate
+    incorrect_to_correct: Estimate  # a COUNT of scenarios (of `DoseFinding.scenarios`), bootstrap interval
+    correct_to_incorrect: Estimate  # a count too
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ const CHANCE_COLOR = "#D55E00";
 const ci = (e) => (e ? `${pct(e.estimate)} [${pct(e.low)}, ${pct(e.high)}]` : "–");
 const pt = (x) => `${x >= 0 ? "+" : "−"}${(100 * Math.abs(x)).toFixed(1)} pt`;
 // A table cell's estimate and interval: the two may wrap apart (the wide tables fit), each stays whole.
+// Flips are counts of scenarios (the bootstrap interval of a count), not shares.
+const flips = (x) => (Number.isInteger(x) ? String(x) : x.toFixed(1));
 const ciCell = (e, fmt = pct) => (e ? [h("span", { class: "estimate" }, fmt(e.estimate)), " ", h("span", { class: "interval" }, `[${fmt(e.low)}, ${fmt(e.high)}]`)] : "–");
 // The API's messages mark commands with backticks, as Markdown does; show them as code.
 const withCode = (text) => String(text).split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part));
@@ -152,10 +154,10 @@ function dose(f, claims, plots) {
         ? `every point changes it by ${pt(best.change.estimate)}.`
         : `the largest change is ${pt(best.change.estimate)} (${best.rule}, n = ${best.n}), the smallest ${pt(worst.change.estimate)} (${worst.rule}, n = ${worst.n}).`}`,
     null,
-    h("p", { class: "muted" }, `Experiment #${d.experiment_id}: ${d.balanced ? "balanced (as many baseline-correct as baseline-incorrect scenarios)" : "not balanced"}; heads zero-ablated at their output, ranked by ${d.ranked_by || "no ranking (random only)"}. Flip rates are shares of all scenarios.`),
+    h("p", { class: "muted" }, `Experiment #${d.experiment_id}: ${d.balanced ? "balanced (as many baseline-correct as baseline-incorrect scenarios)" : "not balanced"}; heads zero-ablated at their output, ranked by ${d.ranked_by || "no ranking (random only)"}. Flips count scenarios (of ${int(d.scenarios)}) whose first token turned right or wrong.`),
     table("dose-table", ["rule", "n", "heads ablated", "accuracy [95% CI]", "change", "incorrect → correct", "correct → incorrect"], points.map((p) => h("tr", {},
       h("td", {}, p.rule), h("td", { class: "num" }, int(p.n)), h("td", { class: "num" }, int(p.n_heads)), h("td", { class: "num accuracy" }, ciCell(p.accuracy)),
-      h("td", { class: "num" }, ciCell(p.change, pt)), h("td", { class: "num" }, ciCell(p.incorrect_to_correct)), h("td", { class: "num" }, ciCell(p.correct_to_incorrect))))),
+      h("td", { class: "num" }, ciCell(p.change, pt)), h("td", { class: "num" }, ciCell(p.incorrect_to_correct, flips)), h("td", { class: "num" }, ciCell(p.correct_to_incorrect, flips))))),
     points.length ? div : null);
 }
 

@@ -152,6 +152,8 @@ async function experimentPanel(inf, jobParam, signalOf) {
   const ns = h("input", { name: "n", value: "1,2,5,10", size: "12", "aria-label": "numbers of heads" });
   const scenarios = h("input", { name: "scenarios", type: "number", min: "1", value: "50", "aria-label": "scenarios" });
   const rules = Object.keys(RULES).map((r) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: r, checked: true }), ` ${r}`));
+  // Balanced: as many scenarios the unablated model gets right as wrong (chance 50%), as the paper measures.
+  const balanced = h("input", { type: "checkbox", name: "balanced", id: "experiment-balanced" });
   const jobSlot = h("div", { id: "experiment-job" });
   const plot = h("div", { class: "dose", id: "dose-curve" });
   const detail = h("div");
@@ -168,6 +170,7 @@ async function experimentPanel(inf, jobParam, signalOf) {
           if (j.parameters.task) task.value = j.parameters.task;
           if (Array.isArray(j.parameters.n)) ns.value = j.parameters.n.join(",");
           if (j.parameters.scenarios) scenarios.value = j.parameters.scenarios;
+          balanced.checked = j.parameters.balanced === true;
           if (Array.isArray(j.parameters.rules)) for (const l of rules) l.querySelector("input").checked = j.parameters.rules.includes(l.querySelector("input").value);
         }
         fill(jobSlot, jobBlock(j));
@@ -186,11 +189,13 @@ async function experimentPanel(inf, jobParam, signalOf) {
       rules: rules.map((l) => l.querySelector("input")).filter((c) => c.checked).map((c) => c.value),
       n: ns.value.split(",").map((s) => Number(s.trim())).filter((x) => Number.isInteger(x) && x > 0),
       scenarios: Number(scenarios.value),
+      balanced: balanced.checked,
     };
     const job = await withStatus(jobSlot, "Queueing the experiment", () => api("/api/experiments", { method: "POST", body }));
     if (job) follow(job.id);
   } }, "Launch");
-  panel.append(h("div", { class: "filters" }, h("label", {}, "task ", task), h("label", {}, "heads ablated ", ns), h("label", {}, "scenarios ", scenarios), ...rules, launch), jobSlot, plot, detail);
+  panel.append(h("div", { class: "filters" }, h("label", {}, "task ", task), h("label", {}, "heads ablated ", ns), h("label", {}, "scenarios ", scenarios),
+    h("label", { class: "inline", title: "as many scenarios the unablated model gets right as it gets wrong" }, balanced, " balanced"), ...rules, launch), jobSlot, plot, detail);
   if (jobParam) follow(Number(jobParam));
   return panel;
 }
