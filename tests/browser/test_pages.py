@@ -815,3 +815,26 @@ def test_overview_and_paste_link_to_the_predictor_page(page, browser_atlas):
         evidence.click()
         page.wait_for_selector("#page[data-page=predictor][data-ready=true]")
         assert page.url.endswith(f"#/predictor/{predictor_id}")
+
+
+def test_api_docs_render_offline(page, live_server):
+    """/api/docs draws every operation with assets served by the app itself: any request that leaves the
+    server is aborted, as it would fail on a machine without network (FastAPI's default page loads Swagger
+    UI from a CDN and stayed blank offline)."""
+    outside: list[str] = []
+
+    def guard(route):
+        if route.request.url.startswith(live_server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    page.goto("/api/docs")
+    page.locator(".opblock").first.wait_for()
+    paths = page.request.get("/api/openapi.json").json()["paths"]
+    shown = page.locator(".opblock").count()
+    assert shown == sum(len(ops) for ops in paths.values())
+    assert page.locator(".opblock-summary-path", has_text="/api/findings").count() >= 1
+    assert outside == []

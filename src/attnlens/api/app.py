@@ -47,7 +47,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         version=__version__,
         description="Explore, search and test the attention heads of code language models (AP-MAE).",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by `mount_frontend` from local assets (FastAPI's loads them from a CDN)
         redoc_url=None,
     )
     app.state.settings = settings
