@@ -838,3 +838,30 @@ def test_api_docs_render_offline(page, live_server):
     assert shown == sum(len(ops) for ops in paths.values())
     assert page.locator(".opblock-summary-path", has_text="/api/findings").count() >= 1
     assert outside == []
+
+
+def test_log_scale_colours_the_whole_range_of_weights(page):
+    """On the log scale the colour range reaches the smallest positive weight of the pattern (a fixed
+    floor of -4 drew every smaller weight as a white hole), and the hover says it shows log10 weights. The
+    module draws a hand-built pattern with weights down to 1e-7 (the tiny model's are never that small),
+    then a stored one."""
+    inference = first_inference(page)
+    open_view(page, f"#/inference/{inference['id']}?head=L0H0")  # the log scale is the default
+    page.wait_for_selector("#pattern-plot .main-svg")
+    read = (
+        "(div) => { const t = div.data[0]; return { zmin: t.zmin, zmax: t.zmax, hover: t.hovertemplate,"
+        " title: t.colorbar.title.text, smallest: Math.min(...t.z.flat().filter((v) => v !== null)) }; }"
+    )
+    built = page.evaluate(
+        "async (read) => { const { drawPattern } = await import('/js/heatmap.js');"
+        " const div = document.createElement('div'); document.body.append(div);"
+        " const values = [[1, 0, 0], [0.9999999, 1e-7, 0], [0.5, 0.25, 0.25]];"
+        " await drawPattern(div, { tokens: ['a', 'b', 'c'], values }, { log: true });"
+        " return eval(read)(div); }",
+        read,
+    )
+    assert built["smallest"] == pytest.approx(-7) and built["zmin"] <= -7 and built["zmax"] == 0
+    stored = page.evaluate(f"() => ({read})(document.querySelector('#pattern-plot'))")
+    assert stored["zmin"] <= stored["smallest"] and stored["zmax"] == 0
+    for trace in (built, stored):
+        assert "log10 weight" in trace["hover"] and trace["title"] == "log10 weight"

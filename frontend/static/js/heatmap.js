@@ -4,11 +4,21 @@ import { showToken } from "./dom.js";
 
 const MAX_TICKS = 48;
 
-/** Draw `pattern` (PatternPublic) into `div`; `log` shows log10 of the weights (small ones become visible). */
+/** The colour range of log10 weights: from the smallest positive weight (floored to a whole power of ten)
+ * to 0. A fixed floor (it was -4) left every smaller weight as a white hole in the picture. */
+export function logRange(values) {
+  let smallest = Infinity;
+  for (const row of values) for (const v of row) if (v > 0 && v < smallest) smallest = v;
+  return smallest === Infinity ? [-1, 0] : [Math.min(-1, Math.floor(Math.log10(smallest))), 0];
+}
+
+/** Draw `pattern` (PatternPublic) into `div`; `log` shows log10 of the weights (small ones become visible).
+ * Exact zeros (above the diagonal: keys after the query) stay blank in both scales: no attention there. */
 export function drawPattern(div, pattern, { log = false } = {}) {
   const n = pattern.tokens.length;
   const labels = pattern.tokens.map((t, i) => `${i}:${showToken(t)}`);
   const z = log ? pattern.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : pattern.values;
+  const [low, high] = log ? logRange(pattern.values) : [0, undefined];
   const step = Math.max(1, Math.ceil(n / MAX_TICKS));
   const ticks = [];
   for (let i = 0; i < n; i += step) ticks.push(i);
@@ -26,11 +36,13 @@ export function drawPattern(div, pattern, { log = false } = {}) {
     x: [...Array(n).keys()],
     y: [...Array(n).keys()],
     colorscale: "Viridis",
-    zmin: log ? -4 : 0,
-    zmax: log ? 0 : undefined,
-    colorbar: { title: { text: log ? "log10 w" : "weight", side: "right" }, thickness: 10 },
-    customdata: pattern.values.map((row, q) => row.map((_, k) => [labels[q], labels[k]])),
-    hovertemplate: "query %{customdata[0]}<br>key %{customdata[1]}<br>weight %{z:.4f}<extra></extra>",
+    zmin: low,
+    zmax: high,
+    colorbar: { title: { text: log ? "log10 weight" : "weight", side: "right" }, thickness: 10 },
+    customdata: pattern.values.map((row, q) => row.map((w, k) => [labels[q], labels[k], w])),
+    hovertemplate: log
+      ? "query %{customdata[0]}<br>key %{customdata[1]}<br>log10 weight %{z:.2f} (weight %{customdata[2]:.2e})<extra></extra>"
+      : "query %{customdata[0]}<br>key %{customdata[1]}<br>weight %{z:.4f}<extra></extra>",
   };
   const layout = {
     margin: { l: 90, r: 10, t: 10, b: 90 },
