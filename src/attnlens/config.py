@@ -157,6 +157,12 @@ class APISettings(BaseModel):
     )
     port: int = Field(8000, description="TCP port of the web app.", ge=1, le=65535)
     max_code_bytes: int = Field(65_536, description="Largest pasted Java source accepted, in bytes.", gt=0)
+    max_body_bytes: int = Field(
+        4_194_304,
+        description="Largest request body, in bytes, refused with 413 before it is parsed (a 256 x 256 "
+        "attention matrix as JSON is about 1.4 MB).",
+        gt=0,
+    )
     max_new_tokens: int = Field(64, description="Most tokens one generation request may ask for.", gt=0)
     max_ablate_heads: int = Field(2048, description="Most heads one ablation request may name.", gt=0)
     max_concurrent_model_calls: int = Field(1, description="Model calls running at once in the worker.", gt=0)

@@ -20,7 +20,9 @@ def split(tiny_atlas):
     settings, store, _ = tiny_atlas
     local = LocalWorker(settings, store)
     local.start(background=False)
-    remote = HttpWorker(client=TestClient(create_worker_app(local)))
+    remote = HttpWorker(
+        client=TestClient(create_worker_app(local, max_body_bytes=local.settings.api.max_body_bytes))
+    )
     with TestClient(create_app(settings, remote, store)) as api:
         yield local, remote, api
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from attnlens import __version__
+from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
 from attnlens.api.routes import (
     ablations,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.store = store if store is not None else open_store(settings)
     app.state.index = open_index(settings, app.state.store)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     for module in (
         health,
         inferences,

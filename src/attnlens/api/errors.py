@@ -57,9 +57,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            400: "invalid_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "input_too_large",
+        }.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if message == "There was an error parsing the body":
             message = "the request body could not be read; send a JSON object encoded as UTF-8."

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
 from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
 from attnlens.heads import HeadRef
@@ -39,10 +40,12 @@ class AnalyzeCall(BaseModel):
     store: bool = True
 
 
-def create_worker_app(worker: WorkerClient) -> FastAPI:
-    """The worker service around a `LocalWorker` (which also runs the job queue)."""
+def create_worker_app(worker: WorkerClient, *, max_body_bytes: int) -> FastAPI:
+    """The worker service around a `LocalWorker` (which also runs the job queue); bodies over
+    `max_body_bytes` (`api.max_body_bytes`) are refused before they are parsed."""
     app = FastAPI(title="attnlens worker", openapi_url="/worker/openapi.json", docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
 
     @app.get("/worker/status")
     def status() -> dict[str, Any]:

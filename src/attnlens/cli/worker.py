@@ -39,4 +39,9 @@ def serve(
     worker = LocalWorker(settings)
     worker.start(background=True, run_jobs=True)
     typer.echo(f"attnlens worker: http://{host}:{port}/worker/status (model {settings.model.name})")
-    uvicorn.run(create_worker_app(worker), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_worker_app(worker, max_body_bytes=settings.api.max_body_bytes),
+        host=host,
+        port=port,
+        log_level="warning",
+    )
