@@ -33,6 +33,11 @@ class ModelSettings(BaseModel):
         description="Largest allowed |row sum - 1| of a captured attention row (fp32; bf16 uses 10x).",
         gt=0,
     )
+    allow_pickle_weights: bool = Field(
+        False,
+        description="Load a model whose weights exist only as pickle files (pytorch_model.bin). Off: "
+        "safetensors only, since unpickling a file can run code. Turn on only for weights you trust.",
+    )
 
 
 class APMAESettings(BaseModel):

@@ -22,11 +22,13 @@ import torch
 from attnlens.apmae.cache import PatternSet
 from attnlens.apmae.configuration import APMAEConfig
 from attnlens.apmae.model import APMAE
+from attnlens.apmae.train_state import STATE_META, load_training_state, save_training_state, state_exists
 from attnlens.errors import CheckpointMismatch, ModelError
 
 log = logging.getLogger(__name__)
 
-STATE = "training_state.pt"
+STATE = STATE_META  # the file whose presence means "a run to resume is here"
+LEGACY_STATE = "training_state.pt"  # before pickle-free states; refused, never loaded
 PROGRESS = "progress.json"
 
 
@@ -90,6 +92,12 @@ def masked_loss(model: APMAE, images: torch.Tensor, *, batch_size: int = 512, se
 TRAINING_INFO = "training.json"
 
 
+def _as_json(value: dict[str, object]) -> dict[str, object]:
+    """`value` as it reads back from the JSON training state (tuples become lists)."""
+    loaded: dict[str, object] = json.loads(json.dumps(value))
+    return loaded
+
+
 def _save_checkpoint(model: APMAE, folder: Path, info: dict[str, object]) -> None:
     """save_pretrained into a temporary folder, then rename: a checkpoint is whole or absent.
     `training.json` beside the weights records the data and plan that produced them."""
@@ -139,19 +147,25 @@ def train(
     generator = torch.Generator().manual_seed(plan.seed)
     history: list[dict[str, float]] = []
     step, best, elapsed_before = 0, float("inf"), 0.0
-    state_path = out_dir / STATE
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["plan"] != asdict(plan) or _hyperparameters(state["config"]) != _hyperparameters(
-            config.to_dict()
+    if (out_dir / LEGACY_STATE).exists() and not state_exists(out_dir):
+        raise CheckpointMismatch(
+            f"{out_dir} holds a training state saved by an older version as a pickle ({LEGACY_STATE}), which "
+            "this version does not load (unpickling can run code); train into a new --out folder."
+        )
+    resuming = state_exists(out_dir)
+    if resuming:
+        loaded = load_training_state(out_dir, device)
+        state = loaded.meta
+        if state["plan"] != _as_json(asdict(plan)) or _hyperparameters(state["config"]) != _hyperparameters(
+            _as_json(config.to_dict())
         ):
             raise CheckpointMismatch(
                 f"{out_dir} holds a run with a different plan or model configuration; resume with the same "
                 "options, or use a new --out folder."
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        model.load_state_dict(loaded.model)
+        optimizer.load_state_dict(loaded.optimizer)
+        generator.set_state(loaded.generator)
         step, best, history = state["step"], state["best"], state["history"]
         elapsed_before = state.get("elapsed_s", 0.0)
         log.info("resuming at step %d of %d", step, plan.steps)
@@ -164,7 +178,7 @@ def train(
     started = time.perf_counter()
     bar = tqdm(total=plan.steps, initial=step, desc="training AP-MAE", unit="step", disable=not progress)
     running = None
-    saved_at = step if state_path.exists() else -1
+    saved_at = step if resuming else -1
 
     def save(tag_best: bool) -> None:
         nonlocal saved_at
@@ -174,21 +188,11 @@ def train(
         _save_checkpoint(model, out_dir / "last", about)
         if tag_best:
             _save_checkpoint(model, out_dir / "best", about)
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "step": step,
-                "best": best,
-                "history": history,
-                "plan": asdict(plan),
-                "config": config.to_dict(),
-                "elapsed_s": elapsed,
-            },
-            state_path.with_suffix(".tmp"),
-        )
-        os.replace(state_path.with_suffix(".tmp"), state_path)
+        save_training_state(
+            out_dir, model, optimizer, generator,
+            {"step": step, "best": best, "history": history, "plan": asdict(plan), "config": config.to_dict(),
+             "elapsed_s": elapsed},
+        )  # fmt: skip
         summary = {
             "step": step,
             "steps": plan.steps,

@@ -194,8 +194,11 @@ def load_hf(
     revision: str | None,
     dtype: torch.dtype,
     attn_implementation: str = "eager",
+    allow_pickle_weights: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """Load a model and tokenizer by preset name, hub id or local folder. Returns (model, tokenizer, name)."""
+    """Load a model and tokenizer by preset name, hub id or local folder. Returns (model, tokenizer, name).
+    Weights load from safetensors only (`use_safetensors=True`) unless `allow_pickle_weights`: unpickling
+    a `pytorch_model.bin` can run code."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     preset = PRESETS.get(name_or_path)
@@ -218,10 +221,17 @@ def load_hf(
             cache_dir=cache_dir,
             dtype=dtype,
             attn_implementation=attn_implementation,
+            use_safetensors=None if allow_pickle_weights else True,
         )
     except (OSError, ValueError) as exc:
+        pickle_hint = (
+            ""
+            if allow_pickle_weights
+            else " If it has only pickle weights (pytorch_model.bin) and you trust them, set "
+            "ATTNLENS_MODEL__ALLOW_PICKLE_WEIGHTS=true."
+        )
         raise ModelUnavailable(
             f"could not load {name_or_path!r}: {exc}. Use a preset (`attnlens models`), a local folder, "
-            "or a hub id with network access (set HF_HUB_OFFLINE=0)."
+            f"or a hub id with network access (set HF_HUB_OFFLINE=0).{pickle_hint}"
         ) from exc
     return model, tokenizer, display

@@ -122,12 +122,17 @@ class TargetModel:
         dtype: str = "auto",
         revision: str | None = None,
         attention_tolerance: float = 2e-3,
+        allow_pickle_weights: bool = False,
     ) -> TargetModel:
         """Load a preset (`smollm2`, `tiny-starcoder2`, `starcoder2-3b`...), hub id or local folder,
-        always with eager attention (the only implementation that returns attention probabilities)."""
+        always with eager attention (the only implementation that returns attention probabilities), from
+        safetensors only unless `allow_pickle_weights`."""
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        model, tokenizer, name = load_hf(spec, models_dir=models_dir, revision=revision, dtype=torch_dtype)
+        model, tokenizer, name = load_hf(
+            spec, models_dir=models_dir, revision=revision, dtype=torch_dtype,
+            allow_pickle_weights=allow_pickle_weights,
+        )  # fmt: skip
         # functools.wraps on PreTrainedModel.to makes typeshed expect the model as first argument.
         model = model.to(torch_device)  # type: ignore[arg-type]
         log.info("loaded %s on %s (%s)", name, torch_device, torch_dtype)
@@ -143,6 +148,7 @@ class TargetModel:
             dtype=m.dtype,
             revision=m.revision,
             attention_tolerance=m.attention_tolerance,
+            allow_pickle_weights=m.allow_pickle_weights,
         )
 
     @property
