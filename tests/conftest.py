@@ -57,6 +57,8 @@ def smollm2(models_cache: Path):
 
 
 JAVA_FIXTURES = REPO / "tests" / "data" / "java"
+# The name the tiny atlas's settings register JAVA_FIXTURES under: the API takes corpora by name only.
+JAVA_FIXTURES_CORPUS = "java-fixtures"
 TINY_TASKS = ("identifiers", "closing_bracket", "random", "boolean_operators")
 
 
@@ -84,6 +86,7 @@ def tiny_settings(data_dir: Path, apmae_folder: Path) -> Settings:
         model={"name": "tiny-starcoder2", "device": "cpu"},
         apmae={"checkpoint": str(apmae_folder), "device": "cpu"},
         atlas={"batch_size": 3, "build_demo": False},
+        mining={"corpora": {JAVA_FIXTURES_CORPUS: str(JAVA_FIXTURES)}},
     )
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from attnlens.contracts.jobs import RESERVED_CORPUS_NAMES
+
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -152,6 +154,39 @@ class MiningSettings(BaseModel):
     hf_split: str = Field(
         "test", description="Split of a Hugging Face dataset corpus (the paper analysed `test`)."
     )
+    # The HTTP API takes corpora by name only (a path would let any client walk or probe the server's
+    # disk); the command line still takes paths, since its user owns the machine.
+    corpora: dict[str, str] = Field(
+        default_factory=dict,
+        description="Corpora the HTTP API accepts by name: name -> location (folder of .java files, "
+        '.zip/.jar, .jsonl or `hf:<dataset>`), as JSON in the environment, e.g. {"jdk": "/usr/lib/jvm/'
+        "openjdk-17/lib/src.zip\"}. `demo` (atlas.demo_corpus) and `atlas` (the latest build's corpus) "
+        "are always registered and cannot be used here.",
+    )
+    corpus_root: Path | None = Field(
+        None,
+        description="Folder whose contents the HTTP API also accepts as corpora by path (checked after "
+        "resolving symlinks and `..`; relative paths are taken from it). Unset: names only.",
+    )
+    allow_hf_datasets: bool = Field(
+        False,
+        description="Let HTTP requests use `hf:<dataset>` corpora (by name or directly), which makes the "
+        "server download the dataset. The command line is not limited by this.",
+    )
+
+    @field_validator("corpora")
+    @classmethod
+    def _no_reserved_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # `demo` and `atlas` always mean the demo corpus and the latest build's: a configured corpus of that
+        # name would be silently ignored, so say so at start-up instead.
+        taken = sorted(set(value) & set(RESERVED_CORPUS_NAMES))
+        if taken:
+            raise ValueError(
+                f"{' and '.join(RESERVED_CORPUS_NAMES)} are reserved corpus names (`demo` is "
+                f"atlas.demo_corpus, `atlas` the latest build's corpus); register {', '.join(taken)} under "
+                "another name."
+            )
+        return value
 
 
 class APISettings(BaseModel):

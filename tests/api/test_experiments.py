@@ -6,7 +6,7 @@ from attnlens.atlas.experiments import run_ablation_experiment
 from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.service.jobs import JobRunner
 from attnlens.service.local import LocalWorker
-from tests.conftest import JAVA_FIXTURES
+from tests.conftest import JAVA_FIXTURES, JAVA_FIXTURES_CORPUS
 
 
 def _run_queued(tiny_atlas) -> None:
@@ -22,7 +22,7 @@ def test_random_rule_experiment_runs_to_a_dose_table(atlas_client, tiny_atlas):
         "rules": ["random"],
         "n": [4, 1, 16],
         "scenarios": 3,
-        "corpus": str(JAVA_FIXTURES),
+        "corpus": JAVA_FIXTURES_CORPUS,
     }
     queued = atlas_client.post("/api/experiments", json=body)
     assert queued.status_code == 202 and queued.json()["state"] == "queued"
@@ -40,7 +40,7 @@ def test_random_rule_experiment_runs_to_a_dose_table(atlas_client, tiny_atlas):
 
 
 def test_shap_rules_without_a_predictor_fail_with_the_fix(atlas_client, tiny_atlas):
-    body = {"task": "identifiers", "rules": ["pos"], "n": [1], "scenarios": 3, "corpus": str(JAVA_FIXTURES)}
+    body = {"task": "identifiers", "rules": ["pos"], "n": [1], "scenarios": 3, "corpus": JAVA_FIXTURES_CORPUS}
     queued = atlas_client.post("/api/experiments", json=body).json()
     _run_queued(tiny_atlas)
     job = atlas_client.get(f"/api/jobs/{queued['id']}").json()
@@ -73,7 +73,7 @@ def test_every_rule_the_api_offers_by_default_is_one_the_analysis_runs():
 def test_more_heads_than_the_model_has_are_refused_before_queueing(atlas_client):
     """The tiny model has 4 x 4 = 16 heads: n = 17 is refused with the count, n = 16 (all) is accepted."""
     before = len(atlas_client.get("/api/jobs?limit=200").json())
-    body = {"task": "identifiers", "rules": ["random"], "scenarios": 3, "corpus": str(JAVA_FIXTURES)}
+    body = {"task": "identifiers", "rules": ["random"], "scenarios": 3, "corpus": JAVA_FIXTURES_CORPUS}
     refused = atlas_client.post("/api/experiments", json=body | {"n": [1, 17, 300]})
     assert (refused.status_code, refused.json()["code"]) == (400, "invalid_input")
     message = refused.json()["error"]

@@ -17,7 +17,7 @@ from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.service.jobs import run_job_here
 from attnlens.store.analyses import jobs_of_kind, latest_clustering
 from attnlens.store.jobs import claim_queued_job, enqueue_job, finish_job
-from tests.conftest import JAVA_FIXTURES
+from tests.conftest import JAVA_FIXTURES_CORPUS
 from tests.store.signal_atlas import build_predicted_atlas
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def reported(atlas) -> dict[str, Any]:
     experiment = client.post(
         "/api/experiments",
         json={"task": "identifiers", "rules": ["random"], "n": [1, 4, 16], "scenarios": 3,
-              "corpus": str(JAVA_FIXTURES)},
+              "corpus": JAVA_FIXTURES_CORPUS},
     )  # fmt: skip
     assert experiment.status_code == 202, experiment.json()
     done = run_job_here(settings, store, experiment.json()["id"], worker, JOB_HANDLERS[ABLATION_EXPERIMENT])

@@ -13,7 +13,7 @@ from attnlens.atlas.handlers import JOB_HANDLERS
 from attnlens.contracts.jobs import ABLATION_EXPERIMENT
 from attnlens.service.jobs import JobRunner
 from attnlens.service.local import LocalWorker
-from tests.conftest import JAVA_FIXTURES
+from tests.conftest import JAVA_FIXTURES_CORPUS
 from tests.store.signal_atlas import CODE, HEADS, build_predicted_atlas
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def test_a_short_paste_says_its_predictors_measured_accuracy_does_not_apply(pred
 def test_experiment_ranks_heads_by_the_predictor_over_its_own_scenarios(predicted):
     settings, store, worker, client = predicted
     body = {"task": "identifiers", "rules": ["top_positive", "random"], "n": [1, 2], "scenarios": 6,
-            "corpus": str(JAVA_FIXTURES)}  # fmt: skip
+            "corpus": JAVA_FIXTURES_CORPUS}  # fmt: skip
     queued = client.post("/api/experiments", json=body)
     assert queued.status_code == 202, queued.json()
     assert JobRunner(

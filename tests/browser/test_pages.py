@@ -9,6 +9,7 @@ import pytest
 
 from attnlens.store.jobs import claim_job, enqueue_job, finish_job, get_job, report_progress
 from tests.browser.conftest import open_view
+from tests.conftest import JAVA_FIXTURES, JAVA_FIXTURES_CORPUS
 
 pytestmark = pytest.mark.browser
 
@@ -250,10 +251,15 @@ def test_experiment_progress_then_dose_curve(page, browser_atlas):
     open_view(page, f"#/intervene/{inference['id']}")
     page.fill("#experiment input[name=task]", "identifiers")
     page.fill("#experiment input[name=n]", "1,2,4")
+    # The corpus is picked by name from GET /api/corpora; the job stores the location the name stands for.
+    options = page.locator("#experiment select[name=corpus] option")
+    assert {"", JAVA_FIXTURES_CORPUS} <= set(options.evaluate_all("os => os.map(o => o.value)"))
+    page.select_option("#experiment select[name=corpus]", JAVA_FIXTURES_CORPUS)
     page.get_by_role("button", name="Launch").click()
     page.wait_for_selector("#experiment-job .job[data-state=queued]")
     job_id = int(page.locator("#experiment-job .job").get_attribute("data-job-id"))
-    assert get_job(store, job_id).parameters["task"] == "identifiers"
+    parameters = get_job(store, job_id).parameters
+    assert parameters["task"] == "identifiers" and parameters["corpus"] == str(JAVA_FIXTURES)
 
     # This test plays the worker (the served worker runs no jobs): progress first, then a result.
     job = claim_job(store, "browser-test", kinds=["ablation_experiment"])

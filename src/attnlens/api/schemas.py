@@ -308,7 +308,10 @@ class ExperimentRequest(BaseModel):
     )
     scenarios: int = Field(60, ge=2, le=5000, description="Held-out scenarios to mine and test.")
     corpus: str | None = Field(
-        None, max_length=1000, description="Default: the corpus of the latest atlas build."
+        None,
+        max_length=1000,
+        description="A corpus name from GET /api/corpora (or a path under the server's corpus root, where "
+        "one is configured). Default: `atlas`, the latest atlas build's corpus, else `demo`.",
     )
     seed: int = Field(0, ge=0, le=2**31)
     balanced: bool = Field(

@@ -154,6 +154,17 @@ async function experimentPanel(inf, jobParam, signalOf) {
   const rules = Object.keys(RULES).map((r) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: r, checked: true }), ` ${r}`));
   // Balanced: as many scenarios the unablated model gets right as wrong (chance 50%), as the paper measures.
   const balanced = h("input", { type: "checkbox", name: "balanced", id: "experiment-balanced" });
+  // The server takes corpora by name (GET /api/corpora); the empty choice leaves it to the server's default.
+  const corpus = h("select", { name: "corpus", "aria-label": "corpus" }, h("option", { value: "" }, "latest build's corpus"));
+  if (await has("/api/corpora")) {
+    try {
+      for (const c of await api("/api/corpora")) {
+        if (c.available) corpus.append(h("option", { value: c.name, title: c.description }, `${c.name}: ${c.description}`));
+      }
+    } catch {
+      // Without the list the default corpus still works.
+    }
+  }
   const jobSlot = h("div", { id: "experiment-job" });
   const plot = h("div", { class: "dose", id: "dose-curve" });
   const detail = h("div");
@@ -190,12 +201,13 @@ async function experimentPanel(inf, jobParam, signalOf) {
       n: ns.value.split(",").map((s) => Number(s.trim())).filter((x) => Number.isInteger(x) && x > 0),
       scenarios: Number(scenarios.value),
       balanced: balanced.checked,
+      ...(corpus.value ? { corpus: corpus.value } : {}),
     };
     const job = await withStatus(jobSlot, "Queueing the experiment", () => api("/api/experiments", { method: "POST", body }));
     if (job) follow(job.id);
   } }, "Launch");
   panel.append(h("div", { class: "filters" }, h("label", {}, "task ", task), h("label", {}, "heads ablated ", ns), h("label", {}, "scenarios ", scenarios),
-    h("label", { class: "inline", title: "as many scenarios the unablated model gets right as it gets wrong" }, balanced, " balanced"), ...rules, launch), jobSlot, plot, detail);
+    h("label", {}, "corpus ", corpus), h("label", { class: "inline", title: "as many scenarios the unablated model gets right as it gets wrong" }, balanced, " balanced"), ...rules, launch), jobSlot, plot, detail);
   if (jobParam) follow(Number(jobParam));
   return panel;
 }
