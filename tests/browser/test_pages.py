@@ -871,3 +871,19 @@ def test_log_scale_colours_the_whole_range_of_weights(page):
     assert stored["zmin"] <= stored["smallest"] and stored["zmax"] == 0
     for trace in (built, stored):
         assert "log10 weight" in trace["hover"] and trace["title"] == "log10 weight"
+
+
+def test_map_categories_never_share_a_look(page):
+    """More categories than colours (14 tasks, 8 colours) take a new marker shape per round of colours:
+    no two categories are drawn alike (they shared colours before)."""
+    open_view(page, "#/map?color=task")
+    page.wait_for_selector("#map-plot .main-svg")
+    looks = page.evaluate(
+        "async () => { const m = await import('/js/pages/map.js');"
+        " return [...Array(32).keys()].map((g) => `${m.categoryColour(g)}/${m.categorySymbol(g)}`); }"
+    )
+    assert len(set(looks)) == 32
+    drawn = page.evaluate(
+        "() => document.getElementById('map-plot').data.map((t) => `${t.marker.color}/${t.marker.symbol}`)"
+    )
+    assert len(drawn) >= 2 and len(set(drawn)) == len(drawn)

@@ -36,9 +36,15 @@ function traces(points, colour) {
   return [...groups.entries()].sort().map(([k, idx], g) => ({
     ...base, name: k,
     x: idx.map((i) => points.x[i]), y: idx.map((i) => points.y[i]), customdata: idx.map((i) => customdata[i]),
-    marker: { size: 4, opacity: 0.8, color: fixed[k] ?? CATEGORICAL[g % CATEGORICAL.length], symbol: colour === "correct" ? symbols[k] : "circle" },
+    marker: { size: 4, opacity: 0.8, color: fixed[k] ?? categoryColour(g), symbol: colour === "correct" ? symbols[k] : categorySymbol(g) },
   }));
 }
+
+// More categories than colours (14 tasks, 8 Okabe-Ito colours): each further round of colours takes the
+// next marker shape, so no two categories look alike (they shared colours before).
+const CATEGORY_SYMBOLS = ["circle", "square", "diamond", "triangle-up"];
+export const categoryColour = (g) => CATEGORICAL[g % CATEGORICAL.length];
+export const categorySymbol = (g) => CATEGORY_SYMBOLS[Math.floor(g / CATEGORICAL.length) % CATEGORY_SYMBOLS.length];
 
 /** A pattern's values drawn small (log scale, Viridis) on a canvas. */
 function patternCanvas(pattern) {
