@@ -887,3 +887,24 @@ def test_map_categories_never_share_a_look(page):
         "() => document.getElementById('map-plot').data.map((t) => `${t.marker.color}/${t.marker.symbol}`)"
     )
     assert len(drawn) >= 2 and len(set(drawn)) == len(drawn)
+
+
+def test_map_by_correctness_interleaves_outcomes_and_states_their_shares(page):
+    """Coloured by first-token correctness, every point is in one trace in a shuffled order (a trace per
+    outcome let the last one drawn cover the other), and the legend gives each outcome's share."""
+    open_view(page, "#/map?color=correct")
+    page.wait_for_selector("#map-plot .main-svg")
+    traces = page.evaluate(
+        "() => document.getElementById('map-plot').data.map((t) => ({ name: t.name,"
+        " n: t.x.filter((v) => v !== null).length,"
+        " colours: Array.isArray(t.marker.color) ? [...new Set(t.marker.color)].length : 1,"
+        " outcomes: t.customdata ? t.customdata.map((c) => c[3]) : [] }))"
+    )
+    main, legend = traces[0], traces[1:]
+    total = main["n"]
+    assert total > 0 and all(t["n"] == 0 for t in legend)  # every point in the one drawn trace
+    for entry in legend:
+        outcome = entry["name"].split(":")[0]
+        share = main["outcomes"].count(outcome) / total
+        assert entry["name"].startswith(f"{outcome}: {100 * share:.1f}%")
+    assert main["colours"] == len(legend)

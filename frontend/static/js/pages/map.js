@@ -33,11 +33,41 @@ function traces(points, colour) {
   }
   const fixed = { right: "#0072B2", wrong: "#D55E00", unknown: "#999999" };
   const symbols = { right: "circle", wrong: "x", unknown: "circle-open" };
+  if (colour === "correct") return outcomeTraces(points, customdata, base, key, fixed, symbols);
   return [...groups.entries()].sort().map(([k, idx], g) => ({
     ...base, name: k,
     x: idx.map((i) => points.x[i]), y: idx.map((i) => points.y[i]), customdata: idx.map((i) => customdata[i]),
     marker: { size: 4, opacity: 0.8, color: fixed[k] ?? categoryColour(g), symbol: colour === "correct" ? symbols[k] : categorySymbol(g) },
   }));
+}
+
+/** Seeded Fisher-Yates order of 0..n-1 (the same picture on every load). */
+function shuffledOrder(n, seed = 12345) {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let state = seed >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** Right / wrong / unknown as ONE trace in a shuffled order: with a trace per outcome the one drawn last
+ * covered the other, and a map of 55% right read as all wrong. Interleaved, each region shows its real mix;
+ * the legend (marker-only entries) gives each outcome's share of the points shown. */
+function outcomeTraces(points, customdata, base, key, colours, symbols) {
+  const n = points.id.length;
+  const order = shuffledOrder(n);
+  const counts = {};
+  for (let i = 0; i < n; i++) counts[key(i)] = (counts[key(i)] || 0) + 1;
+  const all = { ...base, name: "patterns", showlegend: false,
+    x: order.map((i) => points.x[i]), y: order.map((i) => points.y[i]), customdata: order.map((i) => customdata[i]),
+    marker: { size: 4, opacity: 0.7, color: order.map((i) => colours[key(i)]), symbol: order.map((i) => symbols[key(i)]) } };
+  const legend = ["right", "wrong", "unknown"].filter((k) => counts[k]).map((k) => ({
+    type: "scattergl", mode: "markers", x: [null], y: [null], hoverinfo: "skip",
+    name: `${k}: ${(100 * counts[k] / n).toFixed(1)}% (${int(counts[k])})`, marker: { size: 8, color: colours[k], symbol: symbols[k] } }));
+  return [all, ...legend];
 }
 
 // More categories than colours (14 tasks, 8 Okabe-Ito colours): each further round of colours takes the
