@@ -36,8 +36,8 @@ router = APIRouter(tags=["findings"])
 _RECENT_REPORTS = 50
 _PENDING = ("queued", "running")
 HOW_TO_MAKE = (
-    "press “Generate a new report” on the Findings page, or run `attnlens report` (it writes Markdown and "
-    "HTML files too)."
+    "press “Generate a new report” (the Findings page, #/findings), or run `attnlens report` (it writes "
+    "Markdown and HTML files too)."
 )
 
 
