@@ -81,7 +81,8 @@ def blocks(f: Findings, *, figures: bool) -> list[Block]:
         Heading("(ii) Generalisation to an unseen model"),
         Para(f"Paper: {PAPER_CLAIMS['generalisation']}"),
     ]
-    out.append(Para(f.generalisation.reason or "Measured: see the cross-model table."))
+    g = f.generalisation
+    out.append(Para(f"Not measured: {g.reason}" if g.reason else "Measured: see the cross-model table."))
     out += _recurrence(f)
     out += _correctness(f, figures)
     out += _dose(f, figures)
@@ -328,7 +329,8 @@ def _dose(f: Findings, figures: bool) -> list[Block]:
         if d.baseline_accuracy is not None:
             fig.add_hline(y=d.baseline_accuracy, line_dash="dash", annotation_text="no ablation")
         fig.update_layout(
-            xaxis={"type": "log", "title": "heads ablated (n)"},
+            # Ticks at the measured counts only: a log axis's minor labels ("2 3 4 ...") read as data.
+            xaxis={"type": "log", "title": "heads ablated (n)", "tickvals": sorted({p.n for p in d.points})},
             yaxis={"title": "first-token accuracy", "tickformat": ".0%"},
             height=400,
         )
