@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from attnlens.errors import CorpusError
 from attnlens.service.local import LocalWorker
 from attnlens.store import Store, open_store
 from attnlens.store.jobs import claim_job, enqueue_job, finish_job
+from tests.api.test_maps_clusters import copy_tiny_atlas
 from tests.conftest import JAVA_FIXTURES, JAVA_FIXTURES_CORPUS
 
 EXPERIMENT = {"task": "identifiers", "rules": ["random"], "n": [1], "scenarios": 3}
@@ -43,16 +43,7 @@ def corpus_tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def served(tiny_atlas, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Store, Any]]:
     """(settings, store, worker) over a private copy of the tiny atlas: these tests queue jobs."""
-    settings, _, _ = tiny_atlas
-    data = tmp_path_factory.mktemp("corpora-atlas") / "data"
-    data.mkdir()
-    with (
-        sqlite3.connect(settings.data_dir / "attnlens.db") as source,
-        sqlite3.connect(data / "attnlens.db") as copy,
-    ):
-        source.backup(copy)
-    shutil.copytree(settings.index_dir, data / "index")
-    mine = settings.model_copy(update={"data_dir": data})
+    mine = copy_tiny_atlas(tiny_atlas, tmp_path_factory.mktemp("corpora-atlas") / "data")
     store = open_store(mine)
     worker = LocalWorker(mine, store)
     worker.start(background=False)
