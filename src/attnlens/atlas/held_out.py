@@ -25,6 +25,7 @@ from attnlens.contracts.jobs import BALANCED_CANDIDATE_FACTOR, BALANCED_MIN_PER_
 from attnlens.errors import InsufficientData
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, iter_corpus, mine_scenarios
+from attnlens.mining import first_token_correct as correct_at_hole  # the one definition, per scenario
 from attnlens.store import Store
 from attnlens.store.inferences import scenario_holes
 
@@ -72,7 +73,7 @@ def first_token_correct(
     for start in range(0, len(scenarios), BATCH):
         chunk = scenarios[start : start + BATCH]
         logits = run_model(model.next_token_logits_batch, [s.prompt_ids for s in chunk], ablate=heads)
-        hits += [int(row.argmax()) == s.target_ids[0] for row, s in zip(logits, chunk, strict=True)]
+        hits += [correct_at_hole(row, s) for row, s in zip(logits, chunk, strict=True)]
     return np.asarray(hits, dtype=bool)
 
 
