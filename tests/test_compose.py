@@ -16,8 +16,13 @@ def test_compose_names_the_right_services_and_commands():
     services = compose["services"]
     assert set(services) == {"backend", "worker", "postgres"}
     backend, worker = services["backend"], services["worker"]
-    assert backend["command"][:3] == ["uvicorn", "backend.main:create_app", "--factory"]
+    # `python -m backend` is `attnlens serve`: it checks the bind address against the token before listening
+    assert backend["command"] == ["python", "-m", "backend"]
+    assert backend["environment"]["ATTNLENS_API__HOST"] == "0.0.0.0"
     assert backend["environment"]["ATTNLENS_API__WORKER_URL"] == "http://worker:8001"
+    # both listen beyond loopback: compose must refuse to start without the shared token (`${VAR:?...}`)
+    for service in (backend, worker):
+        assert service["environment"]["ATTNLENS_API__TOKEN"].startswith("${ATTNLENS_API__TOKEN:?")
     assert worker["command"][:5] == ["python", "-m", "worker", "worker", "serve"]
     assert (
         "--port" in worker["command"] and worker["command"][worker["command"].index("--port") + 1] == "8001"

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from attnlens.contracts.jobs import RESERVED_CORPUS_NAMES
@@ -189,6 +189,9 @@ class MiningSettings(BaseModel):
         return value
 
 
+MIN_TOKEN_CHARS = 16
+
+
 class APISettings(BaseModel):
     """The HTTP server and its limits."""
 
@@ -217,6 +220,33 @@ class APISettings(BaseModel):
     max_queued_requests: int = Field(
         16, description="Model calls allowed to wait; beyond this the API answers 503 with Retry-After.", ge=0
     )
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token that every /api and /worker request must carry (`Authorization: Bearer "
+        "<token>`), at least 16 characters (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`). "
+        "Required to listen beyond loopback; the split deployment's API and worker share it.",
+    )
+    insecure_no_token: bool = Field(
+        False,
+        description="Listen beyond loopback without a token. Anyone who reaches the port can read the atlas "
+        "and run the model; logged as a warning on every start. For a trusted, closed network only.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins allowed to call the API from their pages (CORS), e.g. "
+        "https://lab.example.org. Empty (the default): none; the app's own pages need no CORS.",
+        max_length=64,
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"api.token must be at least {MIN_TOKEN_CHARS} characters; make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
 
 class AnalysisSettings(BaseModel):

@@ -9,6 +9,7 @@
     │   ├── InvalidHole                (422) the completion point or span is unusable
     │   ├── HeadOutOfRange             (422) a head name that the model does not have
     │   └── InsufficientData           (422) too few rows, or one class only, for an analysis
+    ├── Unauthorized                   (401) a token is required (api.token) and none or another was sent
     ├── NotFound                       (404) an id that does not exist
     ├── Busy                           (503) the worker is saturated; retry after `retry_after` seconds
     ├── ModelError                     (503)
@@ -23,7 +24,8 @@
     │   ├── IndexDimensionMismatch
     │   ├── DatabaseSchemaOutdated
     │   └── JobNotHeld             (409) a worker reports on a job it no longer holds (requeued or cancelled)
-    └── CorpusError                    (400) a corpus path that cannot be read
+    ├── CorpusError                    (400) a corpus path that cannot be read
+    └── InsecureExposure               (500) refusing to serve beyond loopback without a token (at start-up)
 
 Third-party exceptions are translated at the boundary with `raise ... from exc`.
 """
@@ -90,6 +92,13 @@ class HeadOutOfRange(InvalidInput):
 
     status = 422
     code = "head_out_of_range"
+
+
+class Unauthorized(AttnLensError):
+    """The server requires a bearer token (`api.token`) and the request carried none, or another one."""
+
+    status = 401
+    code = "unauthorized"
 
 
 class NotFound(AttnLensError):
@@ -197,3 +206,10 @@ class UnknownFimSpelling(UnsupportedArchitecture):
     model left-to-right would silently waste its FIM training, so we stop and say how to register it."""
 
     code = "unknown_fim_spelling"
+
+
+class InsecureExposure(AttnLensError):
+    """A server asked to listen beyond loopback with no token: anyone who can reach the port could read the
+    atlas and run the model. Raised at start-up, before anything listens."""
+
+    code = "insecure_exposure"

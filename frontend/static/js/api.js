@@ -15,6 +15,28 @@ export class ApiError extends Error {
 }
 
 const MAX_BUSY_RETRIES = 8;
+const TOKEN_KEY = "attnlens.token";
+
+// A server that listens beyond loopback requires a bearer token (ATTNLENS_API__TOKEN); the pages ask for it
+// once (see dom.js `errorBox`) and keep it in this browser's local storage, never in the URL.
+export const storedToken = () => localStorage.getItem(TOKEN_KEY);
+export function saveToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+const authHeaders = () => (storedToken() ? { Authorization: `Bearer ${storedToken()}` } : {});
+
+/** Fetch a file the API serves (a report download) with the token, and hand it to the browser as a download. */
+export async function download(path, filename) {
+  const response = await fetch(path, { headers: authHeaders() });
+  if (!response.ok) throw await errorOf(response);
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function errorOf(response) {
@@ -34,7 +56,7 @@ async function errorOf(response) {
  * it is called with null when the wait is over.
  */
 export async function api(path, { method = "GET", body, onWait, signal } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
+  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders() } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";

@@ -56,7 +56,7 @@ async function showWorker() {
     slot.className = `worker-status state-${w.state}`;
     if (w.state === "loading" || w.state === "starting") setTimeout(showWorker, 2000);
   } catch (err) {
-    slot.textContent = err.message;
+    slot.textContent = err.code === "unauthorized" ? "token needed" : err.message;
     slot.className = "worker-status state-error";
   }
 }

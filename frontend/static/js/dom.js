@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages: element builder, formatting, loading and error states.
 
+import { saveToken, storedToken } from "./api.js";
+
 /** h("div", {class: "x", onclick: f}, child, "text") -> element. Strings become text nodes (never HTML). */
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -43,8 +45,23 @@ export function loading(text) {
 }
 
 export function errorBox(err) {
+  if (err.code === "unauthorized") return tokenForm();
   const lines = (err.errors || []).map((e) => (typeof e === "string" ? e : `${(e.loc || []).join(".")}: ${e.msg || JSON.stringify(e)}`));
   return h("div", { class: "error", role: "alert" }, h("strong", {}, "Error: "), err.message || String(err), lines.length ? h("ul", {}, lines.map((l) => h("li", {}, l))) : null);
+}
+
+/** The server wants a token (ATTNLENS_API__TOKEN): ask for it, keep it in this browser, and load the page again. */
+export function tokenForm() {
+  const input = h("input", { type: "password", id: "api-token", autocomplete: "current-password", placeholder: "token", size: 40 });
+  const save = (event) => {
+    event.preventDefault();
+    saveToken(input.value.trim());
+    location.reload();
+  };
+  return h("form", { class: "notice token-form", role: "alert", id: "token-form", onsubmit: save },
+    h("strong", {}, storedToken() ? "The token this browser holds was refused. " : "This server needs a token. "),
+    "Enter the server's token (its ATTNLENS_API__TOKEN; ask whoever runs it). It is kept in this browser only and sent with every request.",
+    h("div", {}, input, " ", h("button", { type: "submit" }, "Use this token")));
 }
 
 export function notAvailable(what) {

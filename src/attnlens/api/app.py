@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from attnlens import __version__
+from attnlens.api.auth import require_token
 from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
 from attnlens.api.routes import (
@@ -57,6 +59,16 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.index = open_index(settings, app.state.store)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    if settings.api.token is not None:
+        require_token(app, settings.api.token.get_secret_value())
+    if settings.api.cors_origins:
+        # Added last, so outermost: a browser's preflight (OPTIONS, which carries no token) is answered here.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     for module in (
         health,
         inferences,

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from attnlens.api.auth import require_token
 from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
 from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
@@ -40,12 +41,15 @@ class AnalyzeCall(BaseModel):
     store: bool = True
 
 
-def create_worker_app(worker: WorkerClient, *, max_body_bytes: int) -> FastAPI:
+def create_worker_app(worker: WorkerClient, *, max_body_bytes: int, token: str | None = None) -> FastAPI:
     """The worker service around a `LocalWorker` (which also runs the job queue); bodies over
-    `max_body_bytes` (`api.max_body_bytes`) are refused before they are parsed."""
+    `max_body_bytes` (`api.max_body_bytes`) are refused before they are parsed, and with a `token`
+    (`api.token`, shared with the API) every call must carry it."""
     app = FastAPI(title="attnlens worker", openapi_url="/worker/openapi.json", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    if token is not None:
+        require_token(app, token)
 
     @app.get("/worker/status")
     def status() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from attnlens import errors
 from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
-from attnlens.errors import AttnLensError, Busy, ModelUnavailable
+from attnlens.errors import AttnLensError, Busy, ModelUnavailable, Unauthorized
 from attnlens.heads import HeadRef
 
 R = TypeVar("R")
@@ -46,19 +46,32 @@ class HttpWorker:
     """`WorkerClient` over HTTP. Pass an `httpx.Client` (tests pass a TestClient of the worker app)."""
 
     def __init__(
-        self, base_url: str | None = None, *, client: httpx.Client | None = None, timeout_s: float = 300.0
+        self,
+        base_url: str | None = None,
+        *,
+        client: httpx.Client | None = None,
+        timeout_s: float = 300.0,
+        token: str | None = None,
     ) -> None:
         if client is None and base_url is None:
             raise ValueError("HttpWorker needs a base_url or a client")
         self._client = client or httpx.Client(base_url=base_url or "", timeout=timeout_s)
+        self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         try:
-            response = self._client.request(method, path, json=payload)
+            response = self._client.request(method, path, json=payload, headers=self._headers)
         except httpx.HTTPError as exc:
             raise ModelUnavailable(f"the worker service cannot be reached ({exc}); is it running?") from exc
         if response.status_code < 400:
             return response.json()
+        if response.status_code == Unauthorized.status:
+            # The user's request was fine: it is this API's token that the worker refused. Passing the 401 on
+            # would send the user to fix a token they did not choose.
+            raise ModelUnavailable(
+                "the worker service refused this API's token: give the API and the worker the same "
+                "ATTNLENS_API__TOKEN."
+            )
         try:
             body = response.json()
         except ValueError:

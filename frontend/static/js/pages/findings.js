@@ -4,7 +4,7 @@
 // Before any report the page says so calmly and how to make one: not yet is not an error.
 // URL: #/findings?model=M (default: the served model)
 
-import { api, query } from "../api.js";
+import { api, download, query, storedToken } from "../api.js";
 import { errorBox, fill, h, int, num, pct, withStatus } from "../dom.js";
 import { FINISHED, jobBlock, pollJob } from "../jobs.js";
 
@@ -202,6 +202,17 @@ function generator(body, onQueued) {
     slot) };
 }
 
+// A plain link, unless this browser holds a token: a link cannot send the Authorization header, so the click
+// fetches the file with it instead.
+function downloadLink(href, filename, id, text) {
+  const onclick = (event) => {
+    if (!storedToken()) return;
+    event.preventDefault();
+    download(href, filename).catch((err) => event.target.replaceWith(errorBox(err)));
+  };
+  return h("a", { class: "button", href, download: filename, id, onclick }, text);
+}
+
 export async function render(root, route) {
   const model = route.params.get("model") || "";
   const controller = new AbortController();
@@ -237,8 +248,8 @@ export async function render(root, route) {
     const q = query({ model });
     const downloads = f
       ? h("span", { class: "downloads", id: "findings-downloads" }, "Download ",
-        h("a", { class: "button", href: `/api/findings/report.md${q}`, download: "", id: "download-md" }, "Markdown"), " ",
-        h("a", { class: "button", href: `/api/findings/report.html${q}`, download: "", id: "download-html" }, "HTML"))
+        downloadLink(`/api/findings/report.md${q}`, "findings.md", "download-md", "Markdown"), " ",
+        downloadLink(`/api/findings/report.html${q}`, "findings.html", "download-html", "HTML"))
       : h("span", { class: "muted" }, "Downloads appear once a report exists.");
     const gen = generator(body, follow);
     const plots = [];
