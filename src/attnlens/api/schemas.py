@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from attnlens.contracts.jobs import BALANCED_CANDIDATE_FACTOR, BALANCED_MIN_PER_CLASS
 from attnlens.contracts.results import DiffOp, HeadContribution, Prediction
+
+# Ceilings in the schema, so that no string or list is unbounded whatever the settings say; the settings
+# (api.max_code_bytes, api.max_ablate_heads, api.max_body_bytes) set the limits in force beneath them.
+MAX_MATRIX_SIDE = 4096
+MAX_HEADS_IN_SCHEMA = 65_536
+MAX_CODE_CHARS = 1_048_576
+HeadName = Annotated[str, Field(max_length=16, description="`L{layer}H{head}`, e.g. L3H5.")]
+TaskName = Annotated[str, Field(max_length=64)]
 
 
 class InferenceSummary(BaseModel):
@@ -149,8 +157,9 @@ class NeighborsPublic(BaseModel):
 class PatternSearch(BaseModel):
     """Search the atlas with a pattern of your own (a causal attention matrix, rows summing to 1)."""
 
-    values: list[list[float]] = Field(
-        max_length=4096, description="Square attention matrix, the size the AP-MAE takes (e.g. 256)."
+    values: list[Annotated[list[float], Field(max_length=MAX_MATRIX_SIDE)]] = Field(
+        max_length=MAX_MATRIX_SIDE,
+        description="Square attention matrix, the size the AP-MAE takes (e.g. 256).",
     )
     k: int = Field(12, ge=1, le=200)
 
@@ -170,7 +179,11 @@ class PatternSearch(BaseModel):
 class AblationRequest(BaseModel):
     """Heads to zero-ablate (named `L{layer}H{head}`) and how much to generate."""
 
-    heads: list[str] = Field(description="Heads to ablate; an empty list reproduces the baseline exactly.")
+    heads: list[HeadName] = Field(
+        max_length=MAX_HEADS_IN_SCHEMA,
+        description="Heads to ablate; an empty list reproduces the baseline exactly. At most "
+        "api.max_ablate_heads (2,048 by default); the schema's ceiling is the largest any setting may allow.",
+    )
     max_new_tokens: int | None = Field(None, ge=1, description="Default: the target's length, at least 8.")
 
 
@@ -205,9 +218,13 @@ class HoleSpec(BaseModel):
 class AnalyzeRequest(BaseModel):
     """Pasted Java and where to complete it; with no hole, one target per task in `tasks` is picked."""
 
-    code: str = Field(description="Java source: a class, a method or statements.")
+    code: str = Field(
+        max_length=MAX_CODE_CHARS,
+        description="Java source: a class, a method or statements; at most api.max_code_bytes bytes as UTF-8 "
+        "(64 KiB by default).",
+    )
     hole: HoleSpec | None = None
-    tasks: list[str] | None = Field(
+    tasks: list[TaskName] | None = Field(
         None, max_length=4, description="Tasks for automatic holes (default: identifiers)."
     )
     store: bool = Field(
@@ -298,7 +315,7 @@ class ExperimentRequest(BaseModel):
     of a task."""
 
     task: str = Field(max_length=64, description="Mining task of the held-out scenarios, e.g. identifiers.")
-    rules: list[str] = Field(
+    rules: list[Annotated[str, Field(max_length=32)]] = Field(
         default_factory=lambda: ["top_positive", "top_negative", "neutral", "random"],
         max_length=4,
         description="top_positive (alias pos), top_negative (neg), neutral, random.",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep, StoreDep
 from attnlens.api.schemas_analysis import ClusterPublic
@@ -15,7 +17,7 @@ router = APIRouter(tags=["analysis"])
 
 @router.get("/heads/{name}/clusters", response_model=list[ClusterPublic])
 def read_head_clusters(
-    name: str,
+    name: Annotated[str, Path(max_length=16, description="`L{layer}H{head}`, e.g. L3H5.")],
     store: StoreDep,
     session: SessionDep,
     settings: SettingsDep,

@@ -50,7 +50,9 @@ def job_public(job: Job) -> JobPublic:
 @router.get("/jobs", response_model=list[JobPublic])
 def read_jobs(
     store: StoreDep,
-    state: Annotated[list[JobState] | None, Query(description="Only jobs in these states.")] = None,
+    state: Annotated[
+        list[JobState] | None, Query(max_length=8, description="Only jobs in these states.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[JobPublic]:
     """Jobs, newest first."""
