@@ -20,7 +20,8 @@
     │   │   └── UnknownFimSpelling     FIM-like tokens that no registered model family spells
     │   └── CheckpointMismatch         an AP-MAE checkpoint does not fit the data
     ├── StoreError                     (500)
-    │   ├── IndexMissing
+    │   ├── IndexMissing           (503) rebuilt from the database at the next start
+    │   ├── IndexDamaged           (503) likewise
     │   ├── IndexDimensionMismatch
     │   ├── DatabaseSchemaOutdated
     │   └── JobNotHeld             (409) a worker reports on a job it no longer holds (requeued or cancelled)
@@ -163,9 +164,18 @@ class StoreError(AttnLensError):
 
 
 class IndexMissing(StoreError):
-    """No FAISS index file where one is expected."""
+    """No FAISS index file where one is expected (the app rebuilds it from the database when it starts)."""
 
+    status = 503
     code = "index_missing"
+
+
+class IndexDamaged(StoreError):
+    """An index file that cannot be read (torn, truncated, not an index); rebuilt from the database at the
+    next start, or by `attnlens index rebuild`."""
+
+    status = 503
+    code = "index_damaged"
 
 
 class IndexDimensionMismatch(StoreError):

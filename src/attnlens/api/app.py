@@ -25,7 +25,7 @@ from attnlens.api.routes import (
     tasks,
 )
 from attnlens.api.static import mount_frontend
-from attnlens.atlas.indexing import sync_index
+from attnlens.atlas.indexing import open_repaired_index
 from attnlens.config import Settings
 from attnlens.index import PatternIndex
 from attnlens.service.protocol import WorkerClient
@@ -33,13 +33,11 @@ from attnlens.store import Store, open_store
 
 
 def open_index(settings: Settings, store: Store) -> PatternIndex:
-    """The atlas's indexes, one per embedding space. A data dir still holding the old single index file
-    (every space mixed in one) is converted once, here: adopted as the space's index when the database
-    holds one space (as the demo atlas does), else rebuilt per space from the database."""
-    index = PatternIndex.open(settings, store)
-    if index.legacy_path.exists() and not index.spaces():
-        sync_index(settings, store, index)
-    return index
+    """The atlas's indexes, repaired from the database where damaged or behind it (`open_repaired_index`).
+    A data dir still holding the old single index file (every space mixed in one) is converted once, here:
+    adopted as the space's index when the database holds one space (as the demo atlas does), else rebuilt
+    per space from the database."""
+    return open_repaired_index(settings, store)
 
 
 def create_app(settings: Settings, worker: WorkerClient, store: Store | None = None) -> FastAPI:

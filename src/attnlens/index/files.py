@@ -17,7 +17,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
-from attnlens.errors import IndexMissing, StoreError
+from attnlens.errors import IndexDamaged, IndexMissing
 
 try:
     import fcntl
@@ -102,12 +102,15 @@ def _fsync_directory(folder: Path) -> None:
 
 def read_index(path: Path) -> faiss.Index:
     if not path.is_file():
-        raise IndexMissing(f"no index at {path}; build it with `attnlens index rebuild`.")
+        raise IndexMissing(
+            f"no index at {path}; restart the app or run `attnlens index rebuild` (both rebuild it from the "
+            "database)."
+        )
     data = np.fromfile(path, dtype=np.uint8)
     try:
         return faiss.deserialize_index(data)
     except RuntimeError as exc:
-        raise StoreError(
-            f"the index file {path} is unreadable ({str(exc).splitlines()[0][:200]}); "
-            "rebuild it from the database with `attnlens index rebuild`."
+        raise IndexDamaged(
+            f"the index file {path} is unreadable ({str(exc).splitlines()[0][:200]}); restart the app or run "
+            "`attnlens index rebuild` (both rebuild it from the database)."
         ) from exc

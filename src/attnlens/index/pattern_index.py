@@ -44,7 +44,13 @@ from attnlens.index.spaces import (
     space_files,
 )
 from attnlens.store.engine import Store
-from attnlens.store.index_rows import SpaceInferences, space_embedding_dims, space_inferences
+from attnlens.store.index_rows import (
+    SpaceInferences,
+    space_embedding_dims,
+    space_inferences,
+    space_patterns_up_to,
+    space_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +231,28 @@ class PatternIndex:
         with writer_lock(self.folder):
             with store.session() as s:
                 wanted = space_inferences(s)
-            for space in self.spaces():
-                if (space.model, space.embedder) not in wanted:
-                    self.drop(space)
             self.legacy_path.unlink(missing_ok=True)
+            spaces = {IndexSpace(model, embedder) for model, embedder in wanted} | set(self.spaces())
+            total = self.rebuild_spaces(store, sorted(spaces), progress=progress, seed=seed)
+            for leftover in self.folder.glob("*.tmp") if self.folder.is_dir() else []:
+                leftover.unlink(missing_ok=True)
+        return total
+
+    def rebuild_spaces(
+        self, store: Store, spaces: list[IndexSpace], *, progress: bool = False, seed: int = 0
+    ) -> int:
+        """Recreate these spaces' indexes from the database (a space the database no longer has is
+        dropped); returns the number of vectors indexed."""
+        with writer_lock(self.folder):
+            with store.session() as s:
+                wanted = space_inferences(s)
             total = 0
-            for (model, embedder), inferences in sorted(wanted.items(), key=lambda item: _order(item[0])):
-                space = IndexSpace(model, embedder)
+            for space in spaces:
+                inferences = wanted.get((space.model, space.embedder))
+                if inferences is None:
+                    if space in self._manifest.spaces:
+                        self.drop(space)
+                    continue
                 # Nothing of the old files is read: the new generation replaces them, torn or not.
                 entry = self._manifest.spaces.get(space) or SpaceEntry.new(space)
                 index = SpaceIndex(
@@ -239,9 +260,39 @@ class PatternIndex:
                 )
                 self._spaces[space] = index
                 total += index.rebuild_from_db(store, progress=progress, seed=seed, inferences=inferences)
-            for leftover in self.folder.glob("*.tmp") if self.folder.is_dir() else []:
-                leftover.unlink(missing_ok=True)
         return total
+
+    def unreadable_spaces(self) -> dict[IndexSpace, str]:
+        """The spaces whose files cannot be read (missing, torn, not an index), each with why. Reads every
+        file of every space, as a first search would."""
+        damaged: dict[IndexSpace, str] = {}
+        for space in self.spaces():
+            try:
+                held = self.space(space)  # reads the delta
+                if held is not None:
+                    held.main_index()
+            except StoreError as exc:  # IndexMissing included
+                self._spaces.pop(space, None)
+                damaged[space] = exc.message
+        return damaged
+
+    def miscounted_spaces(self, store: Store) -> dict[IndexSpace, str]:
+        """The spaces whose index holds fewer vectors than the database has head patterns of the
+        inferences it was synced with, or more than the database has at all (after a sync, only a lost or
+        damaged file explains either; rows a build added since are allowed for), each with the counts."""
+        wrong: dict[IndexSpace, str] = {}
+        with store.session() as s:
+            for space in self.spaces():
+                held = self.space(space)
+                synced_up_to = self._manifest.spaces[space].max_inference_id
+                at_least = space_patterns_up_to(s, space.model, space.embedder, synced_up_to)
+                at_most = space_rows(s, space.model, space.embedder).count
+                if held is not None and not at_least <= held.count <= at_most:
+                    wrong[space] = (
+                        f"the index holds {held.count:,} vectors; the database has {at_least:,} head "
+                        f"patterns of the inferences it was synced with and {at_most:,} in all"
+                    )
+        return wrong
 
     def sync(self, store: Store) -> dict[str, Any]:
         """Make every space's index agree with the database; returns what was done, in all and per space.

@@ -118,6 +118,16 @@ def space_rows(session: Session, model_name: str, embedder: str | None) -> Space
     return SpaceRows(int(count or 0), int(max_id or 0))
 
 
+def space_patterns_up_to(
+    session: Session, model_name: str, embedder: str | None, max_inference_id: int
+) -> int:
+    """Head patterns of one space's inferences with ids up to `max_inference_id` (what an index synced at
+    that inference holds, whatever a writer added since)."""
+    inferences = _inferences_of(model_name, embedder).where(Inference.id <= max_inference_id)
+    query = select(func.count()).where(HeadPattern.inference_id.in_(inferences))
+    return int(session.scalar(query) or 0)
+
+
 def space_pattern_ids(session: Session, model_name: str, embedder: str | None) -> np.ndarray:
     """Every head-pattern id of one space, sorted (int64)."""
     return ids_of(session, _of_space(select(HeadPattern.id), model_name, embedder))
