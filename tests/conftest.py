@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS_CACHE = Path(os.environ.get("ATTNLENS_TEST_MODELS_DIR", REPO / "data" / "models"))
 JDK_SRC_ZIP = Path("/usr/lib/jvm/openjdk-17/lib/src.zip")
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def copy_atlas(source_dir: Path, target_dir: Path) -> None:
+    """Copy a data dir; the database through SQLite's backup API (the source is open, in WAL mode)."""
+    shutil.copytree(source_dir, target_dir, ignore=shutil.ignore_patterns("attnlens.db*"))
+    with (
+        sqlite3.connect(source_dir / "attnlens.db") as source,
+        sqlite3.connect(target_dir / "attnlens.db") as target,
+    ):
+        source.backup(target)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

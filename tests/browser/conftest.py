@@ -4,19 +4,16 @@ an uncaught page error; every test saves a screenshot under test-output/screensh
 
 from __future__ import annotations
 
-import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import CHROMIUM, REPO
+from tests.conftest import CHROMIUM, REPO, copy_atlas
 
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -33,16 +30,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
-
-
-def copy_atlas(source_dir: Path, target_dir: Path) -> None:
-    """Copy a data dir; the database through SQLite's backup API (the source is open, in WAL mode)."""
-    shutil.copytree(source_dir, target_dir, ignore=shutil.ignore_patterns("attnlens.db*"))
-    with (
-        sqlite3.connect(source_dir / "attnlens.db") as source,
-        sqlite3.connect(target_dir / "attnlens.db") as target,
-    ):
-        source.backup(target)
 
 
 def write_clustering_and_map(store, model_name: str) -> None:

@@ -27,6 +27,7 @@ from attnlens.store.analysis_rows import (
     Selection,
     TaskRows,
     load_task_rows,
+    predictors_of_job,
     save_predictor,
     selected_heads,
     task_names,
@@ -118,41 +119,46 @@ def evaluate_and_store(
         "final_rounds": evaluation.final_rounds,
         **settings.model_dump(include=PREDICTOR_SETTINGS),
     }
-    predictor_id = save_predictor(
-        ctx.store,
-        Predictor(
-            name=f"{model_name}/{rows.task}/{kind}",
-            kind=kind,
-            model_name=model_name,
-            task=rows.task,
-            clustering_id=clustering_id,
-            parameters=parameters,
-            n_train=len(rows.correct),
-            blob=predictor_to_bytes(final),
-            job_id=ctx.job.id,
-        ),
-        PredictorEvaluation(
-            n_rows=evaluation.n_rows,
-            folds=evaluation.folds,
-            accuracy=evaluation.accuracy.estimate,
-            accuracy_low=evaluation.accuracy.low,
-            accuracy_high=evaluation.accuracy.high,
-            brier=evaluation.brier,
-            calibration_error=evaluation.calibration_error,
-            details=details,
-        ),
+    predictor = Predictor(
+        name=f"{model_name}/{rows.task}/{kind}",
+        kind=kind,
+        model_name=model_name,
+        task=rows.task,
+        clustering_id=clustering_id,
+        parameters=parameters,
+        n_train=len(rows.correct),
+        blob=predictor_to_bytes(final),
+        job_id=ctx.job.id,
     )
+    stored = PredictorEvaluation(
+        n_rows=evaluation.n_rows,
+        folds=evaluation.folds,
+        accuracy=evaluation.accuracy.estimate,
+        accuracy_low=evaluation.accuracy.low,
+        accuracy_high=evaluation.accuracy.high,
+        brier=evaluation.brier,
+        calibration_error=evaluation.calibration_error,
+        details=details,
+    )
+    predictor_id = save_predictor(ctx.store, predictor, stored)
+    return trained_summary(predictor_id, rows.task, kind, stored)
+
+
+def trained_summary(
+    predictor_id: int, task: str, kind: str, evaluation: PredictorEvaluation
+) -> dict[str, Any]:
+    """What the job's result says of one trained predictor, from its stored evaluation (so that a resumed
+    job reports the predictors an earlier attempt stored exactly as it reports its own)."""
+    control = evaluation.details.get("shuffled_control")
     return {
         "predictor_id": predictor_id,
-        "task": rows.task,
+        "task": task,
         "kind": kind,
         "n": evaluation.n_rows,
-        "accuracy": round(evaluation.accuracy.estimate, 4),
-        "accuracy_ci": [round(evaluation.accuracy.low, 4), round(evaluation.accuracy.high, 4)],
-        "chance": round(evaluation.majority_rate, 4),
-        "shuffled_accuracy": None
-        if evaluation.shuffled_control is None
-        else round(evaluation.shuffled_control.accuracy.estimate, 4),
+        "accuracy": round(evaluation.accuracy, 4),
+        "accuracy_ci": [round(evaluation.accuracy_low, 4), round(evaluation.accuracy_high, 4)],
+        "chance": round(evaluation.details["chance"], 4),
+        "shuffled_accuracy": None if control is None else round(control["accuracy"]["estimate"], 4),
     }
 
 
@@ -176,6 +182,10 @@ def run_train_predictors(ctx: JobContext) -> dict[str, Any]:
         dict.fromkeys(list(requested) + ([NOISE_TASK] if not ctx.job.parameters.get("tasks") else []))
     )
     total = len(tasks) * len(kinds)
+    earlier = {
+        (row.task, row.kind): trained_summary(row.predictor_id, row.task, row.kind, row.evaluation)
+        for row in predictors_of_job(ctx.store, ctx.job.id)
+    }
     trained: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for t, task in enumerate(tasks):
@@ -188,6 +198,9 @@ def run_train_predictors(ctx: JobContext) -> dict[str, Any]:
             skipped[task] = f"no inferences of task {task!r} with a known correctness in this clustering."
             continue
         for k, kind in enumerate(kinds):
+            if (task, kind) in earlier:  # stored by an attempt of this job that was killed: not again
+                trained.append(earlier[task, kind])
+                continue
             ctx.progress(t * len(kinds) + k, total, f"{task}: cross-validating {kind}")
             try:
                 trained.append(evaluate_and_store(ctx, rows, kind, clustering.id, model_name))

@@ -355,3 +355,26 @@ def save_predictor(
         evaluation.predictor_id = predictor.id
         session.add(evaluation)
         return int(predictor.id)
+
+
+@dataclass(frozen=True)
+class JobPredictor:
+    """A predictor a job stored, with its evaluation (detached from the session)."""
+
+    predictor_id: int
+    task: str  # a training job's predictors each have one ("" for none)
+    kind: str
+    evaluation: PredictorEvaluation
+
+
+def predictors_of_job(store: Store, job_id: int) -> list[JobPredictor]:
+    """The predictors a job has stored so far (by any attempt of it), oldest first."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Predictor.id, Predictor.task, Predictor.kind, PredictorEvaluation)
+            .join(PredictorEvaluation, PredictorEvaluation.predictor_id == Predictor.id)
+            .where(Predictor.job_id == job_id)
+            .order_by(Predictor.id)
+        ).all()
+        session.expunge_all()
+    return [JobPredictor(int(i), task or "", kind, evaluation) for i, task, kind, evaluation in rows]
