@@ -24,6 +24,7 @@
     │   ├── IndexDamaged           (503) likewise
     │   ├── IndexDimensionMismatch
     │   ├── DatabaseSchemaOutdated
+    │   ├── StorageUnavailable     (503) the data dir or database cannot be written (full, read-only, I/O)
     │   └── JobNotHeld             (409) a worker reports on a job it no longer holds (requeued or cancelled)
     ├── CorpusError                    (400) a corpus path that cannot be read
     └── InsecureExposure               (500) refusing to serve beyond loopback without a token (at start-up)
@@ -182,6 +183,14 @@ class IndexDimensionMismatch(StoreError):
     """The index's vector size differs from the embeddings offered to it."""
 
     code = "index_dimension_mismatch"
+
+
+class StorageUnavailable(StoreError):
+    """The data dir or the database cannot be written: the disk is full, it is read-only, or it fails.
+    Whatever was being written was rolled back; nothing half-written is left."""
+
+    status = 503
+    code = "storage_unavailable"
 
 
 class DatabaseSchemaOutdated(StoreError):

@@ -7,6 +7,7 @@ never half of one; a crash mid-save leaves the old file intact and a stale `.tmp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
-from attnlens.errors import IndexDamaged, IndexMissing
+from attnlens.errors import IndexDamaged, IndexMissing, StorageUnavailable
 
 try:
     import fcntl
@@ -37,15 +38,24 @@ def write_index_atomically(index: faiss.Index, path: Path) -> None:
 
 
 def write_bytes_atomically(data: bytes | memoryview, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     view = memoryview(data)
-    with open(tmp, "wb") as handle:
-        for start in range(0, len(view), _CHUNK_BYTES):
-            handle.write(view[start : start + _CHUNK_BYTES])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            for start in range(0, len(view), _CHUNK_BYTES):
+                handle.write(view[start : start + _CHUNK_BYTES])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StorageUnavailable(
+            f"the index file {path} cannot be written ({exc.strerror or exc}); the previous one is intact. "
+            "Free space on its disk or make the data dir writable; the next sync (or a restart) catches up "
+            "from the database."
+        ) from exc
     _fsync_directory(path.parent)
 
 

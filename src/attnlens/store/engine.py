@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from attnlens.config import Settings
+from attnlens.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,14 @@ class Store:
         try:
             yield session
             session.commit()
+        except OperationalError as exc:
+            _roll_back_after_failure(session)
+            if (reason := storage_failure(exc)) is None:
+                raise
+            raise StorageUnavailable(
+                f"the database ({self}) cannot be written: {reason}. Nothing of this change was kept. Free "
+                "space on its disk or make it writable, then try again."
+            ) from exc
         except BaseException:
             session.rollback()
             raise
@@ -104,6 +115,46 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
 
+# What SQLite and PostgreSQL say when the storage, not the statement, is at fault.
+_STORAGE_FAILURES = {
+    "database or disk is full": "the disk is full",
+    "disk i/o error": "the disk refused a write (full, over a size limit, or failing)",
+    "readonly database": "it is read-only",
+    "unable to open database file": "its file cannot be opened (read-only folder, or missing permissions)",
+    "no space left on device": "the disk is full",
+    "could not extend file": "the disk is full",
+    "read-only transaction": "it is read-only",
+}
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """Why the storage failed, in words, if `exc` says it did (None for any other database error)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return next((why for said, why in _STORAGE_FAILURES.items() if said in text), None)
+
+
+def _roll_back_after_failure(session: Session) -> None:
+    try:
+        session.rollback()
+    except OperationalError:  # the connection may be unusable after an I/O error; closing discards it
+        log.warning("rollback after a storage failure failed too; the connection is discarded")
+
+
+def check_writable(folder: Path) -> None:
+    """Raise `StorageUnavailable` unless files can be created in `folder` (created if missing)."""
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"attnlens")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"the data dir {folder} is not writable ({exc.strerror or exc}): attnlens keeps its database, "
+            "index and model caches there. Make it writable, free space on its disk, or point "
+            "ATTNLENS_DATA_DIR (--data-dir) at another folder."
+        ) from exc
+
+
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """Open the atlas database named by `settings`, creating the data dir.
 
@@ -112,10 +163,15 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """
     from attnlens.store.migrate import ensure_schema
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(settings.data_dir)
     store = Store(make_engine(settings.database_url), settings)
     try:
         ensure_schema(store.engine, migrate=migrate)
+    except OperationalError as exc:
+        store.dispose()
+        if (reason := storage_failure(exc)) is None:
+            raise
+        raise StorageUnavailable(f"the database ({store}) cannot be opened for writing: {reason}.") from exc
     except BaseException:
         store.dispose()
         raise
