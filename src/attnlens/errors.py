@@ -14,6 +14,7 @@
     ├── Busy                           (503) the worker is saturated; retry after `retry_after` seconds
     ├── ModelError                     (503)
     │   ├── ModelUnavailable           weights cannot be found or loaded (offline, missing package)
+    │   │   └── ModelLoading           still loading; Retry-After says when to ask again
     │   ├── AttentionUnavailable       the model returns no attention (not loaded with eager attention)
     │   ├── AttentionInvalid           captured attention fails a validity check
     │   ├── UnsupportedArchitecture    we do not know where this model's attention output projection is
@@ -132,6 +133,16 @@ class ModelUnavailable(ModelError):
     """The weights cannot be found or loaded."""
 
     code = "model_unavailable"
+
+
+class ModelLoading(ModelUnavailable):
+    """The weights are still loading; retry after `retry_after` seconds (sent as Retry-After)."""
+
+    code = "model_loading"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AttentionUnavailable(ModelError):

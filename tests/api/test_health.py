@@ -87,3 +87,19 @@ def test_health_warns_when_the_checkpoint_was_trained_on_another_models_patterns
     worker.start(background=False)
     apmae = TestClient(create_app(matched, worker)).get("/api/health").json()["worker"]["apmae"]
     assert apmae["trained_on"] == "tiny-starcoder2" and apmae["warning"] is None
+
+
+def test_model_calls_while_the_model_loads_answer_503_with_retry_after(tiny_atlas):
+    settings, store, _ = tiny_atlas
+    loading = LocalWorker(settings, store)  # not started: its model is still on its way
+    client = TestClient(create_app(settings, loading, store))
+    assert client.get("/api/health").json()["worker"]["state"] in ("starting", "loading")
+    first = client.get("/api/inferences", params={"limit": 1}).json()["items"][0]["id"]  # the atlas answers
+    for response in (
+        client.post(f"/api/inferences/{first}/ablations", json={"heads": ["L0H0"]}),
+        client.post("/api/analyze", json={"code": "class A { int f() { return 1; } }"}),
+    ):
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["code"] == "model_loading" and "retry in a few seconds" in body["error"]
+        assert int(response.headers["Retry-After"]) > 0

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from attnlens.errors import AttnLensError, Busy
+from attnlens.errors import AttnLensError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AttnLensError)
     async def _domain(_request: Request, exc: AttnLensError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        retry_after = getattr(exc, "retry_after", None)  # Busy, ModelLoading
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse(
             error_body(exc.status, exc.code, exc.message, exc.details), exc.status, headers=headers
         )

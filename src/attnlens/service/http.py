@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from attnlens import errors
 from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
-from attnlens.errors import AttnLensError, Busy, ModelUnavailable, Unauthorized
+from attnlens.errors import AttnLensError, Busy, ModelLoading, ModelUnavailable, Unauthorized
 from attnlens.heads import HeadRef
 
 R = TypeVar("R")
@@ -77,8 +77,9 @@ class HttpWorker:
         except ValueError:
             body = {"code": "", "error": response.text[:300]}
         message = body.get("error") or f"worker answered {response.status_code}"
-        if body.get("code") == Busy.code:
-            raise Busy(message, retry_after=int(response.headers.get("Retry-After", "5")))
+        if body.get("code") in (Busy.code, ModelLoading.code):  # the wait travels in Retry-After
+            waiting = Busy if body["code"] == Busy.code else ModelLoading
+            raise waiting(message, retry_after=int(response.headers.get("Retry-After", "5")))
         raise _BY_CODE.get(body.get("code", ""), AttnLensError)(message)
 
     def status(self) -> dict[str, Any]:

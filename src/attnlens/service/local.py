@@ -14,7 +14,7 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from attnlens.errors import AttnLensError, ModelUnavailable
+from attnlens.errors import AttnLensError, ModelLoading, ModelUnavailable
 from attnlens.service.gate import ModelGate
 from attnlens.service.model_thread import ModelThread
 
@@ -128,8 +128,9 @@ class LocalWorker:
         """The loaded target model; `ModelUnavailable` (503) while it loads or after it failed."""
         with self._lock:
             if self._model is None:
-                detail = f": {self._error}" if self._error else "; retry in a few seconds"
-                raise ModelUnavailable(f"the model is {self._state}{detail}")
+                if self._error:
+                    raise ModelUnavailable(f"the model is {self._state}: {self._error}")
+                raise ModelLoading(f"the model is {self._state}; retry in a few seconds")
             return self._model
 
     @property
@@ -137,8 +138,11 @@ class LocalWorker:
         """The loaded AP-MAE; `ModelUnavailable` while loading or when the checkpoint could not load."""
         with self._lock:
             if self._apmae is None:
-                detail = self._apmae_error or f"the worker is {self._state}; retry in a few seconds"
-                raise ModelUnavailable(f"AP-MAE is not available: {detail}")
+                if self._apmae_error:
+                    raise ModelUnavailable(f"AP-MAE is not available: {self._apmae_error}")
+                raise ModelLoading(
+                    f"AP-MAE is not available: the worker is {self._state}; retry in a few seconds"
+                )
             return self._apmae
 
     @property
