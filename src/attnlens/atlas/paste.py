@@ -268,7 +268,9 @@ def _stored(
     """Store one processed hole as a pasted inference (once: the same paste again, or analysed
     concurrently, is written once by the unique key) and index it; returns its inference id."""
     model_name = model.info.name
-    with store.session() as session:
+    # Immediate: save_scenarios reads, then writes; a deferred transaction would fail ("database is
+    # locked") when a build commits in between, instead of waiting its turn.
+    with store.session(immediate=True) as session:
         (scenario_id,) = save_scenarios(session, [scenario], model_name=model_name)
     existing = inference_of_scenario(store, scenario_id, model_name)
     if existing is None:
