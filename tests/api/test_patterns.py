@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -162,3 +163,22 @@ def test_neighbours_and_uploads_search_only_their_own_embedding_space(settings):
     with TestClient(create_app(settings, SpaceWorker("never-used", c_vectors[4]), store)) as client:
         hits = client.post("/api/patterns/search", json={"values": upload.tolist(), "k": 5}).json()["hits"]
         assert hits == []  # nothing embedded by this checkpoint: no neighbours, rather than another's
+
+
+def test_a_patterns_stored_thumbnail_comes_from_the_database_without_the_model(tiny_atlas, one_grid):
+    """What the map shows on hover: the grid's own thumbnail of that pattern, answered even by a server whose
+    model has not loaded (so no model call can be behind it)."""
+    settings, store, _ = tiny_atlas
+    first, grid = one_grid
+    cell = grid["heads"][5]
+    size = grid["thumbnail_size"]
+    packed = base64.b64decode(grid["thumbnails"])
+    expected = packed[5 * size * size : 6 * size * size]
+    loading = LocalWorker(settings, store)  # never started: every model call would answer 503
+    with TestClient(create_app(settings, loading, store)) as client:
+        body = client.get(f"/api/patterns/{cell['id']}/thumbnail").json()
+        assert (body["id"], body["name"], body["inference_id"]) == (cell["id"], cell["name"], first["id"])
+        assert body["thumbnail_size"] == size and base64.b64decode(body["thumbnail"]) == expected
+        assert body["task"] == "identifiers" and body["first_token_correct"] == first["first_token_correct"]
+        missing = client.get("/api/patterns/999999999/thumbnail")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"

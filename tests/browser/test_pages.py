@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 
 from attnlens.store.jobs import claim_job, enqueue_job, finish_job, get_job, report_progress
-from tests.browser.conftest import open_view
+from tests.browser.conftest import SCREENSHOTS, open_view
 from tests.conftest import JAVA_FIXTURES, JAVA_FIXTURES_CORPUS
 
 pytestmark = pytest.mark.browser
@@ -299,9 +299,17 @@ def test_map_hover_previews_and_click_opens_the_head(page):
         return [box.left + L.margin.l + L.xaxis.l2p(t.x[0]), box.top + L.margin.t + L.yaxis.l2p(t.y[0]),
                 t.customdata[0][4]];
     }""")
+    model_calls: list[str] = []  # the full pattern is recomputed by the model: hovering must not ask for it
+    page.on(
+        "request",
+        lambda r: r.url.rstrip("/").endswith(f"/api/patterns/{pattern_id}") and model_calls.append(r.url),
+    )
     page.mouse.move(x, y)
-    page.wait_for_selector("#map-preview canvas.preview-canvas")
+    page.wait_for_selector("#map-thumbnail canvas.thumb")
     assert page.locator("#map-preview h2").text_content().endswith(f"pattern {pattern_id}")
+    assert "stored" in page.locator("#map-thumbnail").inner_text() and model_calls == []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "map_hover_thumbnail.png"))
     page.mouse.click(x, y)
     page.wait_for_function("location.hash.startsWith('#/inference/')")
     page.wait_for_selector("#pattern-plot .main-svg")

@@ -128,8 +128,9 @@ class PatternPublic(BaseModel):
     stats: dict[str, float]
 
 
-class NeighborHit(BaseModel):
-    """One nearby pattern in the atlas."""
+class PatternThumbnail(BaseModel):
+    """One stored head pattern as the atlas keeps it: its stored thumbnail and what it belongs to (read from
+    the database; no model call)."""
 
     id: int
     name: str
@@ -142,9 +143,14 @@ class NeighborHit(BaseModel):
     cluster: int | None = Field(
         None, description="Its cluster (-1: noise) in the newest clustering of its model; null if none."
     )
-    score: float = Field(description="Cosine similarity of the AP-MAE embeddings (1 = identical direction).")
     thumbnail_size: int
     thumbnail: str = Field(description="base64 of size*size uint8, rows top to bottom.")
+
+
+class NeighborHit(PatternThumbnail):
+    """One nearby pattern in the atlas."""
+
+    score: float = Field(description="Cosine similarity of the AP-MAE embeddings (1 = identical direction).")
 
 
 class NeighborsPublic(BaseModel):

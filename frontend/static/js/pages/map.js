@@ -1,14 +1,14 @@
 // Cluster map: a WebGL scatter of the atlas's 2-D map, coloured by layer, head, cluster, task or correctness.
-// Hover names the point and, when the pointer rests, previews its pattern; click opens the head view.
+// Hover names the point and shows its stored thumbnail (no model call); click opens the full pattern.
 // URL: #/map?color=layer&max=200000
 
-import { api, has, query } from "../api.js";
+import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
-import { CATEGORICAL, VIRIDIS_LUT } from "../colors.js";
-import { fill, h, int, notAvailable, withStatus } from "../dom.js";
+import { CATEGORICAL, thumbnailCanvas } from "../colors.js";
+import { errorBox, fill, h, int, notAvailable, withStatus } from "../dom.js";
 
 const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
-const PREVIEW_DELAY_MS = 350;
+const PREVIEW_DELAY_MS = 40; // a pause, not a pass: the thumbnail is a database read
 
 function traces(points, colour) {
   const n = points.id.length;
@@ -76,23 +76,6 @@ const CATEGORY_SYMBOLS = ["circle", "square", "diamond", "triangle-up"];
 export const categoryColour = (g) => CATEGORICAL[g % CATEGORICAL.length];
 export const categorySymbol = (g) => CATEGORY_SYMBOLS[Math.floor(g / CATEGORICAL.length) % CATEGORY_SYMBOLS.length];
 
-/** A pattern's values drawn small (log scale, Viridis) on a canvas. */
-function patternCanvas(pattern) {
-  const n = pattern.tokens.length;
-  const canvas = h("canvas", { class: "thumb preview-canvas", width: String(n), height: String(n) });
-  const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(n, n);
-  for (let q = 0; q < n; q++)
-    for (let k = 0; k < n; k++) {
-      const v = pattern.values[q][k];
-      const level = v > 0 ? Math.max(0, Math.min(255, Math.round(((Math.log10(v) + 4) / 4) * 255))) : 0;
-      const p = (q * n + k) * 4;
-      image.data.set([VIRIDIS_LUT[level * 3], VIRIDIS_LUT[level * 3 + 1], VIRIDIS_LUT[level * 3 + 2], 255], p);
-    }
-  ctx.putImageData(image, 0, 0);
-  return canvas;
-}
-
 export async function render(root, route) {
   const colour = COLOURINGS.includes(route.params.get("color")) ? route.params.get("color") : "layer";
   const maxPoints = Number(route.params.get("max") || 200000);
@@ -128,16 +111,24 @@ export async function render(root, route) {
     const [name, task, cluster, correct, id] = point.customdata;
     clearTimeout(timer);
     fill(preview, h("h2", {}, `${name} · pattern ${id}`), h("p", {}, `task ${task} · cluster ${cluster} · first token ${correct}`));
-    // The full pattern is recomputed by the model: only fetch when the pointer rests on a point.
+    // The stored thumbnail, read from the database (no model call): shown as soon as the pointer pauses.
     timer = setTimeout(async () => {
       controller?.abort();
       controller = new AbortController();
-      const slot = h("div");
+      const slot = h("div", { id: "map-thumbnail" });
       preview.append(slot);
-      const pattern = cache.get(id) ?? (await withStatus(slot, "Recomputing the pattern", (onWait) => api(`/api/patterns/${id}`, { signal: controller.signal, onWait })));
-      if (!pattern) return;
-      cache.set(id, pattern);
-      fill(slot, patternCanvas(pattern), h("p", { class: "muted" }, `inference #${pattern.inference_id} · ${pattern.tokens.length} tokens`));
+      let stored = cache.get(id);
+      try {
+        stored ??= await api(`/api/patterns/${id}/thumbnail`, { signal: controller.signal });
+      } catch (err) {
+        if (err.name !== "AbortError") fill(slot, errorBox(err));
+        return;
+      }
+      cache.set(id, stored);
+      fill(slot, thumbnailCanvas(decodeBytes(stored.thumbnail), stored.thumbnail_size, 0, 256),
+        h("p", { class: "muted" }, `stored ${stored.thumbnail_size}×${stored.thumbnail_size} thumbnail (average-pooled, log scale) · inference #${stored.inference_id}${stored.target_text ? ` · hole ${JSON.stringify(stored.target_text)}` : ""}`),
+        h("p", { class: "muted" }, "Click the point for the full pattern."));
+      slot.dataset.shownAt = String(performance.now());
     }, PREVIEW_DELAY_MS);
   });
   plot.on("plotly_click", (event) => {

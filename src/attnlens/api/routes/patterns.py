@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from attnlens.api.deps import SessionDep, SettingsDep, StoreDep, WorkerDep
-from attnlens.api.schemas import NeighborHit, NeighborsPublic, PatternPublic, PatternSearch
+from attnlens.api.schemas import (
+    NeighborHit,
+    NeighborsPublic,
+    PatternPublic,
+    PatternSearch,
+    PatternThumbnail,
+)
 from attnlens.errors import NotFound
 from attnlens.index import IndexSpace, PatternIndex
 from attnlens.service.protocol import WorkerClient
@@ -91,27 +97,27 @@ def _hits(
         clustering = latest_clustering(store, model_name)
         if clustering is not None:
             labels.update(cluster_labels(session, clustering.id, [r.id for r, _ in found]))
-    hits = []
-    for row, score in found:
-        scenario = row.inference.scenario
-        image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
-        hits.append(
-            NeighborHit(
-                id=row.id,
-                name=row.head_ref.name,
-                layer=row.layer,
-                head=row.head,
-                inference_id=row.inference_id,
-                task=scenario.task if scenario else None,
-                target_text=scenario.target_text if scenario else None,
-                first_token_correct=row.inference.first_token_correct,
-                cluster=labels.get(row.id),
-                score=score,
-                thumbnail_size=row.thumbnail_size,
-                thumbnail=base64.b64encode(image.tobytes()).decode("ascii"),
-            )
-        )
-    return hits
+    return [
+        NeighborHit(**thumbnail_of(row, labels.get(row.id)).model_dump(), score=score) for row, score in found
+    ]
+
+
+def thumbnail_of(row: HeadPattern, cluster: int | None) -> PatternThumbnail:
+    scenario = row.inference.scenario
+    image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
+    return PatternThumbnail(
+        id=row.id,
+        name=row.head_ref.name,
+        layer=row.layer,
+        head=row.head,
+        inference_id=row.inference_id,
+        task=scenario.task if scenario else None,
+        target_text=scenario.target_text if scenario else None,
+        first_token_correct=row.inference.first_token_correct,
+        cluster=cluster,
+        thumbnail_size=row.thumbnail_size,
+        thumbnail=base64.b64encode(image.tobytes()).decode("ascii"),
+    )
 
 
 def _search(
@@ -140,6 +146,15 @@ def served_space(worker: WorkerClient) -> IndexSpace:
     status = worker.status()
     model = (status.get("model") or {}).get("name") or status.get("model_name")
     return IndexSpace(str(model), (status.get("apmae") or {}).get("checkpoint"))
+
+
+@router.get("/patterns/{pattern_id}/thumbnail", response_model=PatternThumbnail)
+def read_pattern_thumbnail(row: PatternDep, session: SessionDep, store: StoreDep) -> PatternThumbnail:
+    """A pattern's stored thumbnail and what it belongs to, from the database alone (no model call, so it
+    answers at once even while builds keep the model busy): what the map shows on hover."""
+    clustering = latest_clustering(store, row.inference.model_name)
+    cluster = cluster_labels(session, clustering.id, [row.id]).get(row.id) if clustering else None
+    return thumbnail_of(row, cluster)
 
 
 @router.get("/patterns/{pattern_id}/neighbors", response_model=NeighborsPublic)
