@@ -59,3 +59,24 @@ export async function pollJob(id, onUpdate, { signal, everyMs = 1000 } = {}) {
 export function showJob(slot, job, options) {
   fill(slot, jobBlock(job, options));
 }
+
+/**
+ * "Not yet", calmly: before an analysis's result exists (GET /api/analyses/status), a notice that says what is
+ * queued or running (with the job's progress), or how to make one; when the job succeeds, `onReady()` runs
+ * (the page renders itself again). Returns null when the result is ready, else the notice element.
+ */
+export async function notYet(kind, onReady, { signal } = {}) {
+  const statuses = await api("/api/analyses/status", { signal });
+  const status = statuses.find((s) => s.kind === kind);
+  if (!status || status.ready) return null;
+  const slot = h("div");
+  const notice = h("div", { class: "notice not-yet", id: `not-yet-${kind}`, role: "status", dataset: { state: status.state } },
+    h("p", {}, status.message), slot);
+  if (status.job && !FINISHED.has(status.job.state)) {
+    showJob(slot, status.job);
+    pollJob(status.job.id, (job) => showJob(slot, job), { signal, everyMs: 2000 })
+      .then((job) => { if (job.state === "succeeded") onReady(); else notice.dataset.state = job.state; })
+      .catch((err) => { if (err.name !== "AbortError") fill(slot, h("p", { class: "error" }, err.message)); });
+  }
+  return notice;
+}

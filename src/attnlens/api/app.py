@@ -11,6 +11,7 @@ from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
 from attnlens.api.routes import (
     ablations,
+    analyses,
     analyze,
     clusters,
     experiments,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         )
     for module in (
         health,
+        analyses,
         inferences,
         patterns,
         ablations,

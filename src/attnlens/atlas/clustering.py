@@ -20,6 +20,7 @@ import numpy as np
 
 from attnlens.atlas.jobs import JobContext
 from attnlens.atlas.prediction import MAX_LABELLED_PER_HEAD
+from attnlens.contracts.jobs import job_model
 from attnlens.heads import HeadRef
 from attnlens.store.analyses import head_assignments
 from attnlens.store.analysis_rows import (
@@ -44,7 +45,7 @@ KNN_HOLDOUT = 0.2  # share of each head's labelled rows held out to measure the 
 
 def model_of(ctx: JobContext) -> str:
     """The model an analysis job is about: its `model` parameter, else the served model."""
-    return str(ctx.job.parameters.get("model") or ctx.settings.model.name)
+    return job_model(ctx.job.parameters, ctx.settings.model.name)
 
 
 def run_atlas_cluster(ctx: JobContext) -> dict[str, Any]:

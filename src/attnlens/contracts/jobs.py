@@ -27,6 +27,11 @@ BALANCED_MIN_PER_CLASS = 2
 BALANCED_CANDIDATE_FACTOR = 8
 
 
+def job_model(parameters: Mapping[str, object] | None, default: str) -> str:
+    """The model a job is about: its `model` parameter, else `default` (the served model)."""
+    return str((parameters or {}).get("model") or default)
+
+
 def check_corpus(corpus: str) -> str:
     """`corpus` if it names a corpus that exists here.
 

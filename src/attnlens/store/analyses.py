@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from attnlens.heads import HeadRef
 from attnlens.store.engine import Store
 from attnlens.store.models import (
+    MINED,
     Cluster,
     ClusterAssignment,
     Clustering,
@@ -269,3 +270,23 @@ def jobs_of_kind(store: Store, kind: str, limit: int = 50) -> list[Job]:
         for job in jobs:
             session.expunge(job)
     return jobs
+
+
+def has_mined_inferences(store: Store, model_name: str) -> bool:
+    with store.session() as session:
+        query = select(Inference.id).where(Inference.model_name == model_name, Inference.source == MINED)
+        return session.scalar(query.limit(1)) is not None
+
+
+def has_predictors(store: Store, model_name: str) -> bool:
+    with store.session() as session:
+        return (
+            session.scalar(select(Predictor.id).where(Predictor.model_name == model_name).limit(1))
+            is not None
+        )
+
+
+def queued_job_ids(store: Store) -> list[int]:
+    """Every queued job's id, oldest first: the order the worker takes them in."""
+    with store.session() as session:
+        return [int(i) for i in session.scalars(select(Job.id).where(Job.state == "queued").order_by(Job.id))]

@@ -6,6 +6,7 @@ import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
 import { CATEGORICAL, thumbnailCanvas } from "../colors.js";
 import { errorBox, fill, h, int, notAvailable, withStatus } from "../dom.js";
+import { notYet } from "../jobs.js";
 
 const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
 const PREVIEW_DELAY_MS = 40; // a pause, not a pass: the thumbnail is a database read
@@ -82,6 +83,13 @@ export async function render(root, route) {
   const status = h("div");
   fill(root, h("h1", {}, "Cluster map"), status);
   if (!(await has("/api/maps/latest"))) return void fill(root, h("h1", {}, "Cluster map"), notAvailable("The cluster map"));
+  const waiting = new AbortController();
+  const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange")); // the router draws the map
+  const notice = await notYet("atlas_map", rerender, { signal: waiting.signal });
+  if (notice) {
+    fill(root, h("h1", {}, "Cluster map"), notice);
+    return () => waiting.abort();
+  }
   const data = await withStatus(status, "Loading the map", () => api(`/api/maps/latest${query({ max_points: maxPoints })}`));
   if (!data) return;
   const select = h("select", { id: "map-colour", "aria-label": "colour by" }, COLOURINGS.map((c) => h("option", { value: c, selected: c === colour }, c)));

@@ -21,7 +21,7 @@ from attnlens.api.routes.jobs import job_public
 from attnlens.api.schemas import JobPublic
 from attnlens.atlas.findings_render import to_html, to_markdown
 from attnlens.contracts.findings import FINDINGS_REPORT, PAPER_CLAIMS, Findings, findings_from_result
-from attnlens.contracts.jobs import ABLATION_EXPERIMENT
+from attnlens.contracts.jobs import ABLATION_EXPERIMENT, job_model
 from attnlens.errors import InvalidInput, NotFound
 from attnlens.store import Store
 from attnlens.store.analyses import jobs_of_kind
@@ -99,15 +99,11 @@ class _Reports:
     unreadable: Job | None  # a newer succeeded report whose result no longer fits `Findings`
 
 
-def _model_of(job: Job, default: str) -> str:
-    return str((job.parameters or {}).get("model") or default)
-
-
 def _reports(store: Store, model: str, default_model: str) -> _Reports:
     jobs = [
         j
         for j in jobs_of_kind(store, FINDINGS_REPORT, _RECENT_REPORTS)
-        if _model_of(j, default_model) == model
+        if job_model(j.parameters, default_model) == model
     ]
     pending = next((j for j in jobs if j.state in _PENDING), None)
     unreadable = None

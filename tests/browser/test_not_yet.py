@@ -1,0 +1,74 @@
+""" "Not yet" is not an error: on an atlas without a map, the map page says what is queued (its place in the
+queue), then follows the job while it runs, and draws the map when it is done, with no error box and no 404
+in the console on the way. Before anything is queued it says how to make one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import SCREENSHOTS, VIEWPORT, PageProblems, open_view, serving
+from tests.conftest import copy_atlas
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def mapless(tiny_atlas, served_worker, tmp_path_factory) -> Iterator[tuple[str, Any, Any]]:
+    """A server over a copy of the tiny atlas, which has no map; (url, settings, store)."""
+    from attnlens.api import create_app
+    from attnlens.store import open_store
+
+    settings = tiny_atlas[0]
+    data = tmp_path_factory.mktemp("mapless") / "data"
+    copy_atlas(settings.data_dir, data)
+    mine = settings.model_copy(update={"data_dir": data})
+    store = open_store(mine)
+    with serving(create_app(mine, served_worker, store), "mapless-test-server") as url:
+        yield url, mine, store
+
+
+def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):
+    from attnlens.atlas.handlers import JOB_HANDLERS
+    from attnlens.contracts.jobs import ATLAS_MAP
+    from attnlens.service.jobs import run_job_here
+    from attnlens.store.jobs import enqueue_job
+
+    url, settings, store = mapless
+    context = chromium.new_context(viewport=VIEWPORT, base_url=url)
+    page = context.new_page()
+    problems = PageProblems()  # no expected HTTP errors: a 404 in the console fails the test
+    page.on("console", problems.console)
+    page.on("pageerror", problems.page_error)
+    page.set_default_timeout(60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        open_view(page, "#/map")
+        notice = page.locator("#not-yet-atlas_map")
+        assert "No cluster map for tiny-starcoder2 yet" in notice.inner_text()
+        assert "attnlens atlas map" in notice.inner_text()
+
+        blocker = enqueue_job(store, "atlas_build", {})  # another job ahead in the queue
+        job_id = enqueue_job(store, ATLAS_MAP, {})
+        page.reload()
+        page.wait_for_selector("#page[data-ready=true]")
+        text = notice.inner_text()
+        assert f"Job #{job_id} making the cluster map is queued (1 job ahead of it)" in text, text
+        assert page.locator(f"#not-yet-atlas_map .job[data-job-id='{job_id}']").count() == 1
+        assert page.locator(".error").count() == 0
+        page.screenshot(path=str(SCREENSHOTS / "map_not_yet_queued.png"), full_page=True)
+
+        with store.session() as s:  # the blocker goes away (cancelled), the map job runs
+            from attnlens.store.models import Job
+
+            s.get(Job, blocker).state = "cancelled"
+        done = run_job_here(settings, store, job_id, None, JOB_HANDLERS[ATLAS_MAP])
+        assert done.state == "succeeded", done.error
+        page.wait_for_selector("#map-plot .main-svg")  # the page followed the job and drew the map
+        assert page.locator("#not-yet-atlas_map").count() == 0
+        page.screenshot(path=str(SCREENSHOTS / "map_not_yet_done.png"), full_page=True)
+    finally:
+        context.close()
+    assert not problems.messages, "\n".join(problems.messages)
