@@ -32,20 +32,41 @@ pytestmark = pytest.mark.slow
 PORT = 54329
 
 
+def postgres_bin() -> Path | None:
+    """The folder of `initdb` and `pg_ctl`: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin."""
+    if (found := shutil.which("initdb")) and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else None
+
+
 def _throwaway_server(folder: Path) -> str:
     """Start a PostgreSQL server for this test session in `folder`; returns its base URL."""
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
     if as_user:
         shutil.chown(folder, user="postgres")
     data = folder / "data"
+    bin_dir = postgres_bin()
+    assert bin_dir is not None
     subprocess.run(
-        [*as_user, "initdb", "-D", str(data), "-A", "trust", "-U", "attnlens"],
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "attnlens"],
         check=True,
         capture_output=True,
     )
     options = f"-p {PORT} -k {folder} -c listen_addresses='' -c fsync=off"
     subprocess.run(
-        [*as_user, "pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ],  # fmt: skip
         check=True,
         capture_output=True,
     )
@@ -58,15 +79,17 @@ def server_url():
     if url := os.environ.get("ATTNLENS_TEST_POSTGRES_URL"):
         yield url
         return
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("no PostgreSQL: install postgresql (initdb, pg_ctl) or set ATTNLENS_TEST_POSTGRES_URL")
+    if postgres_bin() is None:
+        pytest.skip(
+            "no PostgreSQL: install postgresql (`make test` does, as root) or set ATTNLENS_TEST_POSTGRES_URL"
+        )
     folder = Path(tempfile.mkdtemp(prefix="attnlens-pg-"))
     url = _throwaway_server(folder)
     yield url
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(
-        [*as_user, "pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True
-    )
+    pg_ctl = str((postgres_bin() or Path()) / "pg_ctl")
+    stop = [*as_user, pg_ctl, "-D", str(folder / "data"), "-m", "immediate", "stop"]
+    subprocess.run(stop, capture_output=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 
