@@ -182,3 +182,12 @@ def test_a_patterns_stored_thumbnail_comes_from_the_database_without_the_model(t
         assert body["task"] == "identifiers" and body["first_token_correct"] == first["first_token_correct"]
         missing = client.get("/api/patterns/999999999/thumbnail")
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+def test_the_full_pattern_marks_the_holes_row_and_column(atlas_client, one_grid):
+    _, grid = one_grid
+    body = atlas_client.get(f"/api/patterns/{grid['heads'][0]['id']}").json()
+    tokens = body["tokens"]
+    assert body["hole_query"] == len(tokens) - 1  # the last prompt token predicts the hole
+    # FIM (the tiny StarCoder2 speaks it): the hole sits between the prefix's end and the suffix marker
+    assert tokens[body["hole_key"] + 1] == "<fim_suffix>" and "<fim_prefix>" in tokens[: body["hole_key"] + 1]

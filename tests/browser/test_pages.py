@@ -916,3 +916,17 @@ def test_map_by_correctness_interleaves_outcomes_and_states_their_shares(page):
         share = main["outcomes"].count(outcome) / total
         assert entry["name"].startswith(f"{outcome}: {100 * share:.1f}%")
     assert main["colours"] == len(legend)
+
+
+def test_the_full_pattern_outlines_the_holes_row_and_column(page):
+    inference = first_inference(page)
+    open_view(page, f"#/inference/{inference['id']}?head=L1H2")
+    page.wait_for_selector("#pattern-plot .main-svg")
+    shapes = page.evaluate(
+        "() => document.querySelector('#pattern-plot').layout.shapes.map((s) => [s.x0, s.x1, s.y0, s.y1])"
+    )
+    n = page.evaluate("() => document.querySelector('#pattern-plot').data[0].z.length")
+    row, column = shapes
+    assert row == [-0.5, n - 0.5, n - 1.5, n - 0.5]  # the last query row, across every key
+    assert column[2:] == [-0.5, n - 0.5] and column[1] - column[0] == 1 and column[0] < n - 1.5  # FIM: inside
+    assert "predicts the hole" in page.locator("#hole-marks").inner_text()

@@ -44,7 +44,14 @@ export function drawPattern(div, pattern, { log = false } = {}) {
       ? "query %{customdata[0]}<br>key %{customdata[1]}<br>log10 weight %{z:.2f} (weight %{customdata[2]:.2e})<extra></extra>"
       : "query %{customdata[0]}<br>key %{customdata[1]}<br>weight %{z:.4f}<extra></extra>",
   };
+  // The hole: the row that predicts it and the column where it sits in the source, outlined (not filled,
+  // so the weights under them stay readable).
+  const line = { color: "#e4572e", width: 1.5 };
+  const shapes = [];
+  if (Number.isInteger(pattern.hole_query)) shapes.push({ type: "rect", xref: "x", yref: "y", x0: -0.5, x1: n - 0.5, y0: pattern.hole_query - 0.5, y1: pattern.hole_query + 0.5, line });
+  if (Number.isInteger(pattern.hole_key)) shapes.push({ type: "rect", xref: "x", yref: "y", x0: pattern.hole_key - 0.5, x1: pattern.hole_key + 0.5, y0: -0.5, y1: n - 0.5, line: { ...line, dash: "dot" } });
   const layout = {
+    shapes,
     margin: { l: 90, r: 10, t: 10, b: 90 },
     xaxis: { ...axis("key token"), tickangle: -60 },
     yaxis: { ...axis("query token"), autorange: "reversed", scaleanchor: "x" },

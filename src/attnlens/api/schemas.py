@@ -126,6 +126,13 @@ class PatternPublic(BaseModel):
     tokens: list[str] = Field(description="Token strings; row i is query token i, column j key token j.")
     values: list[list[float]] = Field(description="Attention weights, rows = queries, columns = keys.")
     stats: dict[str, float]
+    hole_query: int = Field(
+        description="The query row that predicts the hole's first token: the prompt's last token."
+    )
+    hole_key: int = Field(
+        description="The last key token before the hole in the source: the end of the prefix in a FIM prompt "
+        "(the hole sits between it and the suffix marker), the last token left-to-right."
+    )
 
 
 class PatternThumbnail(BaseModel):

@@ -90,6 +90,7 @@ export async function render(root, route) {
         h("span", { class: "muted" }, `pattern ${cell.id} · entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)} · previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
         h("label", { class: "inline" }, logBox, " log scale")),
       plotStatus, plot,
+      h("p", { class: "muted", id: "hole-marks" }, "Outlined in red: the row of the query that predicts the hole (solid) and the column of the last token before the hole in the source (dotted)."),
       h("h3", {}, "Cluster"), clusterSlot,
       h("div", { class: "detail-head" }, h("h3", {}, "Nearest patterns"), scope), neighbourStatus, neighbourSlot);
 

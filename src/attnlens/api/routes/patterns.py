@@ -17,6 +17,7 @@ from attnlens.api.schemas import (
     PatternSearch,
     PatternThumbnail,
 )
+from attnlens.contracts.models import MODEL_FAMILIES
 from attnlens.errors import NotFound
 from attnlens.index import IndexSpace, PatternIndex
 from attnlens.service.protocol import WorkerClient
@@ -65,6 +66,7 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
     values = worker.head_pattern(prompt, row.head_ref)
     decoder = TokenDecoder.for_model(row.inference.model_name, settings.models_dir)
     scenario = row.inference.scenario
+    tokens = decoder.tokens(prompt)
     return PatternPublic(
         id=row.id,
         name=row.head_ref.name,
@@ -72,10 +74,21 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
         head=row.head,
         inference_id=row.inference_id,
         task=scenario.task if scenario else None,
-        tokens=decoder.tokens(prompt),
+        tokens=tokens,
         values=np.round(values, 6).tolist(),
         stats={name: getattr(row, name) for name in STAT_COLUMNS},
+        hole_query=len(tokens) - 1,
+        hole_key=hole_key(tokens),
     )
+
+
+def hole_key(tokens: list[str]) -> int:
+    """The last token before the hole: in a PSM prompt the one before the suffix marker (of whichever
+    family's spelling the prompt carries), else the last token (left-to-right: the hole comes next)."""
+    for family in MODEL_FAMILIES.values():
+        if family.fim is not None and family.fim.prefix in tokens and family.fim.suffix in tokens:
+            return max(0, tokens.index(family.fim.suffix) - 1)
+    return len(tokens) - 1
 
 
 def _hits(
