@@ -14,67 +14,16 @@ hypothesis directly (schemathesis's pytest plugin does not run under pytest 9 he
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis import GenerationMode
 
-from tests.conftest import JAVA_FIXTURES_CORPUS
-from tests.store.signal_atlas import build_predicted_atlas
-
 pytestmark = pytest.mark.slow
 EXAMPLES_PER_OPERATION = 25
 HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None}
-# Reads whose success needs an id or name that random generation never hits; filled from the atlas.
-PATH_IDS = ("inference_id", "pattern_id", "predictor_id", "job_id", "name", "clustering_id", "map_id")
-
-
-@pytest.fixture(scope="module")
-def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[str, Any]]]:
-    """A client over a private predicted atlas with a map, a finished experiment and a report, and the real
-    ids of each kind of thing in it."""
-    from attnlens.api import create_app
-    from attnlens.atlas.handlers import JOB_HANDLERS
-    from attnlens.contracts.findings import FINDINGS_REPORT
-    from attnlens.contracts.jobs import ABLATION_EXPERIMENT, ATLAS_MAP
-    from attnlens.service.jobs import run_job_here
-    from attnlens.service.local import LocalWorker
-    from attnlens.store.jobs import enqueue_job
-
-    settings, store = build_predicted_atlas(tiny_atlas[0], tmp_path_factory.mktemp("fuzz") / "data")
-    worker = LocalWorker(settings, store)
-    worker.start(background=False)
-    with TestClient(create_app(settings, worker, store)) as client:
-        experiment = client.post(
-            "/api/experiments",
-            json={"task": "identifiers", "rules": ["random", "top_positive"], "n": [1, 4], "scenarios": 3,
-                  "corpus": JAVA_FIXTURES_CORPUS},
-        )  # fmt: skip
-        assert experiment.status_code == 202, experiment.text
-        jobs = [
-            (ATLAS_MAP, enqueue_job(store, ATLAS_MAP, {})),
-            (ABLATION_EXPERIMENT, experiment.json()["id"]),
-            (FINDINGS_REPORT, client.post("/api/findings", json={"reconstruction": False}).json()["id"]),
-        ]
-        for kind, job_id in jobs:
-            done = run_job_here(settings, store, job_id, worker if kind != FINDINGS_REPORT else None,
-                                JOB_HANDLERS[kind])  # fmt: skip
-            assert done.state == "succeeded", (kind, done.error)
-        inference = client.get("/api/inferences", params={"limit": 1}).json()["items"][0]["id"]
-        pattern = client.get(f"/api/inferences/{inference}/heads").json()["heads"][0]["id"]
-        ids = {
-            "inference_id": inference,
-            "pattern_id": pattern,
-            "predictor_id": client.get("/api/predictors").json()[0]["id"],
-            "job_id": jobs[1][1],
-            "name": "L2H1",
-        }
-        yield client, ids
 
 
 class Seen:

@@ -930,3 +930,23 @@ def test_the_full_pattern_outlines_the_holes_row_and_column(page):
     assert row == [-0.5, n - 0.5, n - 1.5, n - 0.5]  # the last query row, across every key
     assert column[2:] == [-0.5, n - 0.5] and column[1] - column[0] == 1 and column[0] < n - 1.5  # FIM: inside
     assert "predicts the hole" in page.locator("#hole-marks").inner_text()
+
+
+def test_exports_download_from_the_pages(page, browser_atlas):
+    """The overview's and the map's CSV buttons download the API's exports: every completion, every point."""
+    import csv
+    import io
+
+    open_view(page, "#/")
+    with page.expect_download() as got:
+        page.click("#export-inferences")
+    rows = list(csv.DictReader(io.StringIO(open(got.value.path(), encoding="utf-8").read())))
+    total = page.request.get("/api/inferences?limit=1").json()["total"]
+    assert got.value.suggested_filename.endswith("inferences.csv") and len(rows) == total
+    assert {"id", "first_token_correct", "top1_prob"} <= set(rows[0])
+    open_view(page, "#/map")
+    page.wait_for_selector("#map-plot .main-svg")
+    with page.expect_download() as got:
+        page.click("#export-map")
+    points = list(csv.DictReader(io.StringIO(open(got.value.path(), encoding="utf-8").read())))
+    assert len(points) == page.request.get("/api/maps/latest").json()["total"]

@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the pages: element builder, formatting, loading and error states.
 
-import { saveToken, storedToken } from "./api.js";
+import { download, saveToken, storedToken } from "./api.js";
 
 /** h("div", {class: "x", onclick: f}, child, "text") -> element. Strings become text nodes (never HTML). */
 export function h(tag, attrs = {}, ...children) {
@@ -93,3 +93,14 @@ export async function withStatus(slot, text, task) {
 
 /** Tokens are shown with visible whitespace so that " x" and "x" differ on screen. */
 export const showToken = (t) => t.replace(/\n/g, "↵").replace(/\t/g, "→").replace(/ /g, "·");
+
+// A plain link, unless this browser holds a token: a link cannot send the Authorization header, so the click
+// fetches the file with it instead.
+export function downloadLink(href, filename, id, text) {
+  const onclick = (event) => {
+    if (!storedToken()) return;
+    event.preventDefault();
+    download(href, filename).catch((err) => event.target.replaceWith(errorBox(err)));
+  };
+  return h("a", { class: "button", href, download: filename, id, onclick }, text);
+}

@@ -15,6 +15,7 @@ from attnlens.api.routes import (
     analyze,
     clusters,
     experiments,
+    exports,
     findings,
     health,
     inferences,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         predictors,
         tasks,
         findings,
+        exports,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

@@ -37,6 +37,13 @@ class InferenceSummary(BaseModel):
     first_token_correct: bool | None
     span_correct: bool | None
     expected_token_prob: float | None
+    top1_prob: float | None = Field(
+        None, description="The model's probability of its own first token at the hole (null: built before)."
+    )
+    top1_margin: float | None = Field(None, description="Top-1 minus top-2 probability at the hole.")
+    next_token_entropy: float | None = Field(
+        None, description="Entropy of the next-token distribution, nats."
+    )
 
 
 class InferencePage(BaseModel):

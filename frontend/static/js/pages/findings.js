@@ -4,8 +4,8 @@
 // Before any report the page says so calmly and how to make one: not yet is not an error.
 // URL: #/findings?model=M (default: the served model)
 
-import { api, download, query, storedToken } from "../api.js";
-import { errorBox, fill, h, int, num, pct, withStatus } from "../dom.js";
+import { api, query } from "../api.js";
+import { downloadLink, errorBox, fill, h, int, num, pct, withStatus } from "../dom.js";
 import { FINISHED, jobBlock, pollJob } from "../jobs.js";
 
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
@@ -200,17 +200,6 @@ function generator(body, onQueued) {
       h("label", { class: "inline", title: "Ablation experiment (its job id) for the dose curve" }, "experiment ", experiment),
       h("span", { class: "muted" }, "or run ", h("code", {}, "attnlens report"))),
     slot) };
-}
-
-// A plain link, unless this browser holds a token: a link cannot send the Authorization header, so the click
-// fetches the file with it instead.
-function downloadLink(href, filename, id, text) {
-  const onclick = (event) => {
-    if (!storedToken()) return;
-    event.preventDefault();
-    download(href, filename).catch((err) => event.target.replaceWith(errorBox(err)));
-  };
-  return h("a", { class: "button", href, download: filename, id, onclick }, text);
 }
 
 export async function render(root, route) {

@@ -5,7 +5,7 @@ import { api, has } from "../api.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { CATEGORICAL } from "../colors.js";
-import { errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
+import { downloadLink, errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { jobBlock, pollJob } from "../jobs.js";
 import { inferenceHeader } from "./inference.js";
@@ -86,25 +86,6 @@ function doseCurve(div, result) {
 }
 
 // The export's columns: every number of a row, then its heads (space-separated in one field).
-const CSV_COLUMNS = ["rule", "n", "n_heads", "accuracy", "accuracy_low", "accuracy_high", "change", "change_low", "change_high",
-  "i2c", "i2c_low", "i2c_high", "c2i", "c2i_low", "c2i_high"];
-
-function csvField(value) {
-  const text = value === null || value === undefined ? "" : String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** One CSV line per result row: the job, its task, the row's numbers and the heads it ablated. */
-function experimentCsv(job) {
-  const task = job.result.task ?? job.parameters?.task ?? "";
-  const lines = [["job", "task", ...CSV_COLUMNS, "heads"].join(",")];
-  for (const row of job.result.rows) {
-    const heads = headsOf(row);
-    lines.push([job.id, task, ...CSV_COLUMNS.map((c) => (c === "n_heads" ? ablatedCount(row) : row[c])), heads === null ? "" : heads.join(" ")].map(csvField).join(","));
-  }
-  return lines.join("\r\n") + "\r\n";
-}
-
 function download(filename, type, text) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = h("a", { href: url, download: filename, hidden: true });
@@ -127,7 +108,7 @@ function doseDetail(job) {
     result.ranked_by ? h("p", { class: "muted", id: "dose-ranked-by" }, `Heads ranked by ${result.ranked_by}.`) : null,
     h("div", { class: "actions" },
       h("span", { class: "muted" }, `${result.rows.length} points${result.model_heads ? ` (the model has ${result.model_heads} heads)` : ""}; export them with the heads each ablated:`),
-      h("button", { class: "small", id: "export-csv", onclick: () => download(`experiment-${job.id}.csv`, "text/csv", experimentCsv(job)) }, "CSV"),
+      downloadLink(`/api/exports/experiments/${job.id}.csv`, `experiment-${job.id}.csv`, "export-csv", "CSV"),
       h("button", { class: "small", id: "export-json", onclick: exportJson }, "JSON")),
     h("table", { class: "dose-table", id: "dose-table" },
       h("thead", {}, h("tr", {}, ["rule", "asked", "ablated", "accuracy [95% CI]", "change", "incorrect→correct", "correct→incorrect", "heads ablated"].map((c) => h("th", {}, c)))),

@@ -5,7 +5,7 @@
 import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
 import { CATEGORICAL, thumbnailCanvas } from "../colors.js";
-import { errorBox, fill, h, int, notAvailable, withStatus } from "../dom.js";
+import { downloadLink, errorBox, fill, h, int, notAvailable, withStatus } from "../dom.js";
 import { notYet } from "../jobs.js";
 
 const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
@@ -96,7 +96,8 @@ export async function render(root, route) {
   const plot = h("div", { id: "map-plot", class: "map-plot" });
   const preview = h("aside", { class: "panel preview", id: "map-preview" }, h("p", { class: "muted" }, "Rest the pointer on a point to preview its pattern; click to open it."));
   fill(root,
-    h("div", { class: "title-row" }, h("h1", {}, "Cluster map"), h("label", {}, "colour by ", select)),
+    h("div", { class: "title-row" }, h("h1", {}, "Cluster map"),
+      h("span", {}, h("label", {}, "colour by ", select), " ", downloadLink("/api/exports/maps/latest.csv", `map-${data.map_id}.csv`, "export-map", "Every point as CSV"))),
     h("p", { class: "muted" }, `map ${data.map_id} · ${data.model} · showing ${int(data.shown)} of ${int(data.total)} patterns${data.shown < data.total ? " (deterministic sample)" : ""}`),
     h("div", { class: "map-layout" }, h("section", { class: "panel" }, plot), preview));
 

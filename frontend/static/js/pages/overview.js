@@ -3,7 +3,7 @@
 
 import { api, query, tasks } from "../api.js";
 import { setState } from "../url.js";
-import { duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
+import { downloadLink, duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
 import { progressBar } from "../jobs.js";
 
 const PAGE_SIZE = 25;
@@ -49,7 +49,8 @@ async function predictorsCard() {
   };
   const tasks = [...byTask.keys()].sort();
   const anyRow = (task) => Object.values(byTask.get(task))[0];
-  return h("section", { class: "card wide", id: "predictors" }, h("h3", {}, "Correctness predictors"),
+  return h("section", { class: "card wide", id: "predictors" },
+    h("div", { class: "title-row" }, h("h3", {}, "Correctness predictors"), downloadLink("/api/exports/predictors.csv", "predictors.csv", "export-predictors", "CSV")),
     h("table", { class: "compact" },
       h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "chance"), ...kinds.map((k) => h("th", {}, `${k}: CV accuracy [95% CI]`)))),
       h("tbody", {}, tasks.map((task) => h("tr", {}, h("td", {}, task), h("td", {}, pct(anyRow(task).chance)), ...kinds.map((k) => cell(byTask.get(task)[k])))))),
@@ -153,7 +154,9 @@ export async function render(root, route) {
 
   fill(root, h("h1", {}, "Atlas"), cards,
     h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskSlot),
-    h("section", { class: "panel" }, h("h2", {}, "Completions"), h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
+    h("section", { class: "panel" },
+      h("div", { class: "title-row" }, h("h2", {}, "Completions"), downloadLink("/api/exports/inferences.csv", "inferences.csv", "export-inferences", "Every completion as CSV")),
+      h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
   fill(taskSlot, Array.isArray(taskList) ? taskTable(taskList, (name) => { taskSelect.value = name; apply(); }) : errorBox(taskList));
   loadList();
 }

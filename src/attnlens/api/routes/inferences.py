@@ -40,7 +40,7 @@ router = APIRouter(tags=["inferences"])
 log = logging.getLogger(__name__)
 
 
-def _summary(inference: Inference) -> InferenceSummary:
+def inference_summary(inference: Inference) -> InferenceSummary:
     scenario = inference.scenario
     return InferenceSummary(
         id=inference.id,
@@ -53,6 +53,9 @@ def _summary(inference: Inference) -> InferenceSummary:
         first_token_correct=inference.first_token_correct,
         span_correct=inference.span_correct,
         expected_token_prob=inference.expected_token_prob,
+        top1_prob=inference.top1_prob,
+        top1_margin=inference.top1_margin,
+        next_token_entropy=inference.next_token_entropy,
     )
 
 
@@ -89,7 +92,7 @@ def read_inferences(
         source=source,
     )
     total, rows = list_inferences(session, where, limit=limit, offset=offset)
-    return InferencePage(total=total, limit=limit, offset=offset, items=[_summary(r) for r in rows])
+    return InferencePage(total=total, limit=limit, offset=offset, items=[inference_summary(r) for r in rows])
 
 
 @router.get("/inferences/{inference_id}", response_model=InferencePublic)
@@ -100,7 +103,7 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
     prompt_ids = prompt_ids_of(inference)
     target_ids = unpack_token_ids(scenario.target_ids) if scenario else []
     return InferencePublic(
-        **_summary(inference).model_dump(),
+        **inference_summary(inference).model_dump(),
         mode=scenario.mode if scenario else None,
         node_type=scenario.node_type if scenario else None,
         hole_start=scenario.hole_start if scenario else None,

@@ -23,7 +23,7 @@ from attnlens.store.analyses import PredictorRow, newest_predictors, predictor_w
 router = APIRouter(tags=["analysis"])
 
 
-def _summary_fields(row: PredictorRow) -> dict[str, Any]:
+def predictor_summary(row: PredictorRow) -> dict[str, Any]:
     return {
         "id": row.predictor.id,
         "name": row.predictor.name,
@@ -51,7 +51,7 @@ def read_predictors(
     level, Brier score and calibration error. Empty until `attnlens predictors train` (or the demo chain)
     ran."""
     return [
-        PredictorSummary(**_summary_fields(row))
+        PredictorSummary(**predictor_summary(row))
         for row in newest_predictors(store, model or settings.model.name)
     ]
 
@@ -95,7 +95,7 @@ def read_predictor(
     details = row.evaluation.details or {}
     chance = details.get("chance")
     return PredictorDetail(
-        **_summary_fields(row),
+        **predictor_summary(row),
         model_name=row.predictor.model_name,
         clustering_id=row.predictor.clustering_id,
         n_train=row.predictor.n_train,
