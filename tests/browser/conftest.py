@@ -185,6 +185,26 @@ class PageProblems:
         self.messages.append(f"page error: {error}")
 
 
+@contextmanager
+def watched_page(chromium, url: str, *, timeout_ms: int = 20_000, expected_http_errors: tuple[str, ...] = ()):
+    """A fresh page on a server of the test's own, for tests that do not use the shared `page`: console and
+    page errors are collected, and the test fails on any after its block (HTTP errors on the listed URL
+    paths excepted, for tests that provoke them)."""
+    problems = PageProblems()
+    problems.expected_http_errors += list(expected_http_errors)
+    context = chromium.new_context(viewport=VIEWPORT, base_url=url)
+    page = context.new_page()
+    page.on("console", problems.console)
+    page.on("pageerror", problems.page_error)
+    page.set_default_timeout(timeout_ms)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems.messages, "\n".join(problems.messages)
+
+
 @pytest.fixture
 def problems() -> PageProblems:
     return PageProblems()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, VIEWPORT, PageProblems, open_view, serving
+from tests.browser.conftest import SCREENSHOTS, open_view, serving, watched_page
 from tests.conftest import JAVA_FIXTURES
 from tests.store.signal_atlas import build_predicted_atlas
 
@@ -48,14 +48,7 @@ def test_findings_page_before_and_after_a_report(chromium, findings_server):
     from attnlens.service.jobs import run_job_here
 
     url, settings, store, _worker = findings_server
-    context = chromium.new_context(viewport=VIEWPORT, base_url=url)
-    page = context.new_page()
-    problems = PageProblems()
-    page.on("console", problems.console)
-    page.on("pageerror", problems.page_error)
-    page.set_default_timeout(30_000)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with watched_page(chromium, url, timeout_ms=30_000) as page:
         # Before any report: a calm notice saying how to make one; no error box, no downloads of nothing.
         open_view(page, "#/findings")
         notice = page.locator("#findings-status").inner_text()
@@ -127,6 +120,3 @@ def test_findings_page_before_and_after_a_report(chromium, findings_server):
         page.click(f"#correctness-table tr[data-predictor='{first['predictor_id']}'] a.predictor-link")
         page.wait_for_selector("#predictor-accuracy")
         assert page.locator("#predictor-accuracy").inner_text() == ci(first["accuracy"])
-        assert not problems.messages, "\n".join(problems.messages)
-    finally:
-        context.close()

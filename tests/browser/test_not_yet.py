@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, VIEWPORT, PageProblems, open_view, serving
+from tests.browser.conftest import SCREENSHOTS, open_view, serving, watched_page
 from tests.conftest import copy_atlas
 
 pytestmark = pytest.mark.browser
@@ -37,14 +37,7 @@ def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):
     from attnlens.store.jobs import enqueue_job
 
     url, settings, store = mapless
-    context = chromium.new_context(viewport=VIEWPORT, base_url=url)
-    page = context.new_page()
-    problems = PageProblems()  # no expected HTTP errors: a 404 in the console fails the test
-    page.on("console", problems.console)
-    page.on("pageerror", problems.page_error)
-    page.set_default_timeout(60_000)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with watched_page(chromium, url, timeout_ms=60_000) as page:
         open_view(page, "#/map")
         notice = page.locator("#not-yet-atlas_map")
         assert "No cluster map for tiny-starcoder2 yet" in notice.inner_text()
@@ -69,6 +62,3 @@ def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):
         page.wait_for_selector("#map-plot .main-svg")  # the page followed the job and drew the map
         assert page.locator("#not-yet-atlas_map").count() == 0
         page.screenshot(path=str(SCREENSHOTS / "map_not_yet_done.png"), full_page=True)
-    finally:
-        context.close()
-    assert not problems.messages, "\n".join(problems.messages)

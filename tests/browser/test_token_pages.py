@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, VIEWPORT, PageProblems, open_view, serving
+from tests.browser.conftest import SCREENSHOTS, open_view, serving, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -29,17 +29,10 @@ def token_server(browser_atlas, served_worker) -> Iterator[str]:
 
 
 def test_pages_ask_for_the_token_then_work_with_it(chromium, token_server):
-    problems = PageProblems()
     # The first loads are refused on purpose (the page learns that a token is needed from the 401s).
-    problems.expected_http_errors += ["/api/"]
-    context = chromium.new_context(viewport=VIEWPORT, base_url=token_server)
-    page = context.new_page()
-    page.on("console", problems.console)
-    page.on("pageerror", problems.page_error)
-    page.set_default_timeout(20_000)
-    sent: list[str | None] = []
-    page.on("request", lambda r: "/api/health" in r.url and sent.append(r.headers.get("authorization")))
-    try:
+    with watched_page(chromium, token_server, expected_http_errors=("/api/",)) as page:
+        sent: list[str | None] = []
+        page.on("request", lambda r: "/api/health" in r.url and sent.append(r.headers.get("authorization")))
         open_view(page, "#/")
         form = page.locator("#token-form")
         form.wait_for()
@@ -72,6 +65,3 @@ def test_pages_ask_for_the_token_then_work_with_it(chromium, token_server):
             )  # noqa: E501
         assert downloaded.value.suggested_filename == "jobs.json"
         assert isinstance(json.loads(Path(downloaded.value.path()).read_text(encoding="utf-8")), list)
-    finally:
-        context.close()
-    assert not problems.messages, "\n".join(problems.messages)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -65,15 +65,9 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
     prompt = prompt_ids_of(row.inference)
     values = worker.head_pattern(prompt, row.head_ref)
     decoder = TokenDecoder.for_model(row.inference.model_name, settings.models_dir)
-    scenario = row.inference.scenario
     tokens = decoder.tokens(prompt)
     return PatternPublic(
-        id=row.id,
-        name=row.head_ref.name,
-        layer=row.layer,
-        head=row.head,
-        inference_id=row.inference_id,
-        task=scenario.task if scenario else None,
+        **_identity(row),
         tokens=tokens,
         values=np.round(values, 6).tolist(),
         stats={name: getattr(row, name) for name in STAT_COLUMNS},
@@ -115,16 +109,24 @@ def _hits(
     ]
 
 
+def _identity(row: HeadPattern) -> dict[str, Any]:
+    """What names a pattern in every answer about it: its id, head and inference, and the task."""
+    scenario = row.inference.scenario
+    return {
+        "id": row.id,
+        "name": row.head_ref.name,
+        "layer": row.layer,
+        "head": row.head,
+        "inference_id": row.inference_id,
+        "task": scenario.task if scenario else None,
+    }
+
+
 def thumbnail_of(row: HeadPattern, cluster: int | None) -> PatternThumbnail:
     scenario = row.inference.scenario
     image = unpack_thumbnail(row.thumbnail, row.thumbnail_size)
     return PatternThumbnail(
-        id=row.id,
-        name=row.head_ref.name,
-        layer=row.layer,
-        head=row.head,
-        inference_id=row.inference_id,
-        task=scenario.task if scenario else None,
+        **_identity(row),
         target_text=scenario.target_text if scenario else None,
         first_token_correct=row.inference.first_token_correct,
         cluster=cluster,
