@@ -950,3 +950,39 @@ def test_exports_download_from_the_pages(page, browser_atlas):
         page.click("#export-map")
     points = list(csv.DictReader(io.StringIO(open(got.value.path(), encoding="utf-8").read())))
     assert len(points) == page.request.get("/api/maps/latest").json()["total"]
+
+
+def in_view(page, selector: str) -> bool:
+    """Whether the element's first 100 pixels are on screen (what a click made is seen without scrolling)."""
+    return page.evaluate(
+        "(s) => { const b = document.querySelector(s).getBoundingClientRect();"
+        " return b.top > -2 && b.top + Math.min(b.height, 100) <= window.innerHeight; }",  # -2: sub-pixels
+        selector,
+    )
+
+
+def test_what_you_act_on_scrolls_into_view(page):
+    """On a short window the paste result, the ablation result and a clicked head's detail render below
+    the fold; the page brings each into view."""
+    page.set_viewport_size({"width": 1280, "height": 420})
+    open_view(page, "#/paste")
+    page.fill("#code", "public class Counter {\n    private int count;\n    void inc() { count += 1; }\n}\n")
+    page.evaluate(
+        "() => { const t = document.querySelector('#code'); t.focus(); t.setSelectionRange(62, 67); }"
+    )  # noqa: E501
+    page.click("#analyze")
+    page.wait_for_selector("#analyze-result dl")
+    assert in_view(page, "#analyze-result")
+
+    inference = first_inference(page)
+    open_view(page, f"#/intervene/{inference['id']}")
+    page.click("#regenerate")
+    page.wait_for_selector("#ablation-slot .ablation, #ablation-slot table, #ablation-slot dl")
+    assert in_view(page, "#ablation-slot")
+
+    page.set_viewport_size({"width": 900, "height": 600})  # one column: the detail sits under the grid
+    open_view(page, f"#/inference/{inference['id']}")
+    page.locator(".grid-canvas").first.scroll_into_view_if_needed()
+    page.mouse.click(*cell_point(page, 1, 2))
+    page.wait_for_selector("#pattern-plot")
+    assert in_view(page, "#head-detail")

@@ -104,3 +104,9 @@ export function downloadLink(href, filename, id, text) {
   };
   return h("a", { class: "button", href, download: filename, id, onclick }, text);
 }
+
+/** Scroll `element` into view if any of its top part is off-screen: what a click made must be seen. */
+export function bringIntoView(element) {
+  const box = element.getBoundingClientRect();
+  if (box.top < 0 || box.top + Math.min(box.height, 120) > window.innerHeight) element.scrollIntoView({ block: "start" });
+}

@@ -6,7 +6,7 @@ import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { thumbnailCanvas } from "../colors.js";
-import { clusterText, errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
+import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { drawPattern } from "../heatmap.js";
 
@@ -93,6 +93,7 @@ export async function render(root, route) {
       h("p", { class: "muted", id: "hole-marks" }, "Outlined in red: the row of the query that predicts the hole (solid) and the column of the last token before the hole in the source (dotted)."),
       h("h3", {}, "Cluster"), clusterSlot,
       h("div", { class: "detail-head" }, h("h3", {}, "Nearest patterns"), scope), neighbourStatus, neighbourSlot);
+    if (push) bringIntoView(detail); // a click on a head: show what it opened (not on the page's first load)
 
     let pattern = null;
     logBox.addEventListener("change", () => {

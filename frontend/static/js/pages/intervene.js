@@ -5,7 +5,7 @@ import { api, has } from "../api.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { CATEGORICAL } from "../colors.js";
-import { downloadLink, errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
+import { bringIntoView, downloadLink, errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { jobBlock, pollJob } from "../jobs.js";
 import { inferenceHeader } from "./inference.js";
@@ -230,7 +230,10 @@ export async function render(root, route) {
     const result = await withStatus(resultSlot, `Re-generating with ${ablated.size} heads ablated`, (onWait) =>
       api(`/api/inferences/${id}/ablations`, { method: "POST", body: { heads: [...ablated] }, onWait, signal: controller.signal }));
     regenerate.disabled = false;
-    if (result) fill(resultSlot, ablationResult(result));
+    if (result) {
+      fill(resultSlot, ablationResult(result));
+      bringIntoView(resultSlot);
+    }
   } }, "Re-generate");
   const reset = h("button", { onclick: () => { ablated.clear(); show(); fill(resultSlot); } }, "Reset");
   const experiment = await experimentPanel(inf, route.params.get("job"), () => controller.signal);

@@ -7,7 +7,7 @@
 // URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol  (&store=0: not stored)
 
 import { api, has, tasks } from "../api.js";
-import { clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
+import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { setState } from "../url.js";
 
@@ -179,6 +179,7 @@ export async function render(root, route) {
             topHeadsList(result.top_heads, result.inference_id)] : null,
           result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map((o) => holeView(o))) : null),
         h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(result.top_heads.length ? ["top", "focus"] : ["focus"]))));
+    bringIntoView(resultSlot);
   }
 
   const bySelection = h("button", { class: "primary", id: "analyze", disabled: !available, onclick: () => {
