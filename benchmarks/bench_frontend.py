@@ -60,6 +60,33 @@ MAP_JS = """async (n) => {
 }"""
 
 
+# The app's own map page path: `traces()` of pages/map.js on a map payload of n points (14 tasks, 30 x 9
+# heads, clusters, correctness), then Plotly's first draw, per colouring.
+APP_MAP_JS = """async ([n, colour]) => {
+  const { traces } = await import('/js/pages/map.js');
+  const TASKS = ['identifiers', 'eol', 'string_literals', 'mathematical_operators', 'boolean_literals',
+    'closing_bracket', 'opening_bracket', 'boolean_operators', 'comparison_operators', 'assignment_operators',
+    'numeric_literals', 'method_names', 'keywords', 'noise'];
+  const points = {};
+  for (const k of ['x', 'y', 'id', 'layer', 'head', 'task', 'correct', 'cluster']) points[k] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = i * 2.399963, r = Math.sqrt(i);
+    points.x[i] = r * Math.cos(a); points.y[i] = r * Math.sin(a); points.id[i] = i + 1;
+    points.layer[i] = i % 30; points.head[i] = (i >> 5) % 9; points.task[i] = TASKS[i % 14];
+    points.correct[i] = i % 7 === 0 ? null : i % 9 < 5; points.cluster[i] = (i % 13) - 1;
+  }
+  const div = document.createElement('div'); div.style.width = '1000px'; div.style.height = '600px';
+  document.body.replaceChildren(div);
+  const t0 = performance.now();
+  const data = traces(points, colour);
+  const built = performance.now() - t0;
+  await Plotly.newPlot(div, data, { hovermode: 'closest' });
+  const total = performance.now() - t0;
+  Plotly.purge(div);
+  return { traces_ms: built, first_draw_ms: total };
+}"""
+
+
 def serve_static() -> tuple[http.server.ThreadingHTTPServer, str]:
     import plotly
 
@@ -85,6 +112,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--app-map-points", type=int, default=100_000, help="points for the app's map page path (0: skip)"
+    )
     args = parser.parse_args()
     server, base = serve_static()
     results = {}
@@ -98,6 +128,10 @@ def main() -> None:
         for layers, heads in ((30, 9), (30, 24), (40, 48)):
             results[f"grid_{layers}x{heads}"] = page.evaluate(GRID_JS, [layers, heads, 32, args.repeats])
         results[f"map_{args.points}_points"] = page.evaluate(MAP_JS, args.points)
+        if args.app_map_points:
+            for colour in ("layer", "task", "correct"):
+                key = f"app_map_{args.app_map_points}_points_{colour}"
+                results[key] = page.evaluate(APP_MAP_JS, [args.app_map_points, colour])
         browser.close()
     server.shutdown()
     print(json.dumps(results, indent=2))  # noqa: T201

@@ -11,7 +11,7 @@ import { notYet } from "../jobs.js";
 const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
 const PREVIEW_DELAY_MS = 40; // a pause, not a pass: the thumbnail is a database read
 
-function traces(points, colour) {
+export function traces(points, colour) {
   const n = points.id.length;
   const customdata = new Array(n);
   for (let i = 0; i < n; i++) customdata[i] = [`L${points.layer[i]}H${points.head[i]}`, points.task[i] ?? "pasted", points.cluster[i] ?? "–", points.correct[i] === null ? "unknown" : points.correct[i] ? "right" : "wrong", points.id[i]];
