@@ -62,3 +62,19 @@ def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):
         page.wait_for_selector("#map-plot .main-svg")  # the page followed the job and drew the map
         assert page.locator("#not-yet-atlas_map").count() == 0
         page.screenshot(path=str(SCREENSHOTS / "map_not_yet_done.png"), full_page=True)
+
+
+def test_the_gallery_says_there_is_no_clustering_yet_without_a_404(chromium, mapless):
+    url, _settings, store = mapless
+    from sqlalchemy import select
+
+    from attnlens.store.models import Inference
+
+    with store.session() as s:
+        first = s.scalar(select(Inference.id).order_by(Inference.id).limit(1))
+    with watched_page(chromium, url) as page:  # a 404 in the console would fail the test
+        open_view(page, f"#/inference/{first}?head=L1H2")
+        page.wait_for_selector("#pattern-plot .main-svg")
+        notice = page.locator("#cluster-slot #not-yet-atlas_cluster")
+        assert "No clustering for tiny-starcoder2 yet" in notice.inner_text()
+        assert page.locator("#cluster-slot .error").count() == 0

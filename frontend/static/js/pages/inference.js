@@ -9,6 +9,7 @@ import { thumbnailCanvas } from "../colors.js";
 import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { drawPattern } from "../heatmap.js";
+import { notYet } from "../jobs.js";
 
 export function inferenceHeader(inf) {
   return h("div", { class: "facts" },
@@ -37,6 +38,9 @@ function neighbourCard(hit) {
 
 async function clusterSection(slot, cell, signal) {
   if (!(await has("/api/heads/{name}/clusters"))) return fill(slot, notAvailable("Clustering"));
+  // No clustering yet is a state of the atlas, not a failure: say what is queued, and fill in when done.
+  const waiting = await notYet("atlas_cluster", () => clusterSection(slot, cell, signal), { signal });
+  if (waiting) return fill(slot, waiting);
   let clusters;
   try {
     clusters = await api(`/api/heads/${cell.name}/clusters`, { signal });
