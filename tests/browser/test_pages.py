@@ -327,6 +327,12 @@ def test_jobs_progress_moves_and_cancel(page, browser_atlas):
     report_progress(store, job_id, "browser-test", done=7, total=10, message="step 7")
     page.wait_for_selector(f".job[data-job-id='{job_id}'][data-done='7']")
     assert "step 7" in block.inner_text()
+    asked: list[str] = []  # cancel asks first: dismissing keeps the job running, accepting cancels it
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    block.get_by_role("button", name="Cancel").click()
+    page.wait_for_timeout(300)
+    assert asked and f"Cancel job #{job_id}" in asked[0] and block.get_attribute("data-state") == "running"
+    page.once("dialog", lambda d: d.accept())
     block.get_by_role("button", name="Cancel").click()
     page.wait_for_selector(f".job[data-job-id='{job_id}'] .badge:text-is('cancelling')")
     assert (

@@ -22,6 +22,8 @@ function timing(job) {
 export function jobBlock(job, { onChange } = {}) {
   const cancel = !FINISHED.has(job.state) && !job.cancel_requested
     ? h("button", { class: "small", onclick: async (e) => {
+        // Cancelling a long job is not undone by a second click: ask first.
+        if (!window.confirm(`Cancel job #${job.id} (${job.kind})? What it finished stays; a cancelled job is not resumed.`)) return;
         e.target.disabled = true;
         try {
           onChange?.(await api(`/api/jobs/${job.id}/cancel`, { method: "POST" }));
