@@ -7,7 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from attnlens.store.jobs import claim_job, enqueue_job, finish_job, get_job, report_progress
+from attnlens.store.jobs import claim_job, enqueue_job, finish_job, get_job, report_progress, request_cancel
 from tests.browser.conftest import SCREENSHOTS, open_view
 from tests.conftest import JAVA_FIXTURES, JAVA_FIXTURES_CORPUS
 
@@ -992,3 +992,25 @@ def test_what_you_act_on_scrolls_into_view(page):
     page.mouse.click(*cell_point(page, 1, 2))
     page.wait_for_selector("#pattern-plot")
     assert in_view(page, "#head-detail")
+
+
+def test_jobs_show_their_place_in_the_queue_parameters_and_result(page, browser_atlas):
+    _settings, store = browser_atlas
+    from attnlens.store.jobs import list_jobs
+
+    for job in list_jobs(store, states=["queued"]):  # what other tests left queued: out of the way
+        request_cancel(store, job.id)
+    first = enqueue_job(store, "browser_queue_test", {"note": "first", "tasks": ["eol", "identifiers"]})
+    second = enqueue_job(store, "browser_queue_test", {"note": "second"})
+    done = enqueue_job(store, "browser_test_done", {"note": "done"})
+    claim_job(store, "browser-test", kinds=["browser_test_done"])
+    finish_job(store, done, "browser-test", {"inferences": 12, "seconds": 3.5, "per_task": {"eol": 6}})
+    open_view(page, "#/jobs")
+    queued = page.locator(f".job[data-job-id='{first}']")
+    assert queued.locator(".queue-place").inner_text() == "next in the queue"
+    assert page.locator(f".job[data-job-id='{second}'] .queue-place").inner_text() == "place 2 in the queue"
+    assert queued.locator(".job-parameters").inner_text() == "parameters: note first · tasks eol, identifiers"
+    result = page.locator(f".job[data-job-id='{done}'] .job-result").inner_text()
+    assert result == "result: inferences 12 · seconds 3.5"  # nested values left out of the one line
+    for job_id in (first, second):  # leave the queue as it was found
+        request_cancel(store, job_id)

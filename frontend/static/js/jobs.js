@@ -18,6 +18,13 @@ function timing(job) {
   return `queued ${at(job.created_at)}`;
 }
 
+/** A job's parameters or result in one line: its plain values (lists shortened; nested objects left out). */
+function summaryLine(label, values, cls) {
+  const shown = Object.entries(values || {}).filter(([, v]) => v !== null && typeof v !== "object" || Array.isArray(v) && v.every((x) => typeof x !== "object"))
+    .map(([k, v]) => `${k} ${Array.isArray(v) ? (v.length > 8 ? `${v.slice(0, 8).join(", ")}, … (${v.length})` : v.join(", ")) : v}`);
+  return shown.length ? h("div", { class: `muted small ${cls}` }, `${label}: `, shown.join(" · ")) : null;
+}
+
 /** A job as a block; `onChange(job)` is called after a cancel. */
 export function jobBlock(job, { onChange } = {}) {
   const cancel = !FINISHED.has(job.state) && !job.cancel_requested
@@ -39,9 +46,12 @@ export function jobBlock(job, { onChange } = {}) {
       h("span", { class: `badge state-${job.state}` }, job.cancel_requested && !FINISHED.has(job.state) ? "cancelling" : job.state),
       h("span", { class: "num" }, `${int(job.progress_done)} / ${total === null ? "?" : int(total)}`),
       job.eta_seconds !== null && job.eta_seconds !== undefined ? h("span", { class: "muted" }, `ETA ${duration(job.eta_seconds)}`) : null,
+      job.queue_place ? h("span", { class: "muted queue-place" }, job.queue_place === 1 ? "next in the queue" : `place ${job.queue_place} in the queue`) : null,
       cancel),
     progressBar(job.progress_done, total),
     h("div", { class: "muted" }, [job.message, timing(job)].filter(Boolean).join(" · ")),
+    summaryLine("parameters", job.parameters, "job-parameters"),
+    job.state === "succeeded" ? summaryLine("result", job.result, "job-result") : null,
     job.error ? h("div", { class: "error", role: "alert" }, job.error) : null);
 }
 

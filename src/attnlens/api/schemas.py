@@ -119,6 +119,9 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None
     finished_at: datetime | None
     eta_seconds: float | None = Field(description="Estimated seconds left, from the rate so far.")
+    queue_place: int | None = Field(
+        None, description="While queued: its place in the queue (1 = the worker takes it next)."
+    )
 
 
 class PatternPublic(BaseModel):

@@ -61,8 +61,8 @@ def _status(store: Store, kind: str, model: str, default_model: str, queue: list
     ]
     pending = next((j for j in jobs if j.state in _PENDING), None)
     job = pending or (jobs[0] if jobs else None)
-    public = job_public(job) if job else None
-    place = queue.index(job.id) + 1 if job is not None and job.id in queue else None
+    public = job_public(job, queue) if job else None
+    place = public.queue_place if public else None
     newer = " (a newer one)" if ready else ""
     if public is not None and public.state == "queued":
         ahead = f"{place - 1} job{'s' if place != 2 else ''} ahead of it" if place and place > 1 else "next"

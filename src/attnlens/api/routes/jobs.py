@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
 from attnlens.api.deps import StoreDep
 from attnlens.api.schemas import JobPublic
+from attnlens.store.analyses import queued_job_ids
 from attnlens.store.base import utc_now
 from attnlens.store.jobs import get_job, list_jobs, request_cancel
 from attnlens.store.models import Job
@@ -18,7 +20,8 @@ JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobId = Annotated[int, Path(ge=1, le=2**62, description="A job id.")]
 
 
-def job_public(job: Job) -> JobPublic:
+def job_public(job: Job, queue: Sequence[int] = ()) -> JobPublic:
+    """The job as the API shows it; with `queue` (queued ids, oldest first) a queued job knows its place."""
     eta = None
     if (
         job.state == "running"
@@ -44,6 +47,7 @@ def job_public(job: Job) -> JobPublic:
         heartbeat_at=job.heartbeat_at,
         finished_at=job.finished_at,
         eta_seconds=eta,
+        queue_place=queue.index(job.id) + 1 if job.state == "queued" and job.id in queue else None,
     )
 
 
@@ -56,13 +60,15 @@ def read_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[JobPublic]:
     """Jobs, newest first."""
-    return [job_public(j) for j in list_jobs(store, states=list(state) if state else None, limit=limit)]
+    queue = queued_job_ids(store)
+    jobs = list_jobs(store, states=list(state) if state else None, limit=limit)
+    return [job_public(job, queue) for job in jobs]
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
 def read_job(job_id: JobId, store: StoreDep) -> JobPublic:
     """One job with its progress and, when finished, its result or error."""
-    return job_public(get_job(store, job_id))
+    return job_public(get_job(store, job_id), queued_job_ids(store))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
