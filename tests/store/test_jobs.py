@@ -24,6 +24,7 @@ from attnlens.store.jobs import (
     list_jobs,
     report_progress,
     request_cancel,
+    requeue_job_of,
     requeue_stale_jobs,
 )
 from attnlens.store.models import Job
@@ -103,6 +104,29 @@ def test_stale_jobs_are_requeued_and_their_old_worker_is_told(settings):
     with pytest.raises(JobNotHeld, match="dead-worker"):
         heartbeat(store, job_id, "dead-worker")
     assert heartbeat(store, job_id, "new-worker") is False
+
+
+def test_a_dead_workers_job_with_a_cancel_asked_ends_cancelled_not_requeued(settings):
+    """Found on a real atlas: a map job cancelled while its process was killed went back to the queue with
+    its cancel flag, the next `attnlens atlas map` resumed it, placed all 675,000 points, and then ended
+    cancelled without storing them."""
+    store = open_store(settings)
+    stale, orphan = enqueue_job(store, "atlas_map"), enqueue_job(store, "atlas_map")
+    claim_job(store, "dead-worker")
+    claim_job(store, "host:999999")
+    request_cancel(store, stale)
+    request_cancel(store, orphan)
+    with store.session() as session:
+        session.execute(
+            update(Job).where(Job.id == stale).values(heartbeat_at=utc_now() - timedelta(minutes=5))
+        )
+    assert requeue_stale_jobs(store, stale_after_s=60) == [stale]
+    assert requeue_job_of(store, orphan, "host:999999", "requeued: its process had stopped") is True
+    for job_id in (stale, orphan):
+        job = get_job(store, job_id)
+        assert (job.state, job.worker) == ("cancelled", None) and job.finished_at is not None
+        assert "cancel was asked for" in job.message
+    assert claim_job(store, "new-worker") is None  # nothing to resume
 
 
 def test_unknown_job_is_not_found(settings):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from attnlens.errors import InvalidInput, JobNotHeld, NotFound
 from attnlens.store.base import utc_now
@@ -157,14 +157,31 @@ def request_cancel(store: Store, job_id: int) -> Job:
     return get_job(store, job_id)
 
 
+_CANCELLED_WHILE_DOWN = "cancelled: its process stopped after a cancel was asked for"
+
+
+def _requeued(message: str) -> dict[str, Any]:
+    """The values that put a dead worker's job back in the queue, unless a cancel had been asked for it: then
+    it ends cancelled (a job resumed after its cancel would run to the end and still end cancelled)."""
+    now = utc_now()
+    cancelled = Job.cancel_requested.is_(True)
+    return {
+        "state": case((cancelled, "cancelled"), else_="queued"),
+        "worker": None,
+        "finished_at": case((cancelled, now), else_=None),
+        "message": case((cancelled, _CANCELLED_WHILE_DOWN), else_=message),
+    }
+
+
 def requeue_stale_jobs(store: Store, stale_after_s: float) -> list[int]:
-    """Put running jobs whose last heartbeat is older than `stale_after_s` back in the queue."""
+    """Put running jobs whose last heartbeat is older than `stale_after_s` back in the queue (or end them
+    cancelled, if a cancel was asked for)."""
     cutoff = utc_now() - timedelta(seconds=stale_after_s)
     with store.session() as session:
         rows = session.execute(
             update(Job)
             .where(Job.state == "running", Job.heartbeat_at < cutoff)
-            .values(state="queued", worker=None, message="requeued: its worker stopped sending heartbeats")
+            .values(**_requeued("requeued: its worker stopped sending heartbeats"))
             .returning(Job.id)
             .execution_options(synchronize_session=False)
         )
@@ -189,12 +206,13 @@ def running_jobs(store: Store) -> list[tuple[int, str | None]]:
 
 
 def requeue_job_of(store: Store, job_id: int, worker: str, message: str) -> bool:
-    """Put a running job held by `worker` back in the queue; False when it is no longer so held."""
+    """Put a running job held by `worker` back in the queue (or end it cancelled, if a cancel was asked for);
+    False when it is no longer so held."""
     with store.session() as session:
         result = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == "running", Job.worker == worker)
-            .values(state="queued", worker=None, message=message)
+            .values(**_requeued(message))
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
