@@ -132,6 +132,23 @@ def test_bootstrap_intervals_cover_the_true_effect_of_a_simulated_ablation():
     assert 0.90 <= covered_i2c / trials <= 0.99
 
 
+def test_flip_intervals_stay_within_the_scenarios_that_could_flip():
+    """A balanced set of 100 right and 100 wrong, every right one turned wrong: the count of right-to-wrong
+    flips is 100 and cannot be more. Resampling all 200 together (before) gave "100 [86, 114]"; resampled
+    within the baseline outcome it is exactly 100, and the baseline accuracy is the design's 50%."""
+    before = np.arange(200) % 2 == 0
+    after = np.zeros(200, dtype=bool)
+    stats = ablation_statistics(before, after, resamples=1000, seed=0)
+    c2i = stats.correct_to_incorrect
+    assert (c2i.estimate, c2i.low, c2i.high) == (100, 100, 100)
+    base = stats.baseline_accuracy
+    assert (base.estimate, base.low, base.high) == (0.5, 0.5, 0.5)
+    # and where flips vary, the interval stays inside 0..100 while still having width
+    after = before & (np.arange(200) % 4 == 0)  # half of the right ones stay right
+    c2i = ablation_statistics(before, after, resamples=1000, seed=0).correct_to_incorrect
+    assert 0 <= c2i.low < c2i.estimate == 50 < c2i.high <= 100
+
+
 def test_ablation_statistics_reject_bad_input():
     with pytest.raises(InvalidInput, match="equal length"):
         ablation_statistics(np.ones(3, bool), np.ones(4, bool), resamples=100, seed=0)

@@ -133,8 +133,10 @@ class AblationStatistics:
 def ablation_statistics(
     baseline_correct: np.ndarray, ablated_correct: np.ndarray, *, resamples: int, seed: int
 ) -> AblationStatistics:
-    """Accuracies, change and flip counts, each with a percentile-bootstrap 95% interval (scenarios are
-    resampled in pairs, so the interval of the change reflects the pairing)."""
+    """Accuracies, change and flip counts, each with a percentile-bootstrap 95% interval. Scenarios are
+    resampled in pairs (the interval of the change reflects the pairing) and within their baseline outcome:
+    the held-out set's baseline counts are fixed (by design in a balanced set), so a flip count's interval
+    stays within the scenarios that could flip (it read "100 [86, 114]" of 100 baseline-correct before)."""
     before = np.asarray(baseline_correct)
     after = np.asarray(ablated_correct)
     if before.ndim != 1 or before.shape != after.shape:
@@ -163,6 +165,6 @@ def ablation_statistics(
         )
 
     base, ablated, change, i2c, c2i = bootstrap_intervals(
-        statistics, len(before), resamples=resamples, seed=seed
+        statistics, len(before), resamples=resamples, seed=seed, strata=before
     )
     return AblationStatistics(len(before), base, ablated, change, i2c, c2i)
