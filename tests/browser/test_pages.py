@@ -109,7 +109,9 @@ def test_overview_predictor_table_has_a_row_per_task_and_marks_intervals_above_c
 def test_gallery_click_head_shows_pattern_cluster_and_clickable_neighbours(page):
     inference = first_inference(page)
     open_view(page, f"#/inference/{inference['id']}")
-    assert page.locator("pre.code .hole .completion").inner_text() == (inference["completion_text"] or "∅")
+    shown = (inference["completion_text"] or "∅").replace(" ", "·").replace("\t", "→").replace("\n", "↵\n")
+    assert page.locator("pre.code .hole .completion").inner_text() == shown
+    assert page.locator("pre.code .hole .hole-sep").inner_text().strip() == "→"  # kept apart
 
     page.mouse.move(*cell_point(page, 0, 1))
     assert page.locator(".tooltip").inner_text().startswith("L0H1")

@@ -16,6 +16,13 @@ export function splitPrompt(inference) {
   return { prefix: tokens.join(""), suffix: "" }; // left to right: the hole is at the end
 }
 
+/** Text of a hole with its white space shown: · for a space, → for a tab, ↵ before each line break; ∅ for
+ * nothing at all. */
+export function visibleText(text) {
+  if (!text) return "∅";
+  return text.replace(/ /g, "·").replace(/\t/g, "→").replace(/\r?\n/g, "↵\n");
+}
+
 /** A <pre> with the hole highlighted: the expected text and the model's completion side by side. */
 export function codeWithHole(inference, { maxContext = 1600 } = {}) {
   const { prefix, suffix } = splitPrompt(inference);
@@ -23,9 +30,11 @@ export function codeWithHole(inference, { maxContext = 1600 } = {}) {
   const shownSuffix = suffix.length > maxContext ? `${suffix.slice(0, maxContext)}…` : suffix;
   const expected = inference.target_text;
   const completion = inference.completion_text;
-  const hole = h("span", { class: "hole", title: "the hole: expected text, then the model's completion" },
-    expected !== null && expected !== undefined ? h("span", { class: "expected" }, expected || "∅") : null,
-    h("span", { class: "completion" }, completion || "∅"));
+  // Expected and completion apart (an arrow between them, not glued into one word), their white space made
+  // visible, line breaks kept so that a multi-line hole reads as lines.
+  const hole = h("span", { class: "hole", title: "the hole: expected text → the model's completion (· space, → tab, ↵ line break)" },
+    expected !== null && expected !== undefined ? [h("span", { class: "expected" }, visibleText(expected)), h("span", { class: "hole-sep", "aria-hidden": "true" }, " → ")] : null,
+    h("span", { class: "completion" }, visibleText(completion)));
   const pre = h("pre", { class: "code" }, shownPrefix, hole, shownSuffix);
   // Scroll the hole into the middle of the box once it is laid out.
   requestAnimationFrame(() => {
@@ -35,5 +44,6 @@ export function codeWithHole(inference, { maxContext = 1600 } = {}) {
 }
 
 export function holeLegend() {
-  return h("div", { class: "legend" }, h("span", { class: "key key-expected" }, "expected"), h("span", { class: "key key-completion" }, "model's completion"));
+  return h("div", { class: "legend" }, h("span", { class: "key key-expected" }, "expected"), " → ", h("span", { class: "key key-completion" }, "model's completion"),
+    h("span", { class: "muted" }, " · white space in the hole: · space, → tab, ↵ line break"));
 }
