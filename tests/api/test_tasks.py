@@ -38,3 +38,16 @@ def test_every_cursor_task_is_accepted_by_analyze_and_others_are_refused(atlas_c
     for task in ("random", "noise"):
         response = atlas_client.post("/api/analyze", json={"code": code, "hole": {"cursor": 0, "task": task}})
         assert response.status_code == 422 and response.json()["code"] == "invalid_hole", task
+
+
+def test_each_tasks_accuracy_comes_with_its_wilson_interval(atlas_client):
+    from attnlens.analysis.stats import wilson_interval
+
+    for task in atlas_client.get("/api/tasks").json():
+        if task["inferences"] == 0:  # no completions: no accuracy, no interval
+            assert task["first_token_accuracy_low"] is None and task["first_token_accuracy_high"] is None
+            continue
+        expected = wilson_interval(task["first_token_correct"], task["inferences"])
+        served = (task["first_token_accuracy_low"], task["first_token_accuracy_high"])
+        assert served == (expected.low, expected.high)
+        assert expected.low <= task["first_token_correct"] / task["inferences"] <= expected.high

@@ -55,6 +55,20 @@ def test_overview_shows_counts_tasks_and_filters_completions(page, browser_atlas
     )
     expected = page.request.get("/api/inferences?task=closing_bracket&limit=50").json()["total"]
     assert page.locator("#inference-list tbody tr").count() == expected
+    spans = page.locator("#inference-list tbody td.span-correct").all_inner_texts()
+    listed = page.request.get("/api/inferences?task=closing_bracket&limit=50").json()["items"]
+    assert len(spans) == len(listed) and all(s.strip() for s in spans)  # the whole-span verdict, per row
+
+    # The text filter applies as you type: no Enter, no leaving the field.
+    page.locator("select[name=task]").select_option("")
+    texts = " ".join(f"{item['target_text']} {item['completion_text']}" for item in listed)
+    found = re.search(r"[A-Za-z]{3}", texts)
+    word = found.group(0) if found else "ret"
+    page.locator("input[name=q]").press_sequentially(word, delay=30)
+    page.wait_for_function(f"location.hash.includes('q={word}')")
+    matching = page.request.get("/api/inferences", params={"q": word, "limit": 25}).json()["total"]
+    rows = "document.querySelectorAll('#inference-list tbody tr').length"
+    page.wait_for_function(f"{rows} === {min(matching, 25)}")
 
 
 def test_overview_predictor_table_has_a_row_per_task_and_marks_intervals_above_chance(page, browser_atlas):
@@ -420,7 +434,12 @@ def test_overview_counts_every_task_with_one_request(page):
     tasks = [t for t in page.request.get("/api/tasks").json() if t["inferences"] > 0]
     rows = page.locator("#task-table tbody tr")
     assert rows.evaluate_all("rs => rs.map(r => [...r.cells].slice(0, 3).map(c => c.textContent))") == [
-        [t["name"], str(t["inferences"]), f"{100 * t['first_token_correct'] / t['inferences']:.1f}%"]
+        [
+            t["name"],
+            str(t["inferences"]),
+            f"{100 * t['first_token_correct'] / t['inferences']:.1f}% "
+            f"[{100 * t['first_token_accuracy_low']:.1f}%, {100 * t['first_token_accuracy_high']:.1f}%]",
+        ]
         for t in sorted(tasks, key=lambda t: t["name"])
     ]
     first = min(tasks, key=lambda t: t["name"])

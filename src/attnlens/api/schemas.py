@@ -289,6 +289,10 @@ class TaskPublic(BaseModel):
     )
     inferences: int = Field(description="Mined completions of this task for the model (the atlas's).")
     first_token_correct: int = Field(description="Of those, how many had the right first token.")
+    first_token_accuracy_low: float | None = Field(
+        None, description="Wilson 95% interval of first_token_correct / inferences, lower end (null: none)."
+    )
+    first_token_accuracy_high: float | None = Field(None, description="The interval's upper end.")
     pasted: int = Field(0, description="Stored pasted completions of this task, counted apart.")
 
 

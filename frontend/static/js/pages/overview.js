@@ -7,6 +7,7 @@ import { downloadLink, duration, errorBox, fill, h, int, pct, verdict, withStatu
 import { progressBar } from "../jobs.js";
 
 const PAGE_SIZE = 25;
+const TYPING_PAUSE_MS = 300;
 
 function card(title, ...body) {
   return h("section", { class: "card" }, h("h3", {}, title), ...body);
@@ -20,11 +21,13 @@ function taskTable(taskList, pick) {
   const rows = taskList.filter((t) => t.inferences > 0).sort(byName);
   if (rows.length === 0) return h("p", { class: "muted" }, "No tasks yet.");
   return h("table", { class: "compact", id: "task-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "completions"), h("th", {}, "first-token accuracy"), h("th", {}, ""))),
+    h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "completions"), h("th", {}, "first-token accuracy [95% CI]"), h("th", {}, ""))),
     h("tbody", {}, rows.map((t) => h("tr", {},
       h("td", { title: t.description }, h("a", { href: `#/?task=${encodeURIComponent(t.name)}`, onclick: (e) => { e.preventDefault(); pick(t.name); } }, t.name)),
       h("td", { class: "num" }, int(t.inferences)),
-      h("td", { class: "num" }, pct(t.first_token_correct / t.inferences)),
+      h("td", { class: "num task-accuracy" }, pct(t.first_token_correct / t.inferences),
+        t.first_token_accuracy_low === null || t.first_token_accuracy_low === undefined ? null
+          : h("span", { class: "muted" }, ` [${pct(t.first_token_accuracy_low)}, ${pct(t.first_token_accuracy_high)}]`)),
       h("td", { class: "barcell" }, progressBar(t.first_token_correct, t.inferences))))));
 }
 
@@ -74,7 +77,7 @@ function buildCard(jobs) {
 function inferenceTable(page) {
   if (page.items.length === 0) return h("p", { class: "muted" }, "No completions match these filters.");
   return h("table", { class: "list", id: "inference-list" },
-    h("thead", {}, h("tr", {}, ["id", "task", "file", "target", "completion", "first token", "p(expected)"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["id", "task", "file", "target", "completion", "first token", "whole span", "p(expected)"].map((t) => h("th", {}, t)))),
     h("tbody", {}, page.items.map((it) =>
       h("tr", { class: it.source === "pasted" ? "pasted" : null },
         h("td", {}, h("a", { href: `#/inference/${it.id}` }, `#${it.id}`), it.source === "pasted" ? h("span", { class: "muted source-pasted", title: "pasted code: not part of the atlas's analyses" }, " pasted") : null),
@@ -83,6 +86,7 @@ function inferenceTable(page) {
         h("td", {}, h("code", {}, it.target_text ?? "")),
         h("td", {}, h("code", {}, it.completion_text)),
         h("td", {}, verdict(it.first_token_correct)),
+        h("td", { class: "span-correct" }, verdict(it.span_correct)),
         h("td", { class: "num" }, it.expected_token_prob === null ? "–" : it.expected_token_prob.toFixed(3)),
       ))));
 }
@@ -150,7 +154,12 @@ export async function render(root, route) {
   };
   taskSelect.addEventListener("change", apply);
   correctSelect.addEventListener("change", apply);
-  search.addEventListener("change", apply);
+  // The text filter applies as you type (after a pause, so that one word is one request, not one per key).
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(apply, TYPING_PAUSE_MS);
+  });
 
   fill(root, h("h1", {}, "Atlas"), cards,
     h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskSlot),

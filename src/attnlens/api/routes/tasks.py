@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from attnlens.analysis.stats import wilson_interval
 from attnlens.api.deps import ModelQuery, SessionDep, SettingsDep
 from attnlens.api.schemas import TaskPublic
 from attnlens.contracts.tasks import TASK_SPECS
@@ -20,6 +21,11 @@ def read_tasks(session: SessionDep, settings: SettingsDep, model: ModelQuery = N
     out = []
     for spec in TASK_SPECS:
         count = counts.get(spec.name)
+        interval = (
+            wilson_interval(count.first_token_correct, count.inferences)
+            if count and count.inferences
+            else None
+        )
         out.append(
             TaskPublic(
                 name=spec.name,
@@ -30,6 +36,8 @@ def read_tasks(session: SessionDep, settings: SettingsDep, model: ModelQuery = N
                 inferences=count.inferences if count else 0,
                 first_token_correct=count.first_token_correct if count else 0,
                 pasted=count.pasted if count else 0,
+                first_token_accuracy_low=interval.low if interval else None,
+                first_token_accuracy_high=interval.high if interval else None,
             )
         )
     return out
