@@ -43,11 +43,17 @@ class AttnLensError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    # Seconds after which asking again may succeed, sent as Retry-After; None: asking again will not help.
+    retry_after: int | None = None
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[dict[str, Any]] | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidInput(AttnLensError):
@@ -116,10 +122,7 @@ class Busy(AttnLensError):
 
     status = 503
     code = "busy"
-
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 5
 
 
 class ModelError(AttnLensError):
@@ -139,10 +142,7 @@ class ModelLoading(ModelUnavailable):
     """The weights are still loading; retry after `retry_after` seconds (sent as Retry-After)."""
 
     code = "model_loading"
-
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 5
 
 
 class AttentionUnavailable(ModelError):

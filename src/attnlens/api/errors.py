@@ -42,8 +42,7 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AttnLensError)
     async def _domain(_request: Request, exc: AttnLensError) -> JSONResponse:
-        retry_after = getattr(exc, "retry_after", None)  # Busy, ModelLoading
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
         return JSONResponse(
             error_body(exc.status, exc.code, exc.message, exc.details), exc.status, headers=headers
         )

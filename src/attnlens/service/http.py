@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from attnlens import errors
 from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
-from attnlens.errors import AttnLensError, Busy, ModelLoading, ModelUnavailable, Unauthorized
+from attnlens.errors import AttnLensError, ModelUnavailable, Unauthorized
 from attnlens.heads import HeadRef
 
 R = TypeVar("R")
@@ -34,9 +34,7 @@ def unpack_array(packed: dict[str, Any]) -> np.ndarray:
 
 
 _BY_CODE = {
-    cls.code: cls
-    for cls in vars(errors).values()
-    if isinstance(cls, type) and issubclass(cls, AttnLensError) and cls is not Busy
+    cls.code: cls for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, AttnLensError)
 }
 _PASTED_HOLES = TypeAdapter(list[PastedHole])
 _ABLATION = TypeAdapter(AblationOutcome)
@@ -77,10 +75,9 @@ class HttpWorker:
         except ValueError:
             body = {"code": "", "error": response.text[:300]}
         message = body.get("error") or f"worker answered {response.status_code}"
-        if body.get("code") in (Busy.code, ModelLoading.code):  # the wait travels in Retry-After
-            waiting = Busy if body["code"] == Busy.code else ModelLoading
-            raise waiting(message, retry_after=int(response.headers.get("Retry-After", "5")))
-        raise _BY_CODE.get(body.get("code", ""), AttnLensError)(message)
+        wait = response.headers.get("Retry-After", "")  # the worker's wait travels on with the error
+        retry_after = int(wait) if wait.isdigit() else None
+        raise _BY_CODE.get(body.get("code", ""), AttnLensError)(message, retry_after=retry_after)
 
     def status(self) -> dict[str, Any]:
         try:
