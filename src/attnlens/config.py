@@ -238,6 +238,11 @@ class APISettings(BaseModel):
         max_length=64,
     )
 
+    @property
+    def bearer_token(self) -> str | None:
+        """The token's value (None: none set), for the code that checks or sends it."""
+        return self.token.get_secret_value() if self.token is not None else None
+
     @field_validator("token")
     @classmethod
     def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -59,8 +59,8 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
     app.state.index = open_index(settings, app.state.store)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
-    if settings.api.token is not None:
-        require_token(app, settings.api.token.get_secret_value())
+    if settings.api.bearer_token is not None:
+        require_token(app, settings.api.bearer_token)
     if settings.api.cors_origins:
         # Added last, so outermost: a browser's preflight (OPTIONS, which carries no token) is answered here.
         app.add_middleware(

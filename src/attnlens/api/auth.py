@@ -83,15 +83,16 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        presented = Headers(scope=scope).get("authorization") if scope["type"] == "http" else None
         if (
             scope["type"] != "http"
             or path in OPEN_PATHS
             or not path.startswith(PROTECTED_PREFIXES)
-            or token_matches(Headers(scope=scope).get("authorization"), self.token)
+            or token_matches(presented, self.token)
         ):
             await self.app(scope, receive, send)
             return
-        sent = "authorization" in Headers(scope=scope)
+        sent = presented is not None
         error = Unauthorized(
             "this server needs a token: send `Authorization: Bearer <token>` (the value of "
             "ATTNLENS_API__TOKEN on the server)."

@@ -31,25 +31,23 @@ def serve(
 
     from attnlens.api.auth import check_exposure
     from attnlens.api.worker_app import create_worker_app
-    from attnlens.service.local import LocalWorker
+    from attnlens.service.connect import start_local_worker
 
     settings = settings_of(ctx)
-    if model or insecure_no_token:
-        merged = settings.model_dump()
-        if model:
-            merged["model"]["name"] = model
-        merged["api"]["insecure_no_token"] = merged["api"]["insecure_no_token"] or insecure_no_token
-        settings = type(settings).model_validate(merged)
+    merged = settings.model_dump()
+    if model:
+        merged["model"]["name"] = model
+    if insecure_no_token:
+        merged["api"]["insecure_no_token"] = True
+    settings = type(settings).model_validate(merged)
     check_exposure(settings.api, host, service="the attnlens worker service")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = LocalWorker(settings)
-    worker.start(background=True, run_jobs=True)
+    worker = start_local_worker(settings)
     typer.echo(f"attnlens worker: http://{host}:{port}/worker/status (model {settings.model.name})")
     uvicorn.run(
         create_worker_app(
             worker,
             max_body_bytes=settings.api.max_body_bytes,
-            token=settings.api.token.get_secret_value() if settings.api.token else None,
+            token=settings.api.bearer_token,
         ),
         host=host,
         port=port,

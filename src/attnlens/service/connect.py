@@ -3,8 +3,13 @@ one started in this process. `attnlens serve` and `backend.main` both come throu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attnlens.config import Settings
 from attnlens.service.protocol import WorkerClient
+
+if TYPE_CHECKING:  # torch comes with it: imported only on the local path
+    from attnlens.service.local import LocalWorker
 
 
 def worker_for(settings: Settings) -> WorkerClient:
@@ -13,8 +18,12 @@ def worker_for(settings: Settings) -> WorkerClient:
     if settings.api.worker_url:
         from attnlens.service.http import HttpWorker
 
-        token = settings.api.token.get_secret_value() if settings.api.token else None
-        return HttpWorker(settings.api.worker_url, token=token)
+        return HttpWorker(settings.api.worker_url, token=settings.api.bearer_token)
+    return start_local_worker(settings)
+
+
+def start_local_worker(settings: Settings) -> LocalWorker:
+    """A worker in this process: the models load in the background, and it runs the job queue."""
     from attnlens.service.local import LocalWorker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
