@@ -48,7 +48,7 @@ def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):
         page.reload()
         page.wait_for_selector("#page[data-ready=true]")
         text = notice.inner_text()
-        assert f"Job #{job_id} making the cluster map is queued (1 job ahead of it)" in text, text
+        assert f"Job #{job_id} making the cluster map is queued (place 2 in the queue)" in text, text
         assert page.locator(f"#not-yet-atlas_map .job[data-job-id='{job_id}']").count() == 1
         assert page.locator(".error").count() == 0
         page.screenshot(path=str(SCREENSHOTS / "map_not_yet_queued.png"), full_page=True)

@@ -42,14 +42,13 @@ _ANALYSES: dict[str, tuple[str, Callable[[Store, str], bool], str]] = {
 
 class AnalysisStatus(BaseModel):
     """One analysis of a model. `ready`: its result exists. `state`: of the newest pending job if any, else
-    of the newest job (`none`: never made). `queue_place`: 1 = next for the worker."""
+    of the newest job (`none`: never made); `job` is that job (its `queue_place` says where it waits)."""
 
     kind: str
     what: str
     ready: bool
     state: str = Field(description="none, queued, running, succeeded, failed or cancelled.")
     job: JobPublic | None
-    queue_place: int | None = Field(description="Place in the job queue when queued (1 = next).")
     message: str
 
 
@@ -62,11 +61,11 @@ def _status(store: Store, kind: str, model: str, default_model: str, queue: list
     pending = next((j for j in jobs if j.state in _PENDING), None)
     job = pending or (jobs[0] if jobs else None)
     public = job_public(job, queue) if job else None
-    place = public.queue_place if public else None
     newer = " (a newer one)" if ready else ""
     if public is not None and public.state == "queued":
-        ahead = f"{place - 1} job{'s' if place != 2 else ''} ahead of it" if place and place > 1 else "next"
-        message = f"Job #{public.id} making {what}{newer} is queued ({ahead}); this page shows it when done."
+        # The queue's words, as the job's own block says them (a running job is not in the queue).
+        place = "next in the queue" if public.queue_place == 1 else f"place {public.queue_place} in the queue"
+        message = f"Job #{public.id} making {what}{newer} is queued ({place}); this page shows it when done."
     elif public is not None and public.state == "running":
         progress = (
             f"{public.progress_done:,} of {public.progress_total:,}" if public.progress_total else "starting"
@@ -83,7 +82,7 @@ def _status(store: Store, kind: str, model: str, default_model: str, queue: list
         message = f"No {what.removeprefix('the ')} for {model} yet: make one with `{command}`."
     return AnalysisStatus(
         kind=kind, what=what, ready=ready, state=public.state if public else "none", job=public,
-        queue_place=place, message=message,
+        message=message,
     )  # fmt: skip
 
 
