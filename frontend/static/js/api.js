@@ -30,7 +30,12 @@ const authHeaders = () => (storedToken() ? { Authorization: `Bearer ${storedToke
 export async function download(path, filename) {
   const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) throw await errorOf(response);
-  const url = URL.createObjectURL(await response.blob());
+  saveBlob(await response.blob(), filename);
+}
+
+/** Hand `blob` to the browser as a download named `filename`. */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
   const link = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(link);
   link.click();

@@ -1,6 +1,6 @@
 // The code around a hole, rebuilt from the prompt tokens: prefix, the hole (expected vs completion), suffix.
 
-import { h } from "./dom.js";
+import { h, showToken } from "./dom.js";
 
 const FIM = { prefix: "<fim_prefix>", suffix: "<fim_suffix>", middle: "<fim_middle>" };
 
@@ -19,8 +19,7 @@ export function splitPrompt(inference) {
 /** Text of a hole with its white space shown: · for a space, → for a tab, ↵ before each line break; ∅ for
  * nothing at all. */
 export function visibleText(text) {
-  if (!text) return "∅";
-  return text.replace(/ /g, "·").replace(/\t/g, "→").replace(/\r?\n/g, "↵\n");
+  return text ? text.split(/\r?\n/).map(showToken).join("↵\n") : "∅";
 }
 
 /** A <pre> with the hole highlighted: the expected text and the model's completion side by side. */

@@ -1,7 +1,7 @@
 // Intervene: toggle heads (or whole layers) on the grid, re-generate with them zeroed, and compare with the
 // baseline; launch a population experiment and plot its dose curve. URL: #/intervene/<id>?heads=L0H1,L2H3&job=7
 
-import { api, has } from "../api.js";
+import { api, has, saveBlob } from "../api.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { CATEGORICAL } from "../colors.js";
@@ -86,21 +86,12 @@ function doseCurve(div, result) {
 }
 
 // The export's columns: every number of a row, then its heads (space-separated in one field).
-function download(filename, type, text) {
-  const url = URL.createObjectURL(new Blob([text], { type }));
-  const link = h("a", { href: url, download: filename, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
 /** Under the plot: every point's numbers and the heads it ablated, and the rows as CSV or JSON. */
 function doseDetail(job) {
   const result = job.result;
   const rules = [...rowsByRule(result.rows).entries()];
-  const exportJson = () => download(`experiment-${job.id}.json`, "application/json",
-    JSON.stringify({ job: job.id, kind: job.kind, parameters: job.parameters, result }, null, 2) + "\n");
+  const exportJson = () => saveBlob(new Blob([JSON.stringify({ job: job.id, kind: job.kind, parameters: job.parameters, result }, null, 2) + "\n"],
+    { type: "application/json" }), `experiment-${job.id}.json`);
   const interval = (r, key) => `${num(r[key])} [${num(r[`${key}_low`])}, ${num(r[`${key}_high`])}]`;
   const countText = (x) => (x === null || x === undefined ? "–" : Number.isInteger(x) ? String(x) : Number(x).toFixed(1));
   const count = (r, key) => (r[`${key}_low`] === undefined ? countText(r[key]) : `${countText(r[key])} [${countText(r[`${key}_low`])}, ${countText(r[`${key}_high`])}]`);
