@@ -130,3 +130,25 @@ def test_a_model_name_outside_latin_1_still_names_the_file(full_atlas):
         "filename*=UTF-8''%E6%A8%A1%E5%9E%8B%2F%C4%81-inferences.csv"
     )
     assert response.text.splitlines() == [",".join(InferenceSummary.model_fields)]  # no such model: no rows
+
+
+def test_rows_stored_while_the_export_streams_neither_repeat_nor_drop_a_row(
+    private_atlas_client, monkeypatch
+):
+    """The export reads page by page; a paste stored between two pages used to shift the newest-first
+    offsets, so the next page began with a row already written."""
+    from attnlens.store.inferences import InferenceFilter
+    from tests.index.space_rows import add_inferences
+
+    monkeypatch.setattr(exports, "_PAGE", 4)
+    store = private_atlas_client.app.state.store
+    model = private_atlas_client.get("/api/health").json()["worker"]["model"]["name"]
+    before = [
+        item["id"]
+        for item in private_atlas_client.get("/api/inferences", params={"limit": 200}).json()["items"]
+    ]
+    rows = exports._inference_rows(store, InferenceFilter(model_name=model))
+    written = [next(rows)[0] for _ in range(6)]  # one page and a half
+    add_inferences(store, model=model, embedder=None, dim=32, n=3, seed=11)  # stored meanwhile
+    written += [row[0] for row in rows]
+    assert written == before  # each row once, none lost; the new ones come after the export began

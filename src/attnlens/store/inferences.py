@@ -37,6 +37,7 @@ class InferenceFilter:
     file: str | None = None  # substring of the source file path
     text: str | None = None  # substring of the target or the completion
     source: str | None = None  # "mined" or "pasted"
+    below_id: int | None = None  # ids under this only: the next page of a newest-first walk (keyset)
 
 
 def list_inferences(
@@ -57,6 +58,8 @@ def list_inferences(
         query = query.where(Inference.model_name == where.model_name)
     if where.source is not None:
         query = query.where(Inference.source == where.source)
+    if where.below_id is not None:
+        query = query.where(Inference.id < where.below_id)
     if where.text:
         query = query.where(
             or_(

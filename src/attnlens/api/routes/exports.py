@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -76,17 +77,18 @@ def csv_file(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
 
 
 def _inference_rows(store: Store, where: InferenceFilter) -> Iterator[list[Any]]:
-    # Own sessions, page by page: the response streams after the request's session has closed.
+    # Own sessions, page by page: the response streams after the request's session has closed. Each page
+    # continues below the last id written (not at an offset): rows stored meanwhile (pastes) have higher
+    # ids, so they can neither shift a row into a second page nor push one out.
     names = list(InferenceSummary.model_fields)
-    offset = 0
     while True:
         with store.session() as session:
-            _, page = list_inferences(session, where, limit=_PAGE, offset=offset)
+            _, page = list_inferences(session, where, limit=_PAGE, offset=0)
             rows = [inference_summary(inference).model_dump() for inference in page]
         yield from ([row[name] for name in names] for row in rows)
         if len(rows) < _PAGE:
             return
-        offset += _PAGE
+        where = replace(where, below_id=rows[-1]["id"])
 
 
 @router.get("/exports/inferences.csv", response_class=StreamingResponse)
