@@ -70,6 +70,27 @@ def test_validity_checks_catch_broken_patterns():
         check_attention(unnormalised, [4], n_heads=2, tolerance=1e-5)
 
 
+def test_validity_checks_find_one_bad_weight_anywhere():
+    """One future weight or one NaN/inf anywhere in 3 layers x 2 heads of 70 x 70 (over several of the
+    check's row blocks) is caught, wherever it is, including next to a block's edge."""
+    n = 70
+    good = torch.tril(torch.rand(3, 2, n, n, generator=torch.Generator().manual_seed(0)))
+    good = (good / good.sum(-1, keepdim=True))[None]
+    check_attention(good, [n], n_heads=2, tolerance=1e-5)
+    spots = [(0, 1), (30, 31), (31, 32), (31, 33), (32, 69), (0, 69), (63, 64), (68, 69), (5, 40)]
+    for q, k in spots:
+        leaking = good.clone()
+        leaking[0, 2, 1, q, k] = 1e-7
+        with pytest.raises(AttentionInvalid, match="future"):
+            check_attention(leaking, [n], n_heads=2, tolerance=1e-5)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for q, k in [(0, 0), (45, 12), (69, 69)]:
+            broken = good.clone()
+            broken[0, 1, 0, q, k] = bad
+            with pytest.raises(AttentionInvalid, match="NaN or inf"):
+                check_attention(broken, [n], n_heads=2, tolerance=1e-5)
+
+
 def test_padding_changes_nothing(tiny_model: TargetModel, ids: list[int]):
     short = ids[:17]
     alone = tiny_model.capture([short], full_logits=True)

@@ -32,6 +32,7 @@ class AblateCall(BaseModel):
     heads: list[str] = Field(max_length=100_000)
     max_new_tokens: int = Field(ge=1)
     expected_token_id: int | None = None
+    draft_ids: list[int] | None = Field(None, max_length=65_536)
 
 
 class AnalyzeCall(BaseModel):
@@ -75,6 +76,7 @@ def create_worker_app(worker: WorkerClient, *, max_body_bytes: int, token: str |
             heads,
             max_new_tokens=call.max_new_tokens,
             expected_token_id=call.expected_token_id,
+            draft_ids=call.draft_ids,
         )
 
     @app.post("/worker/analyze")

@@ -16,6 +16,7 @@ from attnlens.contracts.models import PRESETS, FimTokens, fim_tokens_from_vocab
 from attnlens.errors import AttentionUnavailable, InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.model.ablation import ablate_heads
+from attnlens.model.decoding import continue_greedy, generate_from_draft
 from attnlens.model.loading import TINY_SEED, load_hf, resolve_device, resolve_dtype
 from attnlens.model.validity import check_attention
 
@@ -240,45 +241,15 @@ class TargetModel:
             stops = set(stop_ids if stop_ids is not None else self.info.eos_ids)
             if reuse_cache:
                 with self.ablation(heads):
-                    capture.continuations = self._continue(out.cache, last_logits, width, budgets, stops)
+                    capture.continuations = continue_greedy(
+                        self.model, out.cache, last_logits, width, budgets, stops
+                    )
             else:
                 capture.continuations = [
                     self.generate(seq, n, ablate=heads, stop_ids=stops).new_ids if n else []
                     for seq, n in zip(sequences, budgets, strict=True)
                 ]
         return capture
-
-    def _continue(
-        self,
-        cache: Any,
-        last_logits: Float[torch.Tensor, "batch vocab"],
-        width: int,
-        budgets: list[int],
-        stops: set[int],
-    ) -> list[list[int]]:
-        """Greedy decoding from a filled KV cache of equal-length sequences; per-sequence budgets."""
-        batch = len(budgets)
-        token = last_logits.argmax(-1)  # (batch,)
-        outputs: list[list[int]] = [[] for _ in range(batch)]
-        active = [n > 0 for n in budgets]
-        for step in range(max(budgets)):
-            for i in range(batch):
-                if active[i]:
-                    outputs[i].append(int(token[i]))
-                    if int(token[i]) in stops or len(outputs[i]) >= budgets[i]:
-                        active[i] = False
-            if not any(active) or step == max(budgets) - 1:
-                break
-            mask = torch.ones((batch, width + step + 1), dtype=torch.long, device=self.device)
-            out = self.model(
-                input_ids=token[:, None].to(self.device),
-                attention_mask=mask,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            token = out.logits[:, -1].float().argmax(-1)
-        return outputs
 
     @torch.inference_mode()
     def next_token_logits(
@@ -321,8 +292,12 @@ class TargetModel:
         *,
         ablate: Iterable[HeadRef] = (),
         stop_ids: Iterable[int] | None = None,
+        draft: Sequence[int] | None = None,
     ) -> Generation:
-        """Greedy, deterministic completion of `prompt_ids`, stopping at a stop token or the budget."""
+        """Greedy, deterministic completion of `prompt_ids`, stopping at a stop token or the budget.
+
+        `draft`, a guess of the completion (any tokens), is checked in one pass before decoding on
+        (`attnlens.model.decoding`): the same greedy completion, faster the more of the guess is right."""
         from transformers import GenerationConfig
 
         if max_new_tokens < 1:
@@ -334,27 +309,36 @@ class TargetModel:
                 f"{self.info.context_length}; shorten the prompt or ask for fewer tokens."
             )
         stops = sorted(set(stop_ids if stop_ids is not None else self.info.eos_ids))
-        config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=stops or None,
-            pad_token_id=self.info.pad_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
-        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)
         heads = frozenset(ablate)
-        with self.ablation(heads):
-            out = self.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config
+        if draft is not None:
+            if any(t < 0 or t >= self.info.vocab_size for t in draft):
+                raise InvalidInput(f"the draft holds token ids outside 0..{self.info.vocab_size - 1}.")
+            with self.ablation(heads):
+                new_ids, first_logits = generate_from_draft(
+                    self.model, prompt_ids, draft, max_new_tokens, set(stops)
+                )
+        else:
+            config = GenerationConfig(
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stops or None,
+                pad_token_id=self.info.pad_id,
+                output_logits=True,
+                return_dict_in_generate=True,
             )
-        new_ids = out.sequences[0, len(prompt_ids) :].tolist()
+            ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)
+            with self.ablation(heads):
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config
+                )
+            new_ids = out.sequences[0, len(prompt_ids) :].tolist()
+            first_logits = out.logits[0][0].float().cpu()
         stopped = "stop_token" if new_ids and new_ids[-1] in stops else "max_new_tokens"
         return Generation(
             prompt_ids=list(prompt_ids),
             new_ids=new_ids,
             text=self.decode(new_ids),
-            first_logits=out.logits[0][0].float().cpu(),
+            first_logits=first_logits,
             stopped_by=stopped,
             ablated=heads,
         )

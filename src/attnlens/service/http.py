@@ -104,12 +104,14 @@ class HttpWorker:
         *,
         max_new_tokens: int,
         expected_token_id: int | None,
+        draft_ids: list[int] | None = None,
     ) -> AblationOutcome:
         payload = {
             "prompt_ids": list(prompt_ids),
             "heads": [h.name for h in heads],
             "max_new_tokens": max_new_tokens,
             "expected_token_id": expected_token_id,
+            "draft_ids": None if draft_ids is None else list(draft_ids),
         }
         return _ABLATION.validate_python(self._call("POST", "/worker/ablate", payload))
 

@@ -176,6 +176,7 @@ class LocalWorker:
         *,
         max_new_tokens: int,
         expected_token_id: int | None,
+        draft_ids: list[int] | None = None,
     ) -> AblationOutcome:
         """Generate with and without `heads` ablated and compare."""
         from attnlens.atlas import intervene
@@ -185,7 +186,7 @@ class LocalWorker:
                 self._baselines = intervene.BaselineCache()
             return self.run_model(
                 intervene.ablate, self.model, prompt_ids, heads, max_new_tokens=max_new_tokens,
-                expected_token_id=expected_token_id, baselines=self._baselines,
+                expected_token_id=expected_token_id, baselines=self._baselines, draft_ids=draft_ids,
             )  # fmt: skip
 
     def token_table(self) -> TokenTable:

@@ -45,8 +45,10 @@ class WorkerClient(Protocol):
         *,
         max_new_tokens: int,
         expected_token_id: int | None,
+        draft_ids: list[int] | None = None,
     ) -> AblationOutcome:
-        """Baseline vs ablated completion, diff, KL and expected-token probability."""
+        """Baseline vs ablated completion, diff, KL and expected-token probability. `draft_ids`, the
+        completion stored for the prompt, only makes decoding faster (`TargetModel.generate`)."""
         ...
 
     def analyze(

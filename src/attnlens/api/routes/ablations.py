@@ -37,8 +37,9 @@ def create_ablation(
     target = unpack_token_ids(scenario.target_ids) if scenario else []
     new_tokens = body.max_new_tokens or min(max(len(target), 8), limits.max_new_tokens)
     outcome = worker.ablate(
-        prompt, heads, max_new_tokens=new_tokens, expected_token_id=target[0] if target else None
-    )
+        prompt, heads, max_new_tokens=new_tokens, expected_token_id=target[0] if target else None,
+        draft_ids=unpack_token_ids(inference.completion_ids),  # the build's completion: a guess to check
+    )  # fmt: skip
     decoder = TokenDecoder.for_model(inference.model_name, settings.models_dir)
     return AblationPublic(
         inference_id=inference.id,
