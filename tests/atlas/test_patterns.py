@@ -70,13 +70,14 @@ def _reference_stats(p: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def test_stats_match_the_definitions_on_random_causal_patterns():
+@pytest.mark.parametrize("n", [40, 150])  # within one block of rows of the entropy, and over three
+def test_stats_match_the_definitions_on_random_causal_patterns(n: int):
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(5, 40, 40)) * 3
-    logits[:, np.triu_indices(40, 1)[0], np.triu_indices(40, 1)[1]] = -np.inf
+    logits = rng.normal(size=(5, n, n)) * 3
+    logits[:, np.triu_indices(n, 1)[0], np.triu_indices(n, 1)[1]] = -np.inf
     p = np.exp(logits - logits.max(-1, keepdims=True))
     p[rng.random(p.shape) < 0.2] = 0.0  # exact zeros, as float32 softmax gives far from the peak
-    p[:, np.arange(40), np.arange(40)] += 1e-3
+    p[:, np.arange(n), np.arange(n)] += 1e-3
     p /= p.sum(-1, keepdims=True)
     stats = pattern_stats(torch.from_numpy(p.astype(np.float32)))
     for name, expected in _reference_stats(p).items():

@@ -1,20 +1,7 @@
-// The code around a hole, rebuilt from the prompt tokens: prefix, the hole (expected vs completion), suffix.
+// The code around a hole: the prompt's file text before it and after it (InferencePublic.prefix_text and
+// suffix_text, decoded by the server as a whole, in the model family's FIM layout), and the hole itself.
 
 import { h, showToken } from "./dom.js";
-
-const FIM = { prefix: "<fim_prefix>", suffix: "<fim_suffix>", middle: "<fim_middle>" };
-
-/** Split an inference's prompt tokens into prefix and suffix text (FIM: prefix-suffix-middle order). */
-export function splitPrompt(inference) {
-  const tokens = inference.prompt_tokens;
-  if (inference.mode === "fim") {
-    const p = tokens.indexOf(FIM.prefix);
-    const s = tokens.indexOf(FIM.suffix);
-    const m = tokens.lastIndexOf(FIM.middle);
-    if (p >= 0 && s > p && m > s) return { prefix: tokens.slice(p + 1, s).join(""), suffix: tokens.slice(s + 1, m).join("") };
-  }
-  return { prefix: tokens.join(""), suffix: "" }; // left to right: the hole is at the end
-}
 
 /** Text of a hole with its white space shown: · for a space, → for a tab, ↵ before each line break; ∅ for
  * nothing at all. */
@@ -24,7 +11,8 @@ export function visibleText(text) {
 
 /** A <pre> with the hole highlighted: the expected text and the model's completion side by side. */
 export function codeWithHole(inference, { maxContext = 1600 } = {}) {
-  const { prefix, suffix } = splitPrompt(inference);
+  const prefix = inference.prefix_text;
+  const suffix = inference.suffix_text;
   const shownPrefix = prefix.length > maxContext ? `…${prefix.slice(-maxContext)}` : prefix;
   const shownSuffix = suffix.length > maxContext ? `${suffix.slice(0, maxContext)}…` : suffix;
   const expected = inference.target_text;

@@ -30,6 +30,7 @@ export class HeadGrid {
     this.selected = null;
     this.ablated = new Set();
     this.top = new Set();
+    this.heat = null; // name -> value in [-1, 1] (a sweep's effect), drawn over the thumbnails
     this.focus = { layer: 0, head: 0 };
 
     this.source = this.#paintSource(decodeBytes(grid.thumbnails));
@@ -109,6 +110,7 @@ export class HeadGrid {
         ctx.drawImage(this.source, hd * size, l * size, size, size, x, y, cell - gap, cell - gap);
       }
     }
+    if (this.heat) for (const [name, value] of this.heat) this.#shade(name, value);
     for (const name of this.ablated) this.#mark(name, "ablated");
     for (const name of this.top) this.#mark(name, "top");
     if (this.selected) this.#mark(this.selected, "selected");
@@ -140,6 +142,18 @@ export class HeadGrid {
       this.#outline(c.layer, c.head, "#fff", Math.max(3, cell / 8));
       this.#outline(c.layer, c.head, MARK.selected, Math.max(2, cell / 12));
     }
+  }
+
+  // Negative values (a head whose removal lowers p(expected)) in vermillion, positive in blue (Okabe-Ito, apart
+  // under the common colour-vision deficiencies), their strength as opacity; zero leaves the thumbnail as is.
+  #shade(name, value) {
+    const c = this.byName.get(name);
+    if (!c || !value) return;
+    const ctx = this.canvas.getContext("2d");
+    const { cell, gap } = this;
+    const alpha = 0.2 + 0.7 * Math.min(1, Math.abs(value));
+    ctx.fillStyle = value < 0 ? `rgba(213,94,0,${alpha})` : `rgba(0,114,178,${alpha})`;
+    ctx.fillRect(LABEL_W + c.head * cell, LABEL_H + c.layer * cell, cell - gap, cell - gap);
   }
 
   #outline(layer, head, colour, width, dash = []) {
@@ -247,6 +261,13 @@ export class HeadGrid {
 
   setAblated(names) {
     this.ablated = new Set(names);
+    this.draw();
+  }
+
+  /** Shade cells by `values` (Map: head name -> value in [-1, 1]); null clears the overlay. */
+  setHeat(values) {
+    this.heat = values;
+    this.canvas.dataset.heat = values ? [...values].filter(([, v]) => v).map(([n]) => n).join(",") : "";
     this.draw();
   }
 

@@ -24,6 +24,7 @@ from attnlens.api.routes import (
     patterns,
     predictors,
     registries,
+    sweeps,
     tasks,
 )
 from attnlens.api.static import mount_frontend
@@ -75,6 +76,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         inferences,
         patterns,
         ablations,
+        sweeps,
         analyze,
         experiments,
         jobs,

@@ -63,6 +63,11 @@ class InferencePublic(InferenceSummary):
     hole_start: int | None = Field(description="Byte offset of the hole in the source file.")
     hole_end: int | None
     prompt_tokens: list[str] = Field(description="The model's input, one string per token.")
+    prefix_text: str = Field(
+        description="The file's text before the hole in the prompt (decoded as a whole, so characters split "
+        "over byte-level tokens read right; FIM markers left out)."
+    )
+    suffix_text: str = Field(description="The file's text after the hole in the prompt (empty for l2r).")
     target_tokens: list[str]
     completion_tokens: list[str]
     n_prefix_tokens: int | None

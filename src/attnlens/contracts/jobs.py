@@ -15,6 +15,7 @@ ATLAS_CLUSTER = "atlas_cluster"
 ATLAS_MAP = "atlas_map"
 TRAIN_PREDICTORS = "train_predictors"
 ABLATION_EXPERIMENT = "ablation_experiment"
+HEAD_SWEEP = "head_sweep"  # ablate each head (and layer) of one inference alone
 
 SelectionRule = Literal["top_positive", "top_negative", "neutral", "random"]
 # How a population experiment picks the n heads it ablates (`attnlens.analysis.ablation.select_heads`).
@@ -187,3 +188,8 @@ def experiment_parameters(
     if predictor_kind is not None:
         parameters["predictor_kind"] = predictor_kind
     return parameters
+
+
+def sweep_parameters(inference_id: int, model_name: str) -> dict[str, object]:
+    """The job's parameters; the model is recorded so that a worker serving another model refuses it."""
+    return {"inference_id": int(inference_id), "model": model_name}

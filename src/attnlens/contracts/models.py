@@ -18,7 +18,7 @@ Where the spellings come from:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -50,6 +50,17 @@ class FimSpec:
     def tokens(self) -> tuple[str, str, str]:
         """The markers in prompt order."""
         return (self.prefix, self.suffix, self.middle)
+
+
+def split_prompt(
+    prompt_ids: Sequence[int], mode: str, n_prefix: int, n_suffix: int
+) -> tuple[list[int], list[int]]:
+    """The file tokens before and after the hole in a prompt the miner built, markers left out: a FIM prompt
+    is `prefix-marker prefix suffix-marker suffix middle-marker` (PSM, in any family's spelling), a
+    left-to-right one the prefix alone."""
+    if mode != "fim":
+        return list(prompt_ids[:n_prefix]), []
+    return list(prompt_ids[1 : 1 + n_prefix]), list(prompt_ids[2 + n_prefix : 2 + n_prefix + n_suffix])
 
 
 @dataclass(frozen=True)

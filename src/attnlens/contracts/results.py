@@ -126,3 +126,18 @@ class PastedHole:
     clustering_id: int | None = None  # the clustering the heads were placed in by kNN vote
     clusters: dict[str, int] = field(default_factory=dict)  # head name -> cluster label (-1: noise)
     grid: PastedGrid | None = None  # set when the paste was not stored
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """What ablating one head (or one whole layer: `head` None) changed at the hole."""
+
+    target: str  # "L3H5", or "L3" for the whole layer
+    layer: int
+    head: int | None
+    p_expected: float | None  # None when the inference has no expected token (pasted without a target)
+    delta_p_expected: float | None  # p_expected - the un-ablated p_expected
+    kl: float  # KL(un-ablated || ablated) of the next-token distribution, nats
+    top_token_id: int  # the greedy first token with the ablation
+    top_token: str
+    flipped: bool  # the greedy first token differs from the un-ablated one

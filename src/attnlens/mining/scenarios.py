@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from attnlens.contracts.models import split_prompt
 from attnlens.errors import InvalidInput
 from attnlens.mining.corpus import SourceFile
 from attnlens.mining.java import JavaParser, ParsedJava, Span
@@ -57,16 +58,12 @@ class Scenario:
     @property
     def prefix_ids(self) -> list[int]:
         """The prompt's file tokens before the hole (markers excluded)."""
-        offset = 1 if self.mode == "fim" else 0
-        return self.prompt_ids[offset : offset + self.n_prefix_tokens]
+        return split_prompt(self.prompt_ids, self.mode, self.n_prefix_tokens, self.n_suffix_tokens)[0]
 
     @property
     def suffix_ids(self) -> list[int]:
         """The prompt's file tokens after the hole (empty for left-to-right)."""
-        if self.mode != "fim":
-            return []
-        begin = 2 + self.n_prefix_tokens
-        return self.prompt_ids[begin : begin + self.n_suffix_tokens]
+        return split_prompt(self.prompt_ids, self.mode, self.n_prefix_tokens, self.n_suffix_tokens)[1]
 
 
 def task_rng(seed: int, file_sha256: str, task: str) -> random.Random:

@@ -272,6 +272,22 @@ def jobs_of_kind(store: Store, kind: str, limit: int = 50) -> list[Job]:
     return jobs
 
 
+def jobs_about_inference(store: Store, kind: str, inference_id: int, limit: int = 20) -> list[Job]:
+    """The newest jobs of `kind` whose parameters name `inference_id` (detached), newest first."""
+    with store.session() as session:
+        jobs = list(
+            session.scalars(
+                select(Job)
+                .where(Job.kind == kind, Job.parameters["inference_id"].as_integer() == inference_id)
+                .order_by(Job.id.desc())
+                .limit(limit)
+            )
+        )
+        for job in jobs:
+            session.expunge(job)
+    return jobs
+
+
 def has_mined_inferences(store: Store, model_name: str) -> bool:
     with store.session() as session:
         query = select(Inference.id).where(Inference.model_name == model_name, Inference.source == MINED)

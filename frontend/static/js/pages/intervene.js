@@ -8,6 +8,7 @@ import { CATEGORICAL } from "../colors.js";
 import { bringIntoView, downloadLink, errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { jobBlock, pollJob } from "../jobs.js";
+import { sweepLine, sweepPanel } from "../sweep.js";
 import { inferenceHeader } from "./inference.js";
 
 const RULES = { top_positive: "top positive SHAP", top_negative: "top negative SHAP", neutral: "neutral (least important)", random: "random" };
@@ -204,16 +205,18 @@ export async function render(root, route) {
     else ablated.add(name);
     show();
   };
+  const toggleLayer = (layer) => {
+    const names = grid.heads.filter((c) => c.layer === layer).map((c) => c.name);
+    const allOn = names.every((n) => ablated.has(n));
+    for (const n of names) allOn ? ablated.delete(n) : ablated.add(n);
+    show();
+  };
+  let sweepRows = new Map();
   const headGrid = new HeadGrid(grid, {
     label: "Heads to ablate",
     onActivate: (cell) => toggle(cell.name),
-    onLayer: (layer) => {
-      const names = grid.heads.filter((c) => c.layer === layer).map((c) => c.name);
-      const allOn = names.every((n) => ablated.has(n));
-      for (const n of names) allOn ? ablated.delete(n) : ablated.add(n);
-      show();
-    },
-    describe: (cell) => [ablated.has(cell.name) ? "ablated (click to restore)" : "click to ablate"],
+    onLayer: toggleLayer,
+    describe: (cell) => [ablated.has(cell.name) ? "ablated (click to restore)" : "click to ablate", sweepLine(sweepRows.get(cell.name))].filter(Boolean),
   });
   const resultSlot = h("div", { id: "ablation-slot" });
   const regenerate = h("button", { class: "primary", id: "regenerate", onclick: async () => {
@@ -228,6 +231,11 @@ export async function render(root, route) {
   } }, "Re-generate");
   const reset = h("button", { onclick: () => { ablated.clear(); show(); fill(resultSlot); } }, "Reset");
   const experiment = await experimentPanel(inf, route.params.get("job"), () => controller.signal);
+  const sweep = await sweepPanel(inf, {
+    grid: headGrid, signal: controller.signal, metric: route.params.get("sweep") || "dp",
+    toggle: (row) => (row.head === null ? toggleLayer(row.layer) : toggle(row.target)),
+    onRows: (rows) => (sweepRows = rows),
+  });
 
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, `Intervene on #${id}`), h("a", { class: "button", href: `#/inference/${id}` }, "← gallery")),
@@ -237,6 +245,7 @@ export async function render(root, route) {
       h("section", { class: "panel" }, h("h2", {}, "Heads"), h("p", { class: "muted" }, "Click a head to toggle it; click a layer label (L0, L1, …) to toggle the whole layer."),
         headGrid.element, gridLegend(["ablated", "focus"])),
       h("section", { class: "panel" }, h("h2", {}, "Ablate and re-generate"), h("div", { class: "actions" }, regenerate, reset), picked, resultSlot)),
+    sweep,
     experiment);
   show();
   return () => {

@@ -21,6 +21,7 @@ from attnlens.api.schemas import (
     InferenceSummary,
 )
 from attnlens.atlas.indexing import sync_index
+from attnlens.contracts.models import split_prompt
 from attnlens.contracts.results import PastedGrid
 from attnlens.errors import AttnLensError, NotFound
 from attnlens.heads import HeadRef
@@ -102,6 +103,11 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
     scenario = inference.scenario
     prompt_ids = prompt_ids_of(inference)
     target_ids = unpack_token_ids(scenario.target_ids) if scenario else []
+    prefix, suffix = (
+        split_prompt(prompt_ids, scenario.mode, scenario.n_prefix_tokens, scenario.n_suffix_tokens)
+        if scenario
+        else (prompt_ids, [])
+    )
     return InferencePublic(
         **inference_summary(inference).model_dump(),
         mode=scenario.mode if scenario else None,
@@ -109,6 +115,8 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
         hole_start=scenario.hole_start if scenario else None,
         hole_end=scenario.hole_end if scenario else None,
         prompt_tokens=decoder.tokens(prompt_ids),
+        prefix_text=decoder.text(prefix),
+        suffix_text=decoder.text(suffix),
         target_tokens=decoder.tokens(target_ids),
         completion_tokens=decoder.tokens(unpack_token_ids(inference.completion_ids)),
         n_prefix_tokens=scenario.n_prefix_tokens if scenario else None,
