@@ -33,6 +33,7 @@ def test_a_sweep_runs_from_the_page_and_shades_the_grid(page, live_server, brows
 
     # The table holds every head and layer (20 rows, fewer than the page's first 25), sorted by |Δp|.
     targets = page.locator("#sweep-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.target)")
+
     def place(row):  # ties in the page's order: by layer, a whole layer before its heads
         return row["layer"], -1 if row["head"] is None else row["head"]
 
