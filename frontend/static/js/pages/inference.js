@@ -1,6 +1,7 @@
 // Gallery of one inference: the code with its hole, the grid of every head, and the selected head in detail
-// (full pattern, its cluster, its nearest patterns across the atlas). Pasted code is marked "pasted" and can be
-// deleted here (mined rows belong to the atlas). URL: #/inference/<id>?head=L3H5&log=1&scope=head
+// (full pattern, optionally the hole's attention row drawn over the code, its cluster, its nearest patterns
+// across the atlas). Pasted code is marked "pasted" and can be deleted here (mined rows belong to the atlas).
+// URL: #/inference/<id>?head=L3H5&log=1&scope=head&overlay=1
 
 import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
@@ -10,6 +11,7 @@ import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, 
 import { HeadGrid, gridLegend } from "../grid.js";
 import { drawPattern } from "../heatmap.js";
 import { notYet } from "../jobs.js";
+import { attentionOverlay } from "../overlay.js";
 
 export function inferenceHeader(inf) {
   return h("div", { class: "facts" },
@@ -63,7 +65,7 @@ async function clusterSection(slot, cell, signal) {
 
 export async function render(root, route) {
   const id = Number(route.parts[1]);
-  const state = { head: route.params.get("head"), log: route.params.get("log") !== "0", scope: route.params.get("scope") || "all" };
+  const state = { head: route.params.get("head"), log: route.params.get("log") !== "0", scope: route.params.get("scope") || "all", overlay: route.params.get("overlay") === "1" };
   const status = h("div");
   fill(root, h("h1", {}, `Inference #${id}`), status);
   const loaded = await withStatus(status, "Loading the inference and its heads", () => Promise.all([api(`/api/inferences/${id}`), api(`/api/inferences/${id}/heads`)]));
@@ -87,19 +89,29 @@ export async function render(root, route) {
     const neighbourSlot = h("div", { class: "neighbours", id: "neighbours" });
     const neighbourStatus = h("div");
     const logBox = h("input", { type: "checkbox", checked: state.log });
+    const overlayBox = h("input", { type: "checkbox", id: "overlay-toggle", checked: state.overlay });
+    const overlaySlot = h("div", { id: "overlay-slot" });
     const scope = h("select", { "aria-label": "neighbour scope" },
       [["all", "whole atlas"], ["head", `same head (${cell.name})`], ["task", `same task (${inf.task ?? "–"})`]].map(([v, l]) => h("option", { value: v, selected: v === state.scope }, l)));
     fill(detail,
       h("div", { class: "detail-head" }, h("h2", {}, cell.name),
         h("span", { class: "muted" }, `pattern ${cell.id} · entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)} · previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
-        h("label", { class: "inline" }, logBox, " log scale")),
+        h("label", { class: "inline" }, logBox, " log scale"),
+        h("label", { class: "inline", title: "draw the attention of the query that predicts the hole over the code" }, overlayBox, " hole's attention on the code")),
       plotStatus, plot,
       h("p", { class: "muted", id: "hole-marks" }, "Outlined in red: the row of the query that predicts the hole (solid) and the column of the last token before the hole in the source (dotted)."),
+      overlaySlot,
       h("h3", {}, "Cluster"), clusterSlot,
       h("div", { class: "detail-head" }, h("h3", {}, "Nearest patterns"), scope), neighbourStatus, neighbourSlot);
     if (push) bringIntoView(detail); // a click on a head: show what it opened (not on the page's first load)
 
     let pattern = null;
+    const drawOverlay = () => fill(overlaySlot, state.overlay && pattern ? attentionOverlay(pattern) : null);
+    overlayBox.addEventListener("change", () => {
+      state.overlay = overlayBox.checked;
+      setState({ overlay: state.overlay ? "1" : "" });
+      drawOverlay();
+    });
     logBox.addEventListener("change", () => {
       state.log = logBox.checked;
       setState({ log: state.log ? "" : "0" });
@@ -119,6 +131,7 @@ export async function render(root, route) {
     const patternLoad = withStatus(plotStatus, "Recomputing the full pattern on the model", (onWait) => api(`/api/patterns/${cell.id}`, { signal, onWait })).then((p) => {
       if (!p || signal.aborted) return;
       pattern = p;
+      drawOverlay();
       return drawPattern(plot, p, { log: state.log });
     });
     await Promise.all([patternLoad, loadNeighbours(), clusterSection(clusterSlot, cell, signal).catch((err) => fill(clusterSlot, errorBox(err)))]);
