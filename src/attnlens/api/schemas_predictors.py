@@ -114,3 +114,21 @@ class PredictorDetail(PredictorSummary):
     baselines: PredictorBaselines | None = Field(
         description="The confidence baseline, balanced and exact-hole figures; null for older predictors."
     )
+
+
+class TaskHeadsPublic(BaseModel):
+    """The heads that matter most for predicting one task's correctness, by the task's most accurate
+    predictor that ranks heads (mean |SHAP| in its final model)."""
+
+    task: str | None
+    predictor_id: int
+    kind: str
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    chance: float | None
+    above_chance: bool = Field(
+        description="The accuracy's 95% interval lies above chance. When it does not, the ranking below is "
+        "not evidence that these heads carry the task's correctness."
+    )
+    heads: list[HeadImportancePublic] = Field(description="Most important first.")

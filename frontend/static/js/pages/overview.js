@@ -1,5 +1,6 @@
-// Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, and a
-// filterable list of the atlas's completions (filters live in the URL).
+// Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, the heads
+// that matter per task, and a filterable list of the atlas's completions (filters live in the URL). While a
+// build runs, the counts, the build card and the task table refresh themselves.
 
 import { api, query, tasks } from "../api.js";
 import { setState } from "../url.js";
@@ -8,6 +9,8 @@ import { progressBar } from "../jobs.js";
 
 const PAGE_SIZE = 25;
 const TYPING_PAUSE_MS = 300;
+const LIVE_EVERY_MS = 3000;
+const TOP_HEADS = 5;
 
 function card(title, ...body) {
   return h("section", { class: "card" }, h("h3", {}, title), ...body);
@@ -61,16 +64,47 @@ async function predictorsCard() {
   );
 }
 
+/** Per task, the heads its most accurate head-ranking predictor leans on (GET /api/predictors/heads). */
+async function headsCard() {
+  const rows = await api(`/api/predictors/heads?top=${TOP_HEADS}`);
+  if (!rows.length) return null;
+  const signed = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(3)}`;
+  return h("section", { class: "card wide", id: "important-heads" },
+    h("h3", {}, "Heads that matter, per task"),
+    h("table", { class: "compact" },
+      h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "predictor: CV accuracy [95% CI]"), h("th", {}, `top ${TOP_HEADS} heads by mean |SHAP| (signed mean)`))),
+      h("tbody", {}, rows.map((r) => h("tr", { class: r.above_chance ? "above-chance-row" : "muted", dataset: { task: r.task ?? "" } },
+        h("td", {}, r.task ?? "all"),
+        h("td", {}, h("a", { href: `#/predictor/${r.predictor_id}` }, `${r.kind}: ${pct(r.accuracy)} [${pct(r.accuracy_low)}, ${pct(r.accuracy_high)}]`),
+          r.above_chance ? null : h("span", { title: "the 95% interval does not lie above chance" }, ` · not above chance ${pct(r.chance)}`)),
+        h("td", { class: "heads" }, r.heads.map((x, i) => [i ? ", " : "",
+          h("a", { href: `#/predictor/${r.predictor_id}?head=${x.name}`, title: `mean |SHAP| ${x.mean_abs_shap.toFixed(4)} · signed mean ${signed(x.mean_shap)}` }, x.name),
+          h("span", { class: "muted" }, ` (${signed(x.mean_shap)})`)])))))),
+    h("p", { class: "muted" }, "A head ranks high when its pattern moves the predictor's log-odds of a correct completion most (mean |SHAP| over the training rows). Grey rows: the predictor is not distinguishable from chance, so its ranking is no evidence that those heads carry the task. Each head opens its place on the predictor's page."));
+}
+
+function countsCard(a) {
+  return h("section", { class: "card", id: "counts-card" }, h("h3", {}, "Counts"),
+    h("dl", { class: "counts" },
+      h("dt", {}, "scenarios"), h("dd", {}, int(a.scenarios)),
+      h("dt", {}, "inferences"), h("dd", { id: "count-inferences" }, int(a.inferences)),
+      h("dt", {}, "pasted (kept apart)"), h("dd", {}, int(a.pasted_inferences ?? 0)),
+      h("dt", {}, "first token right"), h("dd", {}, `${int(a.inferences_first_token_correct)} (${pct(a.inferences ? a.inferences_first_token_correct / a.inferences : null)})`),
+      h("dt", {}, "head patterns"), h("dd", {}, int(a.head_patterns))));
+}
+
+const building = (jobs) => jobs.some((j) => j.kind === "atlas_build" && (j.state === "running" || j.state === "queued"));
+
 function buildCard(jobs) {
   const builds = jobs.filter((j) => j.kind === "atlas_build");
-  if (builds.length === 0) return card("Atlas build", h("p", { class: "muted" }, "No build yet: run `attnlens atlas build`."));
+  if (builds.length === 0) return h("section", { class: "card", id: "build-card" }, h("h3", {}, "Atlas build"), h("p", { class: "muted" }, "No build yet: run `attnlens atlas build`, or start one on the Jobs page."));
   const job = builds.find((j) => j.state === "running") || builds[0];
-  return card(
-    "Atlas build",
+  return h("section", { class: "card", id: "build-card", dataset: { state: job.state } }, h("h3", {}, "Atlas build"),
     h("p", {}, h("a", { href: `#/jobs?job=${job.id}` }, `job ${job.id}`), ` · ${job.state} · ${int(job.progress_done)} / ${int(job.progress_total)}`),
     progressBar(job.progress_done, job.progress_total),
     h("p", { class: "muted" }, job.message || "", job.eta_seconds ? ` · ETA ${duration(job.eta_seconds)}` : ""),
     job.error ? h("div", { class: "error" }, job.error) : null,
+    building(jobs) ? h("p", { class: "muted small" }, "The counts on this page refresh every few seconds while it runs.") : null,
   );
 }
 
@@ -117,15 +151,10 @@ export async function render(root, route) {
       h("p", { class: "muted" }, w.apmae ? `${w.apmae.embedding_dim}-d embeddings · ${w.apmae.decoder_mode} decoder${w.apmae.trained_on ? ` · trained on ${w.apmae.trained_on}` : ""}` : (w.apmae_error ?? "not loaded")),
       // A checkpoint trained on another model's patterns embeds this model's patterns out of distribution.
       w.apmae?.warning ? h("p", { class: "notice", id: "apmae-warning" }, w.apmae.warning) : null),
-    card("Counts",
-      h("dl", { class: "counts" },
-        h("dt", {}, "scenarios"), h("dd", {}, int(a.scenarios)),
-        h("dt", {}, "inferences"), h("dd", {}, int(a.inferences)),
-        h("dt", {}, "pasted (kept apart)"), h("dd", {}, int(a.pasted_inferences ?? 0)),
-        h("dt", {}, "first token right"), h("dd", {}, `${int(a.inferences_first_token_correct)} (${pct(a.inferences ? a.inferences_first_token_correct / a.inferences : null)})`),
-        h("dt", {}, "head patterns"), h("dd", {}, int(a.head_patterns)))),
+    countsCard(a),
     buildCard(jobs),
     await predictorsCard().catch(errorBox),
+    await headsCard().catch(errorBox),
   );
   const taskSlot = h("div");
   const listSlot = h("div");
@@ -166,6 +195,28 @@ export async function render(root, route) {
     h("section", { class: "panel" },
       h("div", { class: "title-row" }, h("h2", {}, "Completions"), downloadLink("/api/exports/inferences.csv", "inferences.csv", "export-inferences", "Every completion as CSV")),
       h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
-  fill(taskSlot, Array.isArray(taskList) ? taskTable(taskList, (name) => { taskSelect.value = name; apply(); }) : errorBox(taskList));
+  const pickTask = (name) => { taskSelect.value = name; apply(); };
+  fill(taskSlot, Array.isArray(taskList) ? taskTable(taskList, pickTask) : errorBox(taskList));
   loadList();
+
+  // While a build runs the atlas grows: refresh what counts it (not the list, which the user may be reading).
+  let timer = null;
+  let stopped = false;
+  const live = async () => {
+    try {
+      const [fresh, freshJobs, freshTasks] = await Promise.all([api("/api/health"), api("/api/jobs?limit=50"), tasks({ fresh: true })]);
+      if (stopped) return;
+      cards.querySelector("#counts-card").replaceWith(countsCard(fresh.atlas));
+      cards.querySelector("#build-card").replaceWith(buildCard(freshJobs));
+      fill(taskSlot, taskTable(freshTasks, pickTask));
+      if (building(freshJobs)) timer = setTimeout(live, LIVE_EVERY_MS);
+    } catch {
+      if (!stopped) timer = setTimeout(live, 4 * LIVE_EVERY_MS); // a hiccup (server restarting): try later
+    }
+  };
+  if (building(jobs)) timer = setTimeout(live, LIVE_EVERY_MS);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

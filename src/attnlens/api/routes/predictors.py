@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.schemas import PredictorSummary
@@ -15,6 +15,7 @@ from attnlens.api.schemas_predictors import (
     PredictorDetail,
     ReliabilityBinPublic,
     ShuffledControlPublic,
+    TaskHeadsPublic,
 )
 from attnlens.errors import NotFound
 from attnlens.heads import HeadRef
@@ -54,6 +55,40 @@ def read_predictors(
         PredictorSummary(**predictor_summary(row))
         for row in newest_predictors(store, model or settings.model.name)
     ]
+
+
+@router.get("/predictors/heads", response_model=list[TaskHeadsPublic])
+def read_important_heads(
+    store: StoreDep,
+    settings: SettingsDep,
+    model: ModelQuery = None,
+    top: Annotated[int, Query(ge=1, le=50, description="Heads per task.")] = 5,
+) -> list[TaskHeadsPublic]:
+    """Per task, the `top` heads by mean |SHAP| in the task's most accurate predictor that ranks heads, with
+    that predictor's accuracy [95% CI] and whether the interval lies above chance. Tasks whose predictors
+    rank no heads are left out; empty before any predictor."""
+    best: dict[str | None, PredictorRow] = {}
+    for row in newest_predictors(store, model or settings.model.name):
+        if not (row.evaluation.details or {}).get("head_importance"):
+            continue
+        known = best.get(row.predictor.task)
+        if known is None or row.evaluation.accuracy > known.evaluation.accuracy:
+            best[row.predictor.task] = row
+    answer = []
+    for task, row in sorted(best.items(), key=lambda item: item[0] or ""):
+        details = row.evaluation.details or {}
+        ranked = sorted(details["head_importance"], key=lambda e: -e["mean_abs_shap"])[:top]
+        chance = details.get("chance")
+        answer.append(
+            TaskHeadsPublic(
+                task=task, predictor_id=row.predictor.id, kind=row.predictor.kind,
+                accuracy=row.evaluation.accuracy, accuracy_low=row.evaluation.accuracy_low,
+                accuracy_high=row.evaluation.accuracy_high, chance=chance,
+                above_chance=chance is not None and row.evaluation.accuracy_low > chance,
+                heads=[_importance(e) for e in ranked],
+            )
+        )  # fmt: skip
+    return answer
 
 
 def _shuffled(control: dict[str, Any] | None) -> ShuffledControlPublic | None:
