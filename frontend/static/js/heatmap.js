@@ -1,6 +1,7 @@
 // One head's full attention pattern as a Plotly heatmap, token labels on both axes.
 
 import { showToken } from "./dom.js";
+import { plotConfig } from "./plots.js";
 
 const MAX_TICKS = 48;
 
@@ -59,5 +60,5 @@ export function drawPattern(div, pattern, { log = false } = {}) {
     plot_bgcolor: "#fff",
     font: { size: 11 },
   };
-  return window.Plotly.react(div, [trace], layout, { displaylogo: false, responsive: true });
+  return window.Plotly.react(div, [trace], layout, plotConfig(`pattern-${pattern.id}-${pattern.name}`));
 }

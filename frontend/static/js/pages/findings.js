@@ -4,11 +4,11 @@
 // Before any report the page says so calmly and how to make one: not yet is not an error.
 // URL: #/findings?model=M (default: the served model)
 
+import { plotConfig } from "../plots.js";
 import { api, query } from "../api.js";
 import { downloadLink, errorBox, fill, h, int, num, pct, withStatus } from "../dom.js";
 import { FINISHED, jobBlock, pollJob } from "../jobs.js";
 
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const BASE_LAYOUT = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", font: { size: 11 } };
 // Okabe-Ito: told apart with any colour vision.
 const COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442"];
@@ -49,7 +49,7 @@ function reconstruction(f, claims, plots) {
   plots.push(() => window.Plotly.react(div, [
     ["AP-MAE", (x) => x.model, "lines+markers"], ["mean image", (x) => x.mean_image, "lines"], ["mean of visible", (x) => x.mean_visible, "lines"],
   ].map(([name, pick, mode], i) => ({ type: "scatter", mode, name, x: r.per_layer.map((x) => x.layer), y: r.per_layer.map(pick), line: { color: COLORS[i], dash: i ? "dot" : "solid" } })),
-  { ...BASE_LAYOUT, height: 300, margin: { l: 64, r: 16, t: 10, b: 40 }, legend: { orientation: "h", y: -0.25 }, xaxis: { title: { text: "layer" }, dtick: 1 }, yaxis: { title: { text: "masked-patch MSE" }, rangemode: "tozero" } }, PLOT_CONFIG));
+  { ...BASE_LAYOUT, height: 300, margin: { l: 64, r: 16, t: 10, b: 40 }, legend: { orientation: "h", y: -0.25 }, xaxis: { title: { text: "layer" }, dtick: 1 }, yaxis: { title: { text: "masked-patch MSE" }, rangemode: "tozero" } }, plotConfig("findings-reconstruction")));
   return section("reconstruction", "(i) Reconstruction", claims,
     `Masked-patch MSE ${mse(r.model)}: ${ratio(r.mean_image)} of the mean-image baseline's and ${ratio(r.mean_visible)} of the mean-of-visible baseline's, on ${int(r.patterns)} patterns from ${int(r.windows)} windows of the checkpoint's ${r.split} split.`,
     null,
@@ -105,7 +105,7 @@ function correctness(f, claims, plots) {
     xaxis: { type: "category" }, yaxis: { range: [0, 1], tickformat: ".0%", title: { text: "accuracy (95% interval)" } },
     // One dashed line across each task's group of bars: a marker would sit on the middle bar only.
     shapes: rows.filter((t) => t.chance !== null).map((t) => ({ type: "line", xref: "x", x0: rows.indexOf(t) - 0.42, x1: rows.indexOf(t) + 0.42, y0: t.chance, y1: t.chance, line: { color: CHANCE_COLOR, dash: "dash", width: 2 } })),
-  }, PLOT_CONFIG));
+  }, plotConfig("findings-correctness")));
   const balanced = (t) => (t.balanced_accuracy ? [ciCell(t.balanced_accuracy), h("div", { class: "muted" }, `${t.balanced_per_class} + ${t.balanced_per_class} rows`)] : "–");
   const exact = (t) => (t.exact_accuracy ? [ciCell(t.exact_accuracy), h("div", { class: "muted" }, `${int(t.exact_rows)} rows, chance ${pct(t.exact_chance)}`)] : "–");
   const notes = rows.filter((t) => t.note);
@@ -147,7 +147,7 @@ function dose(f, claims, plots) {
     xaxis: { type: "log", tickvals: [...new Set(points.map((p) => p.n))], title: { text: "heads ablated (n, log scale)" } },
     yaxis: { range: [-0.03, 1.03], tickformat: ".0%", zeroline: false, title: { text: "first-token accuracy" } }, showlegend: true,
     shapes: d.baseline_accuracy === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: d.baseline_accuracy, y1: d.baseline_accuracy, line: { color: "#5f6b7a", dash: "dash", width: 1.5 } }],
-    annotations: d.baseline_accuracy === null ? [] : [{ xref: "paper", x: 1, xanchor: "right", y: d.baseline_accuracy, yanchor: "bottom", text: `no ablation ${pct(d.baseline_accuracy)}`, showarrow: false, font: { color: "#5f6b7a" } }] }, PLOT_CONFIG));
+    annotations: d.baseline_accuracy === null ? [] : [{ xref: "paper", x: 1, xanchor: "right", y: d.baseline_accuracy, yanchor: "bottom", text: `no ablation ${pct(d.baseline_accuracy)}`, showarrow: false, font: { color: "#5f6b7a" } }] }, plotConfig("findings-dose-curve")));
   return section("dose", "(v) Ablation dose curve", claims,
     !points.length ? "The experiment stored no points."
       : `Baseline accuracy ${pct(d.baseline_accuracy)} on ${int(d.scenarios)} held-out ${d.task} scenarios; ${best.change.estimate === worst.change.estimate

@@ -8,6 +8,7 @@ import { CATEGORICAL } from "../colors.js";
 import { bringIntoView, downloadLink, errorBox, fill, h, notAvailable, num, showToken, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
 import { jobBlock, pollJob } from "../jobs.js";
+import { plotConfig } from "../plots.js";
 import { sweepLine, sweepPanel } from "../sweep.js";
 import { inferenceHeader } from "./inference.js";
 
@@ -83,7 +84,7 @@ function doseCurve(div, result) {
       ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: result.baseline_accuracy, y1: result.baseline_accuracy, line: { color: "#555", dash: "dot", width: 1 } }] : [],
     annotations: typeof result.baseline_accuracy === "number"
       ? [{ xref: "paper", x: 1, xanchor: "right", y: result.baseline_accuracy, yanchor: "bottom", text: `no ablation ${result.baseline_accuracy.toFixed(3)}`, showarrow: false, font: { size: 10, color: "#555" } }] : [],
-  }, { displaylogo: false, responsive: true });
+  }, plotConfig(`dose-curve${result.task ? `-${result.task}` : ""}`));
 }
 
 // The export's columns: every number of a row, then its heads (space-separated in one field).

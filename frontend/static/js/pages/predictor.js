@@ -4,12 +4,12 @@
 // it: its importance and its clusters, whose medoids open the head in the gallery.
 // URL: #/predictor/<id>?sort=abs|signed&order=desc|asc&head=L3H5
 
+import { plotConfig } from "../plots.js";
 import { api, query } from "../api.js";
 import { setState } from "../url.js";
 import { errorBox, fill, h, int, loading, num, pct, withStatus } from "../dom.js";
 
 const SORTS = { abs: "mean_abs_shap", signed: "mean_shap" };
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const signed = (x, digits = 4) => (x === null || x === undefined ? "–" : `${x >= 0 ? "+" : "−"}${num(Math.abs(x), digits)}`);
 const interval = (estimate, low, high) => `${pct(estimate)} [${pct(low)}, ${pct(high)}]`;
 
@@ -54,7 +54,7 @@ function drawAccuracy(div, p) {
     annotations: chance === null ? [] : [{ x: chance, yref: "paper", y: 1, yanchor: "bottom", text: `chance ${pct(chance)}`, showarrow: false, font: { size: 11, color: "#D55E00" } }],
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", font: { size: 11 },
   };
-  return window.Plotly.react(div, [trace], layout, PLOT_CONFIG);
+  return window.Plotly.react(div, [trace], layout, plotConfig(`predictor-${p.id}-accuracy`));
 }
 
 function summary(p) {
@@ -161,7 +161,7 @@ function drawReliability(div, bins) {
     yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", tickmode: "auto", nticks: 5, tickformat: "d", showgrid: false, title: { text: "rows", font: { size: 11 } } },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", font: { size: 11 },
   };
-  return window.Plotly.react(div, traces, layout, PLOT_CONFIG);
+  return window.Plotly.react(div, traces, layout, plotConfig("predictor-reliability"));
 }
 
 /** Every head's mean |SHAP| on the layer x head grid (layer 0 at the top, as on the gallery's grid). */
@@ -187,7 +187,7 @@ function drawImportanceMap(div, heads, selected) {
     shapes: chosen ? [{ type: "rect", x0: chosen.head - 0.5, x1: chosen.head + 0.5, y0: chosen.layer - 0.5, y1: chosen.layer + 0.5, line: { color: "#E69F00", width: 3 } }] : [],
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", font: { size: 11 },
   };
-  return window.Plotly.react(div, [trace], layout, PLOT_CONFIG);
+  return window.Plotly.react(div, [trace], layout, plotConfig("predictor-head-importance"));
 }
 
 /** The selected head: its importance and its clusters, each medoid opening the head in the gallery. */
