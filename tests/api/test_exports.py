@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -59,9 +59,8 @@ def assert_round_trip(
         }
 
 
-def test_inferences_export_equals_the_list_api(full_atlas, monkeypatch):
-    client, _ = full_atlas
-    monkeypatch.setattr(exports, "_PAGE", 50)  # the export reads in pages: make this atlas span several
+def every_inference(client) -> list[dict[str, Any]]:
+    """GET /api/inferences of the served model, every page."""
     model = client.get("/api/health").json()["worker"]["model"]["name"]
     listed: list[dict[str, Any]] = []
     offset = 0
@@ -70,7 +69,13 @@ def test_inferences_export_equals_the_list_api(full_atlas, monkeypatch):
         listed += page["items"]
         offset += 200
         if offset >= page["total"]:
-            break
+            return listed
+
+
+def test_inferences_export_equals_the_list_api(full_atlas, monkeypatch):
+    client, _ = full_atlas
+    monkeypatch.setattr(exports, "_PAGE", 50)  # the export reads in pages: make this atlas span several
+    listed = every_inference(client)
     columns, rows = read_csv(client.get("/api/exports/inferences.csv"))
     assert columns == list(listed[0]) == list(InferenceSummary.model_fields)
     assert len(rows) > 3 * 50
@@ -152,3 +157,50 @@ def test_rows_stored_while_the_export_streams_neither_repeat_nor_drop_a_row(
     add_inferences(store, model=model, embedder=None, dim=32, n=3, seed=11)  # stored meanwhile
     written += [row[0] for row in rows]
     assert written == before  # each row once, none lost; the new ones come after the export began
+
+
+def read_parquet(response) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    assert '.parquet"' in response.headers["content-disposition"]
+    return pq.read_table(io.BytesIO(response.content)).to_pylist()
+
+
+def test_every_export_round_trips_as_parquet(full_atlas):
+    """Written as Parquet, read back with pyarrow: equal to what the JSON API says, typed (nulls as nulls,
+    head lists as lists, times as UTC timestamps)."""
+    client, ids = full_atlas
+    assert read_parquet(client.get("/api/exports/inferences.parquet")) == every_inference(client)
+
+    predictors = client.get("/api/predictors").json()
+    rows = read_parquet(client.get("/api/exports/predictors.parquet"))
+    for row, want in zip(rows, predictors, strict=True):
+        assert row.pop("created_at") == datetime.fromisoformat(want.pop("created_at")).replace(tzinfo=UTC)
+        assert row == want
+
+    job = client.get(f"/api/jobs/{ids['experiment_job_id']}").json()
+    rows = read_parquet(client.get(f"/api/exports/experiments/{ids['experiment_job_id']}.parquet"))
+    assert rows == [
+        {c: {"job": job["id"], "task": job["result"]["task"], **r}.get(c) for c in EXPERIMENT_COLUMNS}
+        for r in job["result"]["rows"]
+    ]
+
+    shown = client.get("/api/maps/latest", params={"max_points": 5_000_000}).json()["points"]
+    rows = read_parquet(client.get("/api/exports/maps/latest.parquet"))
+    api_names = ("x", "y", "id", "layer", "head", "task", "correct", "cluster")
+    pairs = list(zip(MAP_COLUMNS, api_names, strict=True))
+    assert rows == [{name: shown[api][i] for name, api in pairs} for i in range(len(rows))]
+    assert len(rows) == len(shown["x"])
+
+
+def test_an_export_of_nothing_is_a_file_with_its_columns(full_atlas):
+    import pyarrow.parquet as pq
+
+    client, _ = full_atlas
+    response = client.get("/api/exports/inferences.parquet", params={"model": "no-such-model"})
+    table = pq.read_table(io.BytesIO(response.content))
+    assert table.num_rows == 0 and table.column_names == list(InferenceSummary.model_fields)
+    other = client.get("/api/exports/inferences.xlsx")
+    assert (other.status_code, other.json()["code"]) == (422, "invalid_request")

@@ -960,7 +960,8 @@ def test_the_full_pattern_outlines_the_holes_row_and_column(page):
 
 
 def test_exports_download_from_the_pages(page, browser_atlas):
-    """The overview's and the map's CSV buttons download the API's exports: every completion, every point."""
+    """The overview's and the map's CSV (and Parquet) buttons download the API's exports: every completion,
+    every point."""
     import csv
     import io
 
@@ -971,6 +972,13 @@ def test_exports_download_from_the_pages(page, browser_atlas):
     total = page.request.get("/api/inferences?limit=1").json()["total"]
     assert got.value.suggested_filename.endswith("inferences.csv") and len(rows) == total
     assert {"id", "first_token_correct", "top1_prob"} <= set(rows[0])
+    with page.expect_download() as got:
+        page.click("#export-inferences-parquet")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(got.value.path())
+    assert got.value.suggested_filename.endswith("inferences.parquet") and table.num_rows == total
+    assert table.column("id").to_pylist() == [int(r["id"]) for r in rows]
     open_view(page, "#/map")
     page.wait_for_selector("#map-plot .main-svg")
     with page.expect_download() as got:

@@ -102,6 +102,7 @@ function doseDetail(job) {
     h("div", { class: "actions" },
       h("span", { class: "muted" }, `${result.rows.length} points${result.model_heads ? ` (the model has ${result.model_heads} heads)` : ""}; export them with the heads each ablated:`),
       downloadLink(`/api/exports/experiments/${job.id}.csv`, `experiment-${job.id}.csv`, "export-csv", "CSV"),
+      downloadLink(`/api/exports/experiments/${job.id}.parquet`, `experiment-${job.id}.parquet`, "export-parquet", "Parquet"),
       h("button", { class: "small", id: "export-json", onclick: exportJson }, "JSON")),
     h("table", { class: "dose-table", id: "dose-table" },
       h("thead", {}, h("tr", {}, ["rule", "asked", "ablated", "accuracy [95% CI]", "change", "incorrect→correct", "correct→incorrect", "heads ablated"].map((c) => h("th", {}, c)))),

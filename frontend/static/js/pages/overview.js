@@ -56,7 +56,8 @@ async function predictorsCard() {
   const tasks = [...byTask.keys()].sort();
   const anyRow = (task) => Object.values(byTask.get(task))[0];
   return h("section", { class: "card wide", id: "predictors" },
-    h("div", { class: "title-row" }, h("h3", {}, "Correctness predictors"), downloadLink("/api/exports/predictors.csv", "predictors.csv", "export-predictors", "CSV")),
+    h("div", { class: "title-row" }, h("h3", {}, "Correctness predictors"), h("span", { class: "actions" }, downloadLink("/api/exports/predictors.csv", "predictors.csv", "export-predictors", "CSV"),
+      downloadLink("/api/exports/predictors.parquet", "predictors.parquet", "export-predictors-parquet", "Parquet"))),
     h("table", { class: "compact" },
       h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "chance"), ...kinds.map((k) => h("th", {}, `${k}: CV accuracy [95% CI]`)))),
       h("tbody", {}, tasks.map((task) => h("tr", {}, h("td", {}, task), h("td", {}, pct(anyRow(task).chance)), ...kinds.map((k) => cell(byTask.get(task)[k])))))),
@@ -193,7 +194,9 @@ export async function render(root, route) {
   fill(root, h("h1", {}, "Atlas"), cards,
     h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskSlot),
     h("section", { class: "panel" },
-      h("div", { class: "title-row" }, h("h2", {}, "Completions"), downloadLink("/api/exports/inferences.csv", "inferences.csv", "export-inferences", "Every completion as CSV")),
+      h("div", { class: "title-row" }, h("h2", {}, "Completions"), h("span", { class: "actions" }, "Every completion as ",
+        downloadLink("/api/exports/inferences.csv", "inferences.csv", "export-inferences", "CSV"),
+        downloadLink("/api/exports/inferences.parquet", "inferences.parquet", "export-inferences-parquet", "Parquet"))),
       h("div", { class: "filters" }, taskSelect, correctSelect, search), listSlot, pager));
   const pickTask = (name) => { taskSelect.value = name; apply(); };
   fill(taskSlot, Array.isArray(taskList) ? taskTable(taskList, pickTask) : errorBox(taskList));
