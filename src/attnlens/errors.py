@@ -231,6 +231,14 @@ class JobNotHeld(StoreError):
     code = "job_not_held"
 
 
+class InUse(AttnLensError):
+    """A deletion would remove rows that another stored result still uses (a clustering a predictor was
+    trained on, a predictor an experiment ranked heads by): the message names them, to delete first."""
+
+    status = 409
+    code = "in_use"
+
+
 class UnknownFimSpelling(UnsupportedArchitecture):
     """The tokenizer has FIM-looking markers that no registered model family spells; running such a
     model left-to-right would silently waste its FIM training, so we stop and say how to register it."""

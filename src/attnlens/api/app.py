@@ -24,6 +24,7 @@ from attnlens.api.routes import (
     patterns,
     predictors,
     registries,
+    results,
     sweeps,
     tasks,
 )
@@ -80,6 +81,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         analyze,
         experiments,
         jobs,
+        results,
         maps,
         clusters,
         registries,
