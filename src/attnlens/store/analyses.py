@@ -98,6 +98,54 @@ def newest_predictors(store: Store, model_name: str, task: str | None = None) ->
     return [newest[key] for key in sorted(newest)]
 
 
+@dataclass(frozen=True)
+class HeadImportance:
+    """One head's SHAP importance in a predictor's final model."""
+
+    name: str
+    mean_abs_shap: float
+    mean_shap: float
+
+
+@dataclass(frozen=True)
+class TaskHeadRanking:
+    """The heads one task's most accurate head-ranking predictor leans on, most important first."""
+
+    task: str | None
+    row: PredictorRow
+    heads: list[HeadImportance]
+
+    @property
+    def chance(self) -> float | None:
+        value = (self.row.evaluation.details or {}).get("chance")
+        return None if value is None else float(value)
+
+    @property
+    def above_chance(self) -> bool:
+        """The accuracy's 95% interval lies above chance; else the ranking is no evidence about the task."""
+        return self.chance is not None and self.row.evaluation.accuracy_low > self.chance
+
+
+def important_heads(store: Store, model_name: str, top: int) -> list[TaskHeadRanking]:
+    """Per task (in name order), the `top` heads by mean |SHAP| in the task's most accurate predictor that
+    ranks heads; tasks whose predictors rank none are left out. The overview and the snapshot show these."""
+    best: dict[str | None, PredictorRow] = {}
+    for row in newest_predictors(store, model_name):
+        if not (row.evaluation.details or {}).get("head_importance"):
+            continue
+        known = best.get(row.predictor.task)
+        if known is None or row.evaluation.accuracy > known.evaluation.accuracy:
+            best[row.predictor.task] = row
+    rankings = []
+    for task, row in sorted(best.items(), key=lambda item: item[0] or ""):
+        entries = sorted((row.evaluation.details or {})["head_importance"], key=lambda e: -e["mean_abs_shap"])
+        heads = [
+            HeadImportance(str(e["name"]), float(e["mean_abs_shap"]), float(e["mean_shap"])) for e in entries
+        ]
+        rankings.append(TaskHeadRanking(task=task, row=row, heads=heads[:top]))
+    return rankings
+
+
 def predictor_blob(store: Store, predictor_id: int) -> bytes | None:
     with store.session() as session:
         return session.scalar(select(Predictor.blob).where(Predictor.id == predictor_id))

@@ -3,6 +3,7 @@ one predictor with the evidence behind its accuracy."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -19,7 +20,12 @@ from attnlens.api.schemas_predictors import (
 )
 from attnlens.errors import NotFound
 from attnlens.heads import HeadRef
-from attnlens.store.analyses import PredictorRow, newest_predictors, predictor_with_evaluation
+from attnlens.store.analyses import (
+    PredictorRow,
+    important_heads,
+    newest_predictors,
+    predictor_with_evaluation,
+)
 
 router = APIRouter(tags=["analysis"])
 
@@ -67,28 +73,16 @@ def read_important_heads(
     """Per task, the `top` heads by mean |SHAP| in the task's most accurate predictor that ranks heads, with
     that predictor's accuracy [95% CI] and whether the interval lies above chance. Tasks whose predictors
     rank no heads are left out; empty before any predictor."""
-    best: dict[str | None, PredictorRow] = {}
-    for row in newest_predictors(store, model or settings.model.name):
-        if not (row.evaluation.details or {}).get("head_importance"):
-            continue
-        known = best.get(row.predictor.task)
-        if known is None or row.evaluation.accuracy > known.evaluation.accuracy:
-            best[row.predictor.task] = row
-    answer = []
-    for task, row in sorted(best.items(), key=lambda item: item[0] or ""):
-        details = row.evaluation.details or {}
-        ranked = sorted(details["head_importance"], key=lambda e: -e["mean_abs_shap"])[:top]
-        chance = details.get("chance")
-        answer.append(
-            TaskHeadsPublic(
-                task=task, predictor_id=row.predictor.id, kind=row.predictor.kind,
-                accuracy=row.evaluation.accuracy, accuracy_low=row.evaluation.accuracy_low,
-                accuracy_high=row.evaluation.accuracy_high, chance=chance,
-                above_chance=chance is not None and row.evaluation.accuracy_low > chance,
-                heads=[_importance(e) for e in ranked],
-            )
-        )  # fmt: skip
-    return answer
+    return [
+        TaskHeadsPublic(
+            task=ranking.task, predictor_id=ranking.row.predictor.id, kind=ranking.row.predictor.kind,
+            accuracy=ranking.row.evaluation.accuracy, accuracy_low=ranking.row.evaluation.accuracy_low,
+            accuracy_high=ranking.row.evaluation.accuracy_high, chance=ranking.chance,
+            above_chance=ranking.above_chance,
+            heads=[_importance(asdict(head)) for head in ranking.heads],
+        )
+        for ranking in important_heads(store, model or settings.model.name, top)
+    ]  # fmt: skip
 
 
 def _shuffled(control: dict[str, Any] | None) -> ShuffledControlPublic | None:
