@@ -99,3 +99,18 @@ def test_remote_unstored_analysis_is_the_same_and_writes_nothing(split):
     assert isinstance(a[0].grid, PastedGrid) and (a[0].grid.n_layers, a[0].grid.n_heads) == (4, 4)
     assert len(a[0].grid.stats["entropy"]) == 16
     assert rows() == before
+
+
+def test_a_hole_preview_crosses_the_http_boundary_aligned_and_refusals_keep_their_code(split):
+    """The worker service widens a preview with its model's tokens, as the in-process worker does."""
+    from attnlens.contracts.results import HoleRequest
+    from attnlens.errors import InvalidHole
+
+    local, remote, api = split
+    code = "class A {\n    int twice(int x) {\n        return x + x;\n    }\n}\n"
+    hole = HoleRequest(cursor=0, task="identifiers")
+    assert remote.preview_holes(code, hole, None) == local.preview_holes(code, hole, None)
+    answer = api.post("/api/analyze/holes", json={"code": code, "hole": {"cursor": 0, "task": "identifiers"}})
+    assert answer.status_code == 200 and answer.json()["aligned"] is True and answer.json()["holes"]
+    with pytest.raises(InvalidHole):
+        remote.preview_holes(code, HoleRequest(start=5, end=5), None)

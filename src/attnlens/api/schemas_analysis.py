@@ -18,6 +18,9 @@ class MapPoints(BaseModel):
     cluster: list[int | None] = Field(
         description="The pattern's cluster in its head (latest clustering; -1 noise, null if not clustered)."
     )
+    inference: list[int] = Field(
+        description="The inference (completion) the pattern was captured in (GET /api/inferences/{id})."
+    )
 
 
 class MapPublic(BaseModel):

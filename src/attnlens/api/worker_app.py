@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from attnlens.api.auth import require_token
 from attnlens.api.body_limit import BodySizeLimit
 from attnlens.api.errors import install_error_handlers
-from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
+from attnlens.contracts.results import AblationOutcome, HolePreview, HoleRequest, PastedHole
 from attnlens.heads import HeadRef
 from attnlens.service.http import pack_array, unpack_array
 from attnlens.service.protocol import WorkerClient
@@ -78,6 +78,10 @@ def create_worker_app(worker: WorkerClient, *, max_body_bytes: int, token: str |
             expected_token_id=call.expected_token_id,
             draft_ids=call.draft_ids,
         )
+
+    @app.post("/worker/preview_holes")
+    def preview_holes(call: AnalyzeCall) -> HolePreview:
+        return worker.preview_holes(call.code, call.hole, call.tasks)
 
     @app.post("/worker/analyze")
     def analyze(call: AnalyzeCall) -> list[PastedHole]:

@@ -10,24 +10,12 @@ from attnlens.atlas.build import BuildRequest, run_build
 from attnlens.atlas.indexing import sync_index
 from attnlens.atlas.jobs import JobContext, require
 from attnlens.config import Settings
-from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS, check_corpus
-from attnlens.contracts.tasks import parse_tasks
+from attnlens.contracts.job_parameters import build_parameters
+from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
 from attnlens.store import Store
 from attnlens.store.jobs import enqueue_job, has_job_of_kind
 
 log = logging.getLogger(__name__)
-
-
-def build_parameters(corpus: str, tasks: str, per_task: int, seed: int, batch_size: int) -> dict[str, Any]:
-    """Job parameters of an atlas build, validated now so a bad request fails before it is queued."""
-    check_corpus(corpus)
-    return {
-        "corpus": corpus,
-        "tasks": list(parse_tasks(tasks)),
-        "per_task": per_task,
-        "seed": seed,
-        "batch_size": batch_size,
-    }
 
 
 def run_atlas_build(ctx: JobContext) -> dict[str, Any]:

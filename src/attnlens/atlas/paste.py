@@ -6,7 +6,8 @@ store it, write nothing and return its grid inline, and predict correctness.
 
 Pasted code is usually shorter than an atlas window: prompts here take up to `context_tokens` tokens and
 may be shorter; AP-MAE zero-pads such patterns to its input size (as the reference code does for short
-inputs). Offsets in requests count Unicode code points of `code` (Python string indices).
+inputs). Offsets in requests count Unicode code points of `code` (Python string indices). The holes
+are chosen by `attnlens.atlas.paste_holes`, which POST /api/analyze/holes previews with.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ import numpy as np
 from attnlens.atlas.build import write_processed
 from attnlens.atlas.indexing import sync_index
 from attnlens.atlas.jobs import ModelRuntime
+from attnlens.atlas.paste_holes import NO_PREFIX, check_code, holes_for, parse_java, token_hole
 from attnlens.atlas.prediction import as_vectors, predict_for_inference
 from attnlens.atlas.process import ProcessedInference, process_batch
 from attnlens.config import Settings
 from attnlens.contracts.results import HoleRequest, PastedGrid, PastedHole
-from attnlens.contracts.tasks import AUTO_TASKS, CURSOR_TASKS, SELECTION_FALLBACK_TASK
-from attnlens.errors import BinaryInput, EmptyInput, InputTooLarge, InvalidHole, NotJava
+from attnlens.contracts.tasks import CURSOR_TASKS, SELECTION_FALLBACK_TASK
+from attnlens.errors import InvalidHole
 from attnlens.heads import HeadRef
-from attnlens.mining.java import ParsedJava, Span, shared_parser
+from attnlens.mining.java import ParsedJava, Span
 from attnlens.mining.scenarios import Scenario
-from attnlens.mining.tokens import TokenTable, tokenize_file
-from attnlens.mining.windows import FIM_MARKERS, align_hole
+from attnlens.mining.tokens import TokenTable
+from attnlens.mining.windows import FIM_MARKERS
 from attnlens.store import Store, save_scenarios
 from attnlens.store.inferences import inference_of_scenario
 from attnlens.store.models import PASTED, PASTED_ALIGNMENT, PASTED_CORPUS
@@ -38,84 +40,6 @@ from attnlens.store.patterns import STAT_COLUMNS
 
 if TYPE_CHECKING:
     from attnlens.model import TargetModel
-
-# More of the code than this failing to parse means it is not Java (or not a fragment tree-sitter can read).
-MAX_ERROR_FRACTION = 0.3
-MAX_AUTO_TASKS = 4
-
-
-def check_code(code: str, max_bytes: int) -> bytes:
-    """The UTF-8 bytes of `code`, or the error that says what is wrong with it."""
-    if not code.strip():
-        raise EmptyInput("the code is empty; paste some Java.")
-    source = code.encode("utf-8", errors="strict")
-    if len(source) > max_bytes:
-        raise InputTooLarge(f"the code is {len(source):,} bytes; at most {max_bytes:,} are accepted.")
-    if "\x00" in code:
-        raise BinaryInput("the code contains NUL bytes; paste Java source text, not a binary file.")
-    return source
-
-
-def parse_java(source: bytes) -> ParsedJava:
-    parsed = shared_parser().parse(source)
-    broken = sum(e - s for s, e in zip(parsed.errors.starts, parsed.errors.ends, strict=True))
-    meaningful = len(source.strip()) or 1
-    if broken / meaningful > MAX_ERROR_FRACTION:
-        raise NotJava(
-            f"{100 * broken / meaningful:.0f}% of the code does not parse as Java; "
-            "paste a Java class, method or statements."
-        )
-    return parsed
-
-
-def holes_for(
-    code: str, parsed: ParsedJava, hole: HoleRequest | None, tasks: list[str] | None
-) -> list[tuple[str | None, Span]]:
-    """The requested holes as byte spans: a selection, the next span of a task after a cursor, or one span
-    per task picked automatically (the last one, so left-to-right prompts get the most context)."""
-
-    def to_byte(i: int) -> int:
-        return len(code[:i].encode("utf-8"))
-
-    if hole is not None and hole.start is not None:
-        start, end = hole.start, hole.end if hole.end is not None else -1
-        if not 0 <= start < end <= len(code):
-            raise InvalidHole(
-                f"the selection [{start}, {end}) must be non-empty and inside the code (0..{len(code)})."
-            )
-        if not code[start:end].strip():
-            raise InvalidHole("the selection is only white space; select the code the model should complete.")
-        b0, b1 = to_byte(start), to_byte(end)
-        return [(None, Span(b0, b1, parsed.smallest_named_node(b0, b1)))]
-    if hole is not None and hole.cursor is not None:
-        cursor, task = hole.cursor, hole.task or ""
-        if task not in CURSOR_TASKS:
-            raise InvalidHole(
-                f"task {task!r} cannot be placed at a cursor; choose one of {', '.join(CURSOR_TASKS)}."
-            )
-        if not 0 <= cursor <= len(code):
-            raise InvalidHole(f"the cursor {cursor} is outside the code (0..{len(code)}).")
-        after = [s for s in parsed.spans.get(task, []) if s.start >= to_byte(cursor)]
-        if not after:
-            raise InvalidHole(
-                f"no {task} target at or after the cursor; move the cursor or pick another task."
-            )
-        return [(task, after[0])]
-    chosen = tasks or ["identifiers"]
-    if len(chosen) > MAX_AUTO_TASKS:
-        raise InvalidHole(f"at most {MAX_AUTO_TASKS} tasks per request.")
-    out: list[tuple[str | None, Span]] = []
-    for task in chosen:
-        if task not in AUTO_TASKS:
-            raise InvalidHole(f"unknown task {task!r}; choose from {', '.join(AUTO_TASKS)}.")
-        spans = parsed.spans.get(task, [])
-        if spans:
-            out.append((task, spans[-1]))
-    if not out:
-        raise InvalidHole(
-            f"the code has no target for {', '.join(chosen)}; pick another task or select a span."
-        )
-    return out
 
 
 def build_scenario(
@@ -129,20 +53,14 @@ def build_scenario(
 ) -> Scenario:
     """Align the hole to token boundaries and build a prompt of at most `context` tokens: a scenario of
     the `pasted` corpus, like the ones mining makes (its task is `selection` for a selected span)."""
-    tokens = tokenize_file(table, code, source)
-    if isinstance(tokens, str):
-        raise InvalidHole(
-            f"the code cannot be tokenized faithfully ({tokens}); "
-            "remove special-token text such as <|endoftext|>."
-        )
-    hole = align_hole(tokens, span.start, span.end)
+    fim = model.info.fim
+    tokens, hole = token_hole(table, code, source, span, left_to_right=fim is None)
     ids = tokens.ids.tolist()
     target_ids = ids[hole.first : hole.last + 1]
-    fim = model.info.fim
     if fim is None:
         prefix = ids[max(0, hole.first - context) : hole.first]
         if not prefix:
-            raise InvalidHole("there is no code before the hole; this model completes left to right.")
+            raise InvalidHole(NO_PREFIX)
         prompt, mode, n_prefix, n_suffix = prefix, "l2r", len(prefix), 0
     else:
         budget = context - FIM_MARKERS

@@ -20,6 +20,7 @@ import numpy as np
 from attnlens.atlas.clustering import model_of
 from attnlens.atlas.jobs import JobContext
 from attnlens.atlas.predictor_baselines import baseline_details
+from attnlens.contracts.job_parameters import predictor_parameters as predictor_parameters  # re-exported
 from attnlens.contracts.tasks import NOISE_TASK
 from attnlens.errors import InsufficientData
 from attnlens.store.analyses import latest_clustering
@@ -40,11 +41,6 @@ PREDICTOR_SETTINGS = {
     "seed", "predictor_iterations", "predictor_depth", "predictor_learning_rate", "predictor_early_stopping",
     "predictor_eval_fraction", "predictor_pca_components", "cv_folds",
 }  # fmt: skip
-
-
-def predictor_parameters(tasks: list[str] | None, model: str | None) -> dict[str, Any]:
-    """Job parameters of a predictor training (tasks None: every task in the atlas plus `noise`)."""
-    return {"tasks": tasks, "model": model}
 
 
 def _interval(interval: Any) -> dict[str, float]:

@@ -39,18 +39,22 @@ def run_analysis_job(ctx: typer.Context, kind: str, parameters: dict[str, Any], 
 @atlas_app.command("cluster")
 def cluster(ctx: typer.Context, model: ModelOption = None) -> None:
     """Cluster each head's stored patterns (UMAP + HDBSCAN, settings under ATTNLENS_ANALYSIS__*)."""
+    from attnlens.contracts.job_parameters import analysis_parameters
     from attnlens.contracts.jobs import ATLAS_CLUSTER
 
-    result = run_analysis_job(ctx, ATLAS_CLUSTER, {"model": model or settings_of(ctx).model.name}, "head")
+    parameters = analysis_parameters(model, settings_of(ctx).model.name)
+    result = run_analysis_job(ctx, ATLAS_CLUSTER, parameters, "head")
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @atlas_app.command("map")
 def cluster_map(ctx: typer.Context, model: ModelOption = None) -> None:
     """Compute the 2-D map of every stored pattern (UMAP fitted on analysis.map_fit_sample points)."""
+    from attnlens.contracts.job_parameters import analysis_parameters
     from attnlens.contracts.jobs import ATLAS_MAP
 
-    result = run_analysis_job(ctx, ATLAS_MAP, {"model": model or settings_of(ctx).model.name}, "point")
+    parameters = analysis_parameters(model, settings_of(ctx).model.name)
+    result = run_analysis_job(ctx, ATLAS_MAP, parameters, "point")
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
@@ -63,14 +67,15 @@ def train(
     model: ModelOption = None,
 ) -> None:
     """Cross-validate and train every registered predictor kind per task on the latest clustering."""
-    from attnlens.atlas.train_predictors import predictor_parameters
+    from attnlens.contracts.job_parameters import predictor_parameters
     from attnlens.contracts.jobs import TRAIN_PREDICTORS
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    parameters = predictor_parameters(names, model or settings_of(ctx).model.name)
+    model_name = model or settings_of(ctx).model.name
+    parameters = predictor_parameters(names, model_name)
     result = run_analysis_job(ctx, TRAIN_PREDICTORS, parameters, "step")
     typer.echo(json.dumps(result, indent=2, default=str))
-    typer.echo(report_table(ctx, parameters["model"]))
+    typer.echo(report_table(ctx, model_name))
 
 
 def report_table(ctx: typer.Context, model_name: str) -> str:

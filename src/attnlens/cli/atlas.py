@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from attnlens.cli.common import run_job_with_progress, settings_of
+from attnlens.contracts.job_parameters import DEFAULT_PER_TASK, build_parameters
 
 atlas_app = typer.Typer(
     help="Build and inspect atlases (scenarios -> model -> AP-MAE -> SQLite + FAISS).", no_args_is_help=True
@@ -27,7 +28,7 @@ def build(
     model: Annotated[
         str | None, typer.Option(help="Target model preset, hub id or folder (default: smollm2).")
     ] = None,
-    per_task: Annotated[int, typer.Option(help="Scenarios per task.", min=1)] = 50,
+    per_task: Annotated[int, typer.Option(help="Scenarios per task.", min=1)] = DEFAULT_PER_TASK,
     tasks: Annotated[str, typer.Option(help="`all` or comma-separated task names.")] = "all",
     seed: Annotated[int | None, typer.Option(help="Mining seed (default: mining.seed).")] = None,
     batch_size: Annotated[
@@ -38,7 +39,6 @@ def build(
     ] = None,
 ) -> None:
     """Mine scenarios, run the model, embed every head, store and index them. Re-run to resume."""
-    from attnlens.atlas.build_job import build_parameters
     from attnlens.contracts.jobs import ATLAS_BUILD
     from attnlens.service.local import LocalWorker
     from attnlens.store import open_store

@@ -141,3 +141,28 @@ class SweepRow:
     top_token_id: int  # the greedy first token with the ablation
     top_token: str
     flipped: bool  # the greedy first token differs from the un-ablated one
+
+
+@dataclass(frozen=True)
+class PreviewedHole:
+    """A hole a run would complete. [start, end) is the hole (token-aligned when the preview had the
+    model's tokens) and `expected_text` its text as the run reports it (`target_text`); [target_start,
+    target_end) is the selection or the task's target before the widening. Offsets are code points."""
+
+    task: str | None
+    node_type: str
+    start: int
+    end: int
+    expected_text: str
+    target_start: int
+    target_end: int
+
+
+@dataclass(frozen=True)
+class HolePreview:
+    """The holes a paste request would get, found without running the model. `aligned`: widened to the
+    served model's tokens as the run widens them (False while the model loads; `note` says why)."""
+
+    holes: list[PreviewedHole]
+    aligned: bool
+    note: str | None = None

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from attnlens import errors
-from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
+from attnlens.contracts.results import AblationOutcome, HolePreview, HoleRequest, PastedHole
 from attnlens.errors import AttnLensError, ModelUnavailable, Unauthorized
 from attnlens.heads import HeadRef
 
@@ -37,6 +37,7 @@ _BY_CODE = {
     cls.code: cls for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, AttnLensError)
 }
 _PASTED_HOLES = TypeAdapter(list[PastedHole])
+_PREVIEW = TypeAdapter(HolePreview)
 _ABLATION = TypeAdapter(AblationOutcome)
 
 
@@ -125,3 +126,7 @@ class HttpWorker:
             "store": store,
         }
         return _PASTED_HOLES.validate_python(self._call("POST", "/worker/analyze", payload))
+
+    def preview_holes(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> HolePreview:
+        payload = {"code": code, "hole": None if hole is None else asdict(hole), "tasks": tasks}
+        return _PREVIEW.validate_python(self._call("POST", "/worker/preview_holes", payload))

@@ -14,6 +14,7 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from attnlens.contracts.results import HolePreview
 from attnlens.errors import AttnLensError, ModelLoading, ModelUnavailable
 from attnlens.service.gate import ModelGate
 from attnlens.service.model_thread import ModelThread
@@ -196,6 +197,23 @@ class LocalWorker:
 
             self._token_table = TokenTable(self.model.tokenizer)
         return self._token_table
+
+    def preview_holes(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> HolePreview:
+        """The holes `analyze` would make (no model run, no gate): widened with the model's token table once
+        the model has loaded; before, the span tree-sitter picks, and a note that the run may widen it."""
+        from attnlens.atlas.paste_holes import preview_holes
+
+        try:
+            tokens = (self.token_table(), self.model.info.fim is None)
+            note = None
+        except ModelUnavailable as exc:
+            tokens = None
+            note = (
+                f"the model's tokenizer is not at hand yet ({exc.message}): each hole is the selection or "
+                "the task's target, and the run may widen it to whole tokens."
+            )
+        holes = preview_holes(code, hole, tasks, max_bytes=self.settings.api.max_code_bytes, tokens=tokens)
+        return HolePreview(holes=holes, aligned=tokens is not None, note=note)
 
     def analyze(
         self, code: str, hole: HoleRequest | None, tasks: list[str] | None, *, store: bool = True

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from attnlens.contracts.results import AblationOutcome, HoleRequest, PastedHole
+    from attnlens.contracts.results import AblationOutcome, HolePreview, HoleRequest, PastedHole
     from attnlens.heads import HeadRef
 
 WorkerState = Literal["starting", "loading", "ready", "error"]
@@ -56,4 +56,9 @@ class WorkerClient(Protocol):
     ) -> list[PastedHole]:
         """Pasted Java: one analysed hole per requested hole, stored as pasted inferences; with
         `store=False` nothing is written and each hole carries its grid instead of an inference id."""
+        ...
+
+    def preview_holes(self, code: str, hole: HoleRequest | None, tasks: list[str] | None) -> HolePreview:
+        """The holes `analyze` would complete for the same request, without running the model (widened to
+        the model's tokens once it has loaded), or the error `analyze` would raise before running it."""
         ...

@@ -1,84 +1,45 @@
-// Cluster map: a WebGL scatter of the atlas's 2-D map, coloured by layer, head, cluster, task or correctness.
-// Hover names the point and shows its stored thumbnail (no model call); click opens the full pattern.
-// URL: #/map?color=layer&max=200000
+// Cluster map: a WebGL scatter of the atlas's 2-D map, coloured by layer, head, cluster, task or correctness,
+// narrowed by filters (layer, head, task, first-token correctness) and by hidden completions. Hover names the
+// point and shows its stored thumbnail (no model call); click opens the full pattern; a box or lasso selection
+// lists its patterns under the map.
+// URL: #/map?color=layer&max=200000&layer=0-3&head=2&task=eol&correct=false&exclude=12,40&drag=lasso
 
-import { api, decodeBytes, has, query } from "../api.js";
+import { api, decodeBytes, has, query, tasks } from "../api.js";
 import { setState } from "../url.js";
-import { CATEGORICAL, thumbnailCanvas } from "../colors.js";
+import { thumbnailCanvas } from "../colors.js";
 import { downloadLink, errorBox, fill, h, int, notAvailable, withStatus } from "../dom.js";
 import { notYet } from "../jobs.js";
+import { colourFrame, pointLabels, traces } from "../map_traces.js";
+import { completionsOf, describeFilters, exclusionList, filterBar, filterParams, readFilters, visibleRows } from "../map_filters.js";
+import { openPattern, selectionPanel } from "../map_selection.js";
+import { plotConfig } from "../plots.js";
+
+export { categoryColour, categorySymbol } from "../map_traces.js";
 
 const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
+const DRAG_MODES = [["pan", "pan"], ["select", "box select"], ["lasso", "lasso"]];
 const PREVIEW_DELAY_MS = 40; // a pause, not a pass: the thumbnail is a database read
 
-export function traces(points, colour) {
-  const n = points.id.length;
-  const customdata = new Array(n);
-  for (let i = 0; i < n; i++) customdata[i] = [`L${points.layer[i]}H${points.head[i]}`, points.task[i] ?? "pasted", points.cluster[i] ?? "–", points.correct[i] === null ? "unknown" : points.correct[i] ? "right" : "wrong", points.id[i]];
-  const base = {
-    type: "scattergl", mode: "markers",
-    hovertemplate: "%{customdata[0]} · pattern %{customdata[4]}<br>task %{customdata[1]} · cluster %{customdata[2]}<br>first token %{customdata[3]}<extra></extra>",
+/** The x and y ranges of every loaded point, padded: the frame stays put while filters change. */
+function fullRanges(points) {
+  const range = (values) => {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (!(lo <= hi)) return [-1, 1];
+    const pad = (hi - lo || 1) * 0.04;
+    return [lo - pad, hi + pad];
   };
-  if (colour === "layer" || colour === "head" || colour === "cluster") {
-    return [{ ...base, x: points.x, y: points.y, customdata,
-      marker: { size: 4, opacity: 0.8, color: points[colour].map((v) => (v === null ? -1 : v)), colorscale: "Viridis", showscale: true,
-        colorbar: { title: { text: colour === "cluster" ? "cluster (within head; -1 noise)" : colour }, thickness: 10 } } }];
-  }
-  // Categories: one trace each, so the legend names them and they can be hidden.
-  const key = (i) => (colour === "task" ? points.task[i] ?? "pasted" : points.correct[i] === null ? "unknown" : points.correct[i] ? "right" : "wrong");
-  const groups = new Map();
-  for (let i = 0; i < n; i++) {
-    const k = key(i);
-    if (!groups.has(k)) groups.set(k, []);
-    groups.get(k).push(i);
-  }
-  const fixed = { right: "#0072B2", wrong: "#D55E00", unknown: "#999999" };
-  const symbols = { right: "circle", wrong: "x", unknown: "circle-open" };
-  if (colour === "correct") return outcomeTraces(points, customdata, base, key, fixed, symbols);
-  return [...groups.entries()].sort().map(([k, idx], g) => ({
-    ...base, name: k,
-    x: idx.map((i) => points.x[i]), y: idx.map((i) => points.y[i]), customdata: idx.map((i) => customdata[i]),
-    marker: { size: 4, opacity: 0.8, color: fixed[k] ?? categoryColour(g), symbol: colour === "correct" ? symbols[k] : categorySymbol(g) },
-  }));
+  return { x: range(points.x), y: range(points.y) };
 }
-
-/** Seeded Fisher-Yates order of 0..n-1 (the same picture on every load). */
-function shuffledOrder(n, seed = 12345) {
-  const order = Array.from({ length: n }, (_, i) => i);
-  let state = seed >>> 0;
-  for (let i = n - 1; i > 0; i--) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    const j = state % (i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
-/** Right / wrong / unknown as ONE trace in a shuffled order: with a trace per outcome the one drawn last
- * covered the other, and a map of 55% right read as all wrong. Interleaved, each region shows its real mix;
- * the legend (marker-only entries) gives each outcome's share of the points shown. */
-function outcomeTraces(points, customdata, base, key, colours, symbols) {
-  const n = points.id.length;
-  const order = shuffledOrder(n);
-  const counts = {};
-  for (let i = 0; i < n; i++) counts[key(i)] = (counts[key(i)] || 0) + 1;
-  const all = { ...base, name: "patterns", showlegend: false,
-    x: order.map((i) => points.x[i]), y: order.map((i) => points.y[i]), customdata: order.map((i) => customdata[i]),
-    marker: { size: 4, opacity: 0.7, color: order.map((i) => colours[key(i)]), symbol: order.map((i) => symbols[key(i)]) } };
-  const legend = ["right", "wrong", "unknown"].filter((k) => counts[k]).map((k) => ({
-    type: "scattergl", mode: "markers", x: [null], y: [null], hoverinfo: "skip",
-    name: `${k}: ${(100 * counts[k] / n).toFixed(1)}% (${int(counts[k])})`, marker: { size: 8, color: colours[k], symbol: symbols[k] } }));
-  return [all, ...legend];
-}
-
-// More categories than colours (14 tasks, 8 Okabe-Ito colours): each further round of colours takes the
-// next marker shape, so no two categories look alike (they shared colours before).
-const CATEGORY_SYMBOLS = ["circle", "square", "diamond", "triangle-up"];
-export const categoryColour = (g) => CATEGORICAL[g % CATEGORICAL.length];
-export const categorySymbol = (g) => CATEGORY_SYMBOLS[Math.floor(g / CATEGORICAL.length) % CATEGORY_SYMBOLS.length];
 
 export async function render(root, route) {
-  const colour = COLOURINGS.includes(route.params.get("color")) ? route.params.get("color") : "layer";
+  let colour = COLOURINGS.includes(route.params.get("color")) ? route.params.get("color") : "layer";
+  let dragmode = DRAG_MODES.some(([m]) => m === route.params.get("drag")) ? route.params.get("drag") : "pan";
+  let filters = readFilters(route.params);
   const maxPoints = Number(route.params.get("max") || 200000);
   const status = h("div");
   fill(root, h("h1", {}, "Cluster map"), status);
@@ -90,26 +51,143 @@ export async function render(root, route) {
     fill(root, h("h1", {}, "Cluster map"), notice);
     return () => waiting.abort();
   }
+  // The task filter's list comes from the server; asked for while the map loads.
+  const taskRequest = tasks().then((list) => ({ list }), (error) => ({ error }));
   const data = await withStatus(status, "Loading the map", () => api(`/api/maps/latest${query({ max_points: maxPoints })}`));
   if (!data) return;
+  const { list: taskList = null, error: taskError = null } = await taskRequest;
+  const points = data.points;
+  const labels = pointLabels(points);
+  const frame = colourFrame(points);
+  const perInference = completionsOf(points);
+  const loaded = points.id.length;
+
   const select = h("select", { id: "map-colour", "aria-label": "colour by" }, COLOURINGS.map((c) => h("option", { value: c, selected: c === colour }, c)));
+  const drag = h("select", { id: "map-drag", "aria-label": "drag to" }, DRAG_MODES.map(([m, text]) => h("option", { value: m, selected: m === dragmode }, text)));
   const plot = h("div", { id: "map-plot", class: "map-plot" });
   const preview = h("aside", { class: "panel preview", id: "map-preview" }, h("p", { class: "muted" }, "Rest the pointer on a point to preview its pattern; click to open it."));
+  const filterSlot = h("div");
+  const count = h("p", { class: "map-count", id: "map-count", role: "status" });
+  const exclusions = h("div");
+  const selectionSlot = h("div");
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, "Cluster map"),
-      h("span", {}, h("label", {}, "colour by ", select), " ", downloadLink("/api/exports/maps/latest.csv", `map-${data.map_id}.csv`, "export-map", "Every point as CSV"))),
-    h("p", { class: "muted" }, `map ${data.map_id} · ${data.model} · showing ${int(data.shown)} of ${int(data.total)} patterns${data.shown < data.total ? " (deterministic sample)" : ""}`),
-    h("div", { class: "map-layout" }, h("section", { class: "panel" }, plot), preview));
+      h("span", {}, h("label", {}, "colour by ", select), " ", h("label", {}, "drag to ", drag), " ",
+        h("span", { class: "actions" }, "Every point as ", downloadLink("/api/exports/maps/latest.csv", `map-${data.map_id}.csv`, "export-map", "CSV"),
+          downloadLink("/api/exports/maps/latest.parquet", `map-${data.map_id}.parquet`, "export-map-parquet", "Parquet")))),
+    h("p", { class: "muted" }, `map ${data.map_id} · ${data.model} · loaded ${int(data.shown)} of the map's ${int(data.total)} patterns${data.shown < data.total ? " (a deterministic sample; raise max in the address for more)" : ""}`),
+    status, filterSlot, count, exclusions,
+    h("div", { class: "map-layout" }, h("section", { class: "panel" }, plot), preview),
+    selectionSlot);
 
-  const draw = (c) => window.Plotly.react(plot, traces(data.points, c), {
-    margin: { l: 30, r: 10, t: 10, b: 30 }, height: 600, hovermode: "closest", dragmode: "pan",
-    xaxis: { zeroline: false, showticklabels: false }, yaxis: { zeroline: false, showticklabels: false },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", legend: { itemsizing: "constant" },
-  }, { displaylogo: false, responsive: true, scrollZoom: true });
-  await draw(colour);
+  let shown = [];
+  let rowsOf = [];
+  let selected = null; // a Set of map rows, or null: no selection
+  let ranges = fullRanges(points);
+
+  let redrawing = false;
+  const draw = async () => {
+    const built = traces(points, colour, { rows: shown, labels, frame, selected });
+    rowsOf = built.rowsOf;
+    // Keep the reader's zoom: Plotly writes the range it shows back into the layout.
+    if (plot.layout?.xaxis?.range) ranges = { x: [...plot.layout.xaxis.range], y: [...plot.layout.yaxis.range] };
+    // A redraw drops the drawn box or lasso (the selection lives on as `selectedpoints`), and Plotly reports
+    // that as an empty selection: not the reader's doing, so the handlers below ignore it.
+    redrawing = true;
+    try {
+      await window.Plotly.react(plot, built.traces, {
+        margin: { l: 30, r: 10, t: 10, b: 30 }, height: 600, hovermode: "closest", dragmode,
+        xaxis: { zeroline: false, showticklabels: false, range: ranges.x }, yaxis: { zeroline: false, showticklabels: false, range: ranges.y },
+        paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", legend: { itemsizing: "constant" },
+      }, plotConfig(`map-${data.map_id}`, { scrollZoom: true }));
+    } finally {
+      redrawing = false;
+    }
+  };
+
+  const showSelection = () => fill(selectionSlot, selectionPanel(points, selected, {
+    shownRows: shown, mapId: data.map_id, onExclude: (id) => hide(id), onClear: () => {
+      selected = null;
+      draw();
+      showSelection();
+    },
+  }));
+
+  // Filters or hidden completions changed: recount, redraw, and keep what is still shown of the selection.
+  const apply = async () => {
+    shown = visibleRows(points, filters);
+    if (selected) selected = new Set(shown.filter((i) => selected.has(i)));
+    const words = describeFilters(filters);
+    if (filters.exclude.length) words.push(`${filters.exclude.length} ${filters.exclude.length === 1 ? "completion" : "completions"} hidden`);
+    fill(count, h("strong", {}, `${int(shown.length)} of ${int(loaded)} ${loaded < data.total ? "loaded " : ""}points shown`),
+      words.length ? ` · ${words.join(" · ")}` : " · no filter",
+      shown.length === 0 ? h("span", { class: "muted" }, " · no point matches: clear a filter to see some") : null);
+    fill(exclusions, exclusionList(filters.exclude, { perInference, onUndo: (ids) => {
+      filters = { ...filters, exclude: filters.exclude.filter((id) => !ids.includes(id)) };
+      update();
+    } }));
+    showSelection();
+    await draw();
+  };
+  let live = true; // a filter typed just before leaving the page must not write into the next page's address
+  const update = () => {
+    if (!live) return;
+    setState(filterParams(filters));
+    return apply();
+  };
+  const hide = (inferenceId) => {
+    if (filters.exclude.includes(inferenceId)) return;
+    filters = { ...filters, exclude: [...filters.exclude, inferenceId].sort((a, b) => a - b) };
+    update();
+  };
+
+  try {
+    visibleRows(points, filters);
+  } catch (err) {
+    // A layer or head filter in the address that does not read: say so, and show every point.
+    fill(status, errorBox(new Error(`The address's layer or head filter does not read (${err.message}); showing every layer and head.`)));
+    filters = { ...filters, layer: "", head: "" };
+  }
+  fill(filterSlot, filterBar(filters, { points, frame, taskList, taskError, onChange: (edited) => {
+    filters = { ...edited, exclude: filters.exclude };
+    update();
+  } }));
+  await apply();
+
   select.addEventListener("change", () => {
-    setState({ color: select.value });
-    draw(select.value);
+    colour = select.value;
+    setState({ color: colour });
+    draw();
+  });
+  drag.addEventListener("change", () => {
+    dragmode = drag.value;
+    setState({ drag: dragmode === "pan" ? "" : dragmode });
+    window.Plotly.relayout(plot, { dragmode });
+  });
+  plot.on("plotly_relayout", (change) => {
+    // The map's own toolbar changes the drag mode too: keep the menu and the address in step.
+    if (!change || !change.dragmode || change.dragmode === dragmode) return;
+    dragmode = change.dragmode;
+    if (DRAG_MODES.some(([m]) => m === dragmode)) drag.value = dragmode;
+    setState({ drag: dragmode === "pan" ? "" : dragmode });
+  });
+  plot.on("plotly_selected", (event) => {
+    if (redrawing) return;
+    if (!event || !Array.isArray(event.points)) {
+      selected = null; // Plotly cleared its selection (a click in select mode)
+    } else {
+      selected = new Set();
+      for (const p of event.points) {
+        const row = rowsOf[p.curveNumber]?.[p.pointIndex ?? p.pointNumber];
+        if (row !== undefined) selected.add(row);
+      }
+    }
+    showSelection();
+  });
+  plot.on("plotly_deselect", () => {
+    if (redrawing) return;
+    selected = null;
+    showSelection();
   });
 
   const cache = new Map();
@@ -117,9 +195,13 @@ export async function render(root, route) {
   let controller = null;
   plot.on("plotly_hover", (event) => {
     const point = event.points[0];
-    const [name, task, cluster, correct, id] = point.customdata;
+    if (!point.customdata) return;
+    const [name, task, cluster, correct, id, inferenceId] = point.customdata;
     clearTimeout(timer);
-    fill(preview, h("h2", {}, `${name} · pattern ${id}`), h("p", {}, `task ${task} · cluster ${cluster} · first token ${correct}`));
+    fill(preview, h("h2", {}, `${name} · pattern ${id}`), h("p", {}, `task ${task} · cluster ${cluster} · first token ${correct}`),
+      h("p", {}, h("a", { href: `#/inference/${inferenceId}` }, `completion #${inferenceId}`), " ",
+        h("button", { type: "button", class: "small", id: "map-preview-hide", title: "hide every point of this completion from the map",
+          onclick: () => hide(inferenceId) }, "hide this completion")));
     // The stored thumbnail, read from the database (no model call): shown as soon as the pointer pauses.
     timer = setTimeout(async () => {
       controller?.abort();
@@ -141,10 +223,11 @@ export async function render(root, route) {
     }, PREVIEW_DELAY_MS);
   });
   plot.on("plotly_click", (event) => {
-    const id = event.points[0].customdata[4];
-    location.hash = `#/pattern/${id}`;
+    const about = event.points[0].customdata;
+    if (about) openPattern(about[4]);
   });
   return () => {
+    live = false;
     clearTimeout(timer);
     controller?.abort();
     window.Plotly.purge(plot);

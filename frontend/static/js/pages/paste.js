@@ -4,11 +4,14 @@
 // outlined on the grid). The task pickers offer what the server accepts in each mode (GET /api/tasks).
 // "Store this paste" (on by default) keeps it as a pasted inference (never part of the atlas's analyses),
 // which the result can delete again; unticked, nothing is written and the grid comes inline.
+// Before any run, a preview beside the editor marks the hole(s) the server would make for the cursor,
+// selection or automatic task the user is on (js/paste_preview.js, POST /api/analyze/holes).
 // URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol  (&store=0: not stored)
 
 import { api, has, tasks } from "../api.js";
 import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
 import { HeadGrid, gridLegend } from "../grid.js";
+import { holePreview } from "../paste_preview.js";
 import { setState } from "../url.js";
 
 const EXAMPLE = `public class Counter {
@@ -121,7 +124,7 @@ function holeView(r, onDelete) {
 
 export async function render(root, route) {
   const p = route.params;
-  const [available, taskList] = await Promise.all([has("/api/analyze", "post"), tasks().catch((err) => err)]);
+  const [available, canPreview, taskList] = await Promise.all([has("/api/analyze", "post"), has("/api/analyze/holes", "post"), tasks().catch((err) => err)]);
   const known = Array.isArray(taskList) ? taskList : [];
   const box = h("textarea", { class: "code-input", id: "code", spellcheck: "false", rows: "16", "aria-label": "Java code" }, p.get("code") ?? EXAMPLE);
   // One picker per mode: the server refuses a task at the cursor that has no `at_cursor` (422 invalid_hole),
@@ -132,6 +135,7 @@ export async function render(root, route) {
   const storeBox = h("input", { type: "checkbox", id: "store-paste", checked: p.get("store") !== "0" });
   storeBox.addEventListener("change", () => setState({ store: storeBox.checked ? "" : "0" }));
   const statusSlot = h("div", { id: "analyze-status" });
+  const preview = canPreview ? holePreview() : null;
   const resultSlot = h("div", { id: "analyze-result" });
   let grid = null;
 
@@ -140,10 +144,29 @@ export async function render(root, route) {
     const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
     where.textContent = s === e ? `cursor at ${int(s)}: the hole is the next ${taskSelect.value} target there` : `selection ${int(s)}–${int(e)} is the hole: "${Array.from(code).slice(s, e).join("").slice(0, 60)}"`;
   };
+  // The preview follows the mode the user last touched: the editor and its task picker (cursor or
+  // selection), or the automatic picker and its button; it asks for exactly the body the run would send.
+  let previewMode = p.get("auto") && !p.get("cursor") && !p.get("start") ? "auto" : "cursor";
+  const previewNow = () => {
+    if (!preview) return;
+    const code = box.value;
+    const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
+    if (previewMode === "auto") preview.update({ mode: "auto", task: autoSelect.value, code, tasks: [autoSelect.value] });
+    else if (s === e) preview.update({ mode: "cursor", task: taskSelect.value, code, hole: { cursor: s, task: taskSelect.value } });
+    else preview.update({ mode: "selection", code, hole: { start: s, end: e } });
+  };
+  const previewIn = (mode) => () => {
+    previewMode = mode;
+    previewNow();
+  };
+  ["select", "keyup", "click"].forEach((ev) => box.addEventListener(ev, previewIn("cursor")));
   ["select", "keyup", "click", "input"].forEach((ev) => box.addEventListener(ev, describeHole));
+  box.addEventListener("input", previewNow);
   const fitRows = () => (box.rows = Math.max(8, Math.min(32, box.value.split("\n").length + 1)));
   box.addEventListener("input", fitRows);
+  taskSelect.addEventListener("change", previewIn("cursor"));
   taskSelect.addEventListener("change", describeHole);
+  ["change", "focus"].forEach((ev) => autoSelect.addEventListener(ev, previewIn("auto")));
 
   async function run(hole, holeTasks) {
     const code = box.value;
@@ -182,19 +205,21 @@ export async function render(root, route) {
     bringIntoView(resultSlot);
   }
 
-  const bySelection = h("button", { class: "primary", id: "analyze", disabled: !available, onclick: () => {
+  const bySelection = h("button", { class: "primary", id: "analyze", disabled: !available, onfocus: previewIn("cursor"), onclick: () => {
     const code = box.value;
     const [s, e] = [codePointOffset(code, box.selectionStart), codePointOffset(code, box.selectionEnd)];
     run(s === e ? { cursor: s, task: taskSelect.value } : { start: s, end: e }, null);
   } }, "Complete at the selection / cursor");
-  const auto = h("button", { id: "auto", disabled: !available || autoSelect.disabled, onclick: () => run(null, [autoSelect.value]) }, "Pick holes automatically");
+  const auto = h("button", { id: "auto", disabled: !available || autoSelect.disabled, onfocus: previewIn("auto"), onclick: () => run(null, [autoSelect.value]) }, "Pick holes automatically");
 
   fill(root, h("h1", {}, "Paste Java"),
     available ? null : notAvailable("Analysing pasted code"),
     Array.isArray(taskList) ? null : errorBox(taskList),
     h("section", { class: "panel" },
       h("p", { class: "muted" }, "Select the span the model should write (the hole), or place the cursor and pick a task; or let the app mine holes of a task."),
-      box, where,
+      // The preview stands beside the editor (under it on a narrow window), so it stays in view as the
+      // cursor moves through a long paste.
+      h("div", { class: preview ? "paste-editor with-preview" : "paste-editor" }, h("div", { class: "paste-editor-code" }, box, where), preview?.element),
       h("div", { class: "actions" }, bySelection, h("label", {}, "task at the cursor ", taskSelect),
         h("span", { class: "separator", "aria-hidden": "true" }), auto, h("label", {}, "of task ", autoSelect),
         h("span", { class: "separator", "aria-hidden": "true" }),
@@ -206,6 +231,10 @@ export async function render(root, route) {
   if (p.get("start") && p.get("end")) box.setSelectionRange(utf16Offset(code, Number(p.get("start"))), utf16Offset(code, Number(p.get("end"))));
   else if (p.get("cursor")) box.setSelectionRange(utf16Offset(code, Number(p.get("cursor"))), utf16Offset(code, Number(p.get("cursor"))));
   describeHole();
+  previewNow();
   fitRows();
-  return () => grid?.destroy();
+  return () => {
+    grid?.destroy();
+    preview?.destroy();
+  };
 }

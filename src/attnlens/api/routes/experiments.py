@@ -7,40 +7,19 @@ from functools import partial
 from fastapi import APIRouter
 
 from attnlens.api.deps import SettingsDep, StoreDep, WorkerDep
-from attnlens.api.routes.jobs import job_public
+from attnlens.api.routes.jobs import corpus_names, default_corpus, job_public
 from attnlens.api.schemas import ExperimentRequest, JobPublic
-from attnlens.config import Settings
 from attnlens.contracts.jobs import (
     ABLATION_EXPERIMENT,
-    ATLAS_BUILD,
-    ATLAS_CORPUS,
-    DEMO_CORPUS,
     check_head_counts,
     experiment_parameters,
     resolve_corpus,
-    served_corpora,
 )
 from attnlens.errors import ModelUnavailable
 from attnlens.service.protocol import WorkerClient
-from attnlens.store import Store
-from attnlens.store.jobs import enqueue_job, get_job, list_jobs
+from attnlens.store.jobs import enqueue_job, get_job
 
 router = APIRouter(tags=["experiments"])
-
-
-def latest_build_corpus(store: Store) -> str | None:
-    """The corpus of the newest atlas build that ran or runs (builds are queued by the CLI and `serve`
-    only, so this location is the operator's choice), or None before any."""
-    recent = list_jobs(store, states=["succeeded", "running"], limit=200)
-    builds = [j for j in recent if j.kind == ATLAS_BUILD]
-    return str(builds[0].parameters["corpus"]) if builds else None
-
-
-def corpus_names(settings: Settings, store: Store) -> dict[str, str]:
-    """Every corpus name the API takes -> its location (GET /api/corpora lists the accepted ones)."""
-    return served_corpora(
-        settings.mining.corpora, demo=settings.atlas.demo_corpus, latest_build=latest_build_corpus(store)
-    )
 
 
 def _served_shape(worker: WorkerClient) -> tuple[int, int, str] | None:
@@ -63,10 +42,7 @@ def create_experiment(
     task = body.task
     registered = corpus_names(settings, store)
     # Left out: the latest build's corpus, else the demo corpus, both by name so the same rules apply.
-    if body.corpus is None:
-        requested = ATLAS_CORPUS if ATLAS_CORPUS in registered else DEMO_CORPUS
-    else:
-        requested = body.corpus
+    requested = default_corpus(registered) if body.corpus is None else body.corpus
     by_name = partial(
         resolve_corpus,
         registered=registered,

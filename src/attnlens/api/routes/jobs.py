@@ -1,23 +1,66 @@
-"""Long tasks: list, one with its progress, cancel."""
+"""Long tasks: list, one with its progress, cancel; queue the atlas jobs (build, cluster, map, train
+predictors) with the CLI's options and the same parameters the CLI stores."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 
-from attnlens.api.deps import StoreDep
+from attnlens.api.deps import SettingsDep, StoreDep
 from attnlens.api.schemas import JobPublic
+from attnlens.api.schemas_jobs import (
+    JOB_REQUESTS,
+    AtlasBuildRequest,
+    JobKindPublic,
+    JobRequest,
+    TrainPredictorsRequest,
+    form_fields,
+    kind_of,
+)
+from attnlens.config import Settings
+from attnlens.contracts.job_parameters import (
+    analysis_parameters,
+    build_parameters,
+    predictor_parameters,
+)
+from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CORPUS, DEMO_CORPUS, resolve_corpus, served_corpora
+from attnlens.contracts.tasks import TASKS
+from attnlens.errors import InvalidInput
+from attnlens.store import Store
 from attnlens.store.analyses import queued_job_ids
 from attnlens.store.base import utc_now
-from attnlens.store.jobs import get_job, list_jobs, request_cancel
+from attnlens.store.inferences import atlas_models
+from attnlens.store.jobs import enqueue_job, get_job, list_jobs, request_cancel
 from attnlens.store.models import Job
 
 router = APIRouter(tags=["jobs"])
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobId = Annotated[int, Path(ge=1, le=2**62, description="A job id.")]
+
+
+def latest_build_corpus(store: Store) -> str | None:
+    """The corpus of the newest atlas build that ran or runs, or None before any. The CLI and `serve` queue
+    builds of any location, HTTP requests only of one `resolve_corpus` accepts: either way the location is
+    the operator's choice."""
+    recent = list_jobs(store, states=["succeeded", "running"], limit=200)
+    builds = [j for j in recent if j.kind == ATLAS_BUILD]
+    return str(builds[0].parameters["corpus"]) if builds else None
+
+
+def corpus_names(settings: Settings, store: Store) -> dict[str, str]:
+    """Every corpus name the API takes -> its location (GET /api/corpora lists the accepted ones)."""
+    return served_corpora(
+        settings.mining.corpora, demo=settings.atlas.demo_corpus, latest_build=latest_build_corpus(store)
+    )
+
+
+def default_corpus(registered: dict[str, str]) -> str:
+    """The corpus a request that names none uses: the latest build's, else the demo atlas's."""
+    return ATLAS_CORPUS if ATLAS_CORPUS in registered else DEMO_CORPUS
 
 
 def job_public(job: Job, queue: Sequence[int] = ()) -> JobPublic:
@@ -63,6 +106,100 @@ def read_jobs(
     queue = queued_job_ids(store)
     jobs = list_jobs(store, states=list(state) if state else None, limit=limit)
     return [job_public(job, queue) for job in jobs]
+
+
+# Before /jobs/{job_id}: routes match in order, and "kinds" is no job id.
+@router.get("/jobs/kinds", response_model=list[JobKindPublic])
+def read_job_kinds(store: StoreDep, settings: SettingsDep) -> list[JobKindPublic]:
+    """The job kinds POST /api/jobs queues, each with its fields: defaults (the server's settings resolved),
+    limits, and where their choices come from (tasks: GET /api/tasks, corpora: GET /api/corpora; models
+    are listed here: the served one and those with mined inferences in the atlas)."""
+    with store.session() as session:
+        models = list(dict.fromkeys([settings.model.name, *atlas_models(session)]))
+    defaults = {
+        "corpus": default_corpus(corpus_names(settings, store)),
+        "seed": settings.mining.seed,
+        "batch_size": settings.atlas.batch_size,
+        "model": settings.model.name,
+    }
+    out = []
+    for request in JOB_REQUESTS:
+        # A build left without tasks mines every task; a training's default depends on the atlas (null).
+        named = defaults | ({"tasks": list(TASKS)} if request is AtlasBuildRequest else {})
+        out.append(
+            JobKindPublic(
+                kind=kind_of(request),
+                title=request.title,
+                description=" ".join((request.__doc__ or "").split()),
+                command=request.command,
+                fields=form_fields(request, named, {"models": models}),
+            )
+        )
+    return out
+
+
+def _analysed_model(requested: str | None, settings: Settings, store: Store) -> str:
+    """The model an analysis job is about: the served one, or another with mined inferences in the atlas
+    (the served one is taken even before its build ran: an analysis queued behind a build waits for it)."""
+    if requested is None or requested == settings.model.name:
+        return settings.model.name
+    with store.session() as session:
+        models = atlas_models(session)
+    if requested not in models:
+        held = ", ".join(models) or "none"
+        raise InvalidInput(
+            f"the atlas holds no inferences of model {requested!r}; its models: {held}. Leave model out for "
+            f"the served one ({settings.model.name})."
+        )
+    return requested
+
+
+def request_parameters(body: JobRequest, settings: Settings, store: Store) -> dict[str, object]:
+    """The job parameters of a request, built by the functions the CLI calls with the CLI's defaults, so
+    that the same request queues the same job from either."""
+    if isinstance(body, AtlasBuildRequest):
+        registered = corpus_names(settings, store)
+        by_name = partial(
+            resolve_corpus,
+            registered=registered,
+            root=settings.mining.corpus_root,
+            allow_hf=settings.mining.allow_hf_datasets,
+        )
+        return build_parameters(
+            body.corpus or default_corpus(registered),
+            body.tasks,
+            body.per_task,
+            settings.mining.seed if body.seed is None else body.seed,
+            body.batch_size or settings.atlas.batch_size,
+            corpus_check=by_name,
+        )
+    model = _analysed_model(body.model, settings, store)
+    if isinstance(body, TrainPredictorsRequest):
+        return predictor_parameters(body.tasks, model)
+    return analysis_parameters(model, settings.model.name)
+
+
+@router.post("/jobs", response_model=JobPublic, status_code=202)
+def create_job(
+    body: Annotated[JobRequest, Body(description="The job, told apart by `kind`.")],
+    store: StoreDep,
+    settings: SettingsDep,
+) -> JobPublic:
+    """Queue an atlas build, a clustering, a map or a predictor training (GET /api/jobs/kinds lists their
+    fields); follow it with GET /api/jobs/{id}. The worker runs jobs one at a time in the order queued;
+    builds use the served model and AP-MAE checkpoint. A corpus is a name from GET /api/corpora (anything
+    else: 400 corpus_error), tasks come from GET /api/tasks (an unknown one: 400 invalid_input), a model
+    other than the served one must have mined inferences in the atlas (400).
+
+    An identical job already queued or running is not refused: the second is queued too and runs after
+    it (a second build of the same corpus, tasks and seed finds its scenarios stored and does little; a
+    second clustering or map is made anew). Neither the store nor the CLI refuses duplicates: the CLI only
+    takes over an identical job still queued (to resume its own killed run), so `attnlens atlas cluster`
+    run while such a job waits runs that job in the foreground."""
+    kind = kind_of(type(body))
+    parameters = request_parameters(body, settings, store)
+    job_id = enqueue_job(store, kind, parameters)
+    return job_public(get_job(store, job_id), queued_job_ids(store))
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
