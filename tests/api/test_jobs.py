@@ -28,3 +28,34 @@ def test_jobs_list_read_and_cancel(atlas_client, tiny_atlas):
 
     assert atlas_client.get("/api/jobs/987654").status_code == 404
     assert atlas_client.get("/api/jobs", params={"state": "sleeping"}).status_code == 422
+
+
+def test_an_eta_rests_on_the_recent_jobs_of_its_kind(private_atlas_client):
+    """A map's progress is uneven (its UMAP fit moves no counter): after 60 s at 1 of 100 units, its own
+    pace says 99 minutes; the last map of the kind took 120 s for 100 units, so about 60 s are left. Before
+    any job of a kind finished, the job's own pace is all there is, and the answer says which it used."""
+    from datetime import timedelta
+
+    from attnlens.store.base import utc_now
+    from attnlens.store.models import Job
+
+    client = private_atlas_client
+    store = client.app.state.store
+    now = utc_now()
+    finished = enqueue_job(store, "eta-kind", {}, total=100)
+    running = enqueue_job(store, "eta-kind", {}, total=100)
+    lonely = enqueue_job(store, "eta-new-kind", {}, total=100)
+    with store.session() as session:
+        past = session.get(Job, finished)
+        past.state, past.progress_done = "succeeded", 100
+        past.started_at, past.finished_at = now - timedelta(seconds=500), now - timedelta(seconds=380)
+        for job_id in (running, lonely):
+            job = session.get(Job, job_id)
+            job.state, job.progress_done, job.started_at = "running", 1, now - timedelta(seconds=60)
+
+    body = client.get(f"/api/jobs/{running}").json()
+    assert 55 <= body["eta_seconds"] <= 61 and body["eta_basis"] == "the pace of the last job of this kind"
+    listed = {j["id"]: j for j in client.get("/api/jobs").json()}
+    assert 55 <= listed[running]["eta_seconds"] <= 61
+    alone = client.get(f"/api/jobs/{lonely}").json()
+    assert 5900 <= alone["eta_seconds"] <= 5950 and alone["eta_basis"] == "this job's pace so far"

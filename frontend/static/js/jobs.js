@@ -25,8 +25,34 @@ function summaryLine(label, values, cls) {
   return shown.length ? h("div", { class: `muted small ${cls}` }, `${label}: `, shown.join(" · ")) : null;
 }
 
-/** A job as a block; `onChange(job)` is called after a cancel. */
-export function jobBlock(job, { onChange } = {}) {
+// What a deletion removed, in words (DELETE /api/jobs/{id}/result's answer).
+function deletedText(d) {
+  const parts = [d.job_deleted ? `job #${d.job_id} and its result` : null,
+    d.maps.length ? `map ${d.maps.join(", ")} with its points` : null,
+    d.clusterings.length ? `clustering ${d.clusterings.join(", ")} with its clusters` : null,
+    d.predictors.length ? `predictors ${d.predictors.map((p) => `#${p}`).join(", ")}` : null].filter(Boolean);
+  const copies = d.reports_keeping_a_copy.length ? ` Findings reports ${d.reports_keeping_a_copy.map((r) => `#${r}`).join(", ")} keep their own copy of it.` : "";
+  return `Deleted ${parts.join(", ") || "nothing (the result was already gone)"}.${copies}`;
+}
+
+/** A finished job's "Delete result" button (not for builds: their inferences are the atlas). */
+function deleteButton(job, onDeleted) {
+  if (!onDeleted || !FINISHED.has(job.state) || job.kind === "atlas_build") return null;
+  return h("button", { class: "small delete-result", onclick: async (e) => {
+    if (!window.confirm(`Delete the result of job #${job.id} (${job.kind})? This cannot be undone.`)) return;
+    e.target.disabled = true;
+    try {
+      onDeleted(job, deletedText(await api(`/api/jobs/${job.id}/result`, { method: "DELETE" })));
+    } catch (err) {
+      // 409 in_use names the results that still use this one: delete those first.
+      e.target.replaceWith(h("span", { class: "error", role: "alert" }, err.message));
+    }
+  } }, "Delete result");
+}
+
+/** A job as a block; `onChange(job)` is called after a cancel, `onDeleted(job, text)` after a deletion (only
+ * with it is there a "Delete result" button). */
+export function jobBlock(job, { onChange, onDeleted } = {}) {
   const cancel = !FINISHED.has(job.state) && !job.cancel_requested
     ? h("button", { class: "small", onclick: async (e) => {
         // Cancelling a long job is not undone by a second click: ask first.
@@ -45,9 +71,9 @@ export function jobBlock(job, { onChange } = {}) {
       h("strong", {}, `#${job.id} ${job.kind}`),
       h("span", { class: `badge state-${job.state}` }, job.cancel_requested && !FINISHED.has(job.state) ? "cancelling" : job.state),
       h("span", { class: "num" }, `${int(job.progress_done)} / ${total === null ? "?" : int(total)}`),
-      job.eta_seconds !== null && job.eta_seconds !== undefined ? h("span", { class: "muted" }, `ETA ${duration(job.eta_seconds)}`) : null,
+      job.eta_seconds !== null && job.eta_seconds !== undefined ? h("span", { class: "muted eta", title: job.eta_basis ? `from ${job.eta_basis}` : null }, `ETA ${duration(job.eta_seconds)}`, job.eta_basis ? h("span", { class: "small" }, ` (from ${job.eta_basis})`) : null) : null,
       job.queue_place ? h("span", { class: "muted queue-place" }, job.queue_place === 1 ? "next in the queue" : `place ${job.queue_place} in the queue`) : null,
-      cancel),
+      cancel, deleteButton(job, onDeleted)),
     progressBar(job.progress_done, total),
     h("div", { class: "muted" }, [job.message, timing(job)].filter(Boolean).join(" · ")),
     summaryLine("parameters", job.parameters, "job-parameters"),

@@ -123,7 +123,14 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     heartbeat_at: datetime | None
     finished_at: datetime | None
-    eta_seconds: float | None = Field(description="Estimated seconds left, from the rate so far.")
+    eta_seconds: float | None = Field(
+        description="Estimated seconds left of a running job (see `eta_basis`); null when nothing to go on."
+    )
+    eta_basis: str | None = Field(
+        None,
+        description="What the ETA rests on: the pace of the recent finished jobs of the kind (per unit of "
+        "progress), or this job's own pace so far when none finished yet.",
+    )
     queue_place: int | None = Field(
         None, description="While queued: its place in the queue (1 = the worker takes it next)."
     )

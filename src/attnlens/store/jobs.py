@@ -12,6 +12,8 @@ the dead worker, should it wake up, gets `JobNotHeld` on its next report.
 
 from __future__ import annotations
 
+import statistics
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -195,6 +197,33 @@ def list_jobs(store: Store, *, states: list[str] | None = None, limit: int = 100
         query = query.where(Job.state.in_(states))
     with store.session() as session:
         return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class PastRate:
+    """How fast the recent finished jobs of one kind went: seconds per unit of their progress (median)."""
+
+    seconds_per_unit: float
+    jobs: int  # how many jobs the median is over
+
+
+def past_rates(store: Store, per_kind: int = 5, scan: int = 200) -> dict[str, PastRate]:
+    """Per job kind, the median seconds per progress unit of its `per_kind` newest succeeded jobs (among the
+    newest `scan` succeeded ones): what an ETA can rest on before a job's own progress means much."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Job.kind, Job.started_at, Job.finished_at, Job.progress_total)
+            .where(Job.state == "succeeded", Job.progress_total > 0, Job.started_at.is_not(None))
+            .where(Job.finished_at.is_not(None))
+            .order_by(Job.id.desc())
+            .limit(scan)
+        ).all()
+    by_kind: dict[str, list[float]] = {}
+    for kind, started, finished, total in rows:
+        rates = by_kind.setdefault(kind, [])
+        if len(rates) < per_kind and started is not None and finished is not None and total:
+            rates.append((finished - started).total_seconds() / total)
+    return {kind: PastRate(float(statistics.median(r)), len(r)) for kind, r in by_kind.items()}
 
 
 def running_jobs(store: Store) -> list[tuple[int, str | None]]:

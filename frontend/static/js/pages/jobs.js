@@ -139,7 +139,13 @@ export async function render(root, route) {
   const list = h("div", { class: "jobs", id: "job-list" });
   const stateSelect = h("select", { "aria-label": "state" }, STATES.map((s) => h("option", { value: s, selected: s === state }, s || "all states")));
   const formSlot = h("div");
-  fill(root, h("div", { class: "title-row" }, h("h1", {}, "Jobs"), h("label", {}, "show ", stateSelect)), formSlot, status, list);
+  const deletedNote = h("div", { id: "deleted-note" });
+  fill(root, h("div", { class: "title-row" }, h("h1", {}, "Jobs"), h("label", {}, "show ", stateSelect)), formSlot, deletedNote, status, list);
+  // A deleted result is said in words (what went, and the reports that keep a copy), then the list redraws.
+  const onDeleted = (_job, text) => {
+    fill(deletedNote, h("div", { class: "notice", role: "status" }, text));
+    refresh();
+  };
   let timer = null;
   let stopped = false;
 
@@ -148,7 +154,7 @@ export async function render(root, route) {
     const jobs = await withStatus(status, "Loading jobs", () => api(`/api/jobs${query({ state, limit: 100 })}`));
     if (stopped) return;
     if (jobs) {
-      fill(list, jobs.length ? jobs.map((j) => jobBlock(j, { onChange: refresh })) : h("p", { class: "muted" }, "No jobs."));
+      fill(list, jobs.length ? jobs.map((j) => jobBlock(j, { onChange: refresh, onDeleted })) : h("p", { class: "muted" }, "No jobs."));
       // Fast while something runs; slowly otherwise, so jobs queued elsewhere still appear.
       timer = setTimeout(refresh, jobs.some((j) => !FINISHED.has(j.state)) ? REFRESH_MS : 5 * REFRESH_MS);
     }
@@ -163,7 +169,7 @@ export async function render(root, route) {
     }
     list.querySelector(`.job[data-job-id="${job.id}"]`)?.remove();
     list.querySelector("p.muted")?.remove();
-    list.prepend(jobBlock(job, { onChange: refresh }));
+    list.prepend(jobBlock(job, { onChange: refresh, onDeleted }));
     refresh();
   }
   stateSelect.addEventListener("change", () => {

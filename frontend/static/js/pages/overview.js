@@ -103,7 +103,7 @@ function buildCard(jobs) {
   return h("section", { class: "card", id: "build-card", dataset: { state: job.state } }, h("h3", {}, "Atlas build"),
     h("p", {}, h("a", { href: `#/jobs?job=${job.id}` }, `job ${job.id}`), ` · ${job.state} · ${int(job.progress_done)} / ${int(job.progress_total)}`),
     progressBar(job.progress_done, job.progress_total),
-    h("p", { class: "muted" }, job.message || "", job.eta_seconds ? ` · ETA ${duration(job.eta_seconds)}` : ""),
+    h("p", { class: "muted" }, job.message || "", job.eta_seconds ? ` · ETA ${duration(job.eta_seconds)}${job.eta_basis ? ` (from ${job.eta_basis})` : ""}` : ""),
     job.error ? h("div", { class: "error" }, job.error) : null,
     building(jobs) ? h("p", { class: "muted small" }, "The counts on this page refresh every few seconds while it runs.") : null,
   );

@@ -22,6 +22,7 @@ from attnlens.store.analyses import (
     latest_map,
     queued_job_ids,
 )
+from attnlens.store.jobs import past_rates
 from attnlens.store.models import Job
 
 router = APIRouter(tags=["jobs"])
@@ -60,7 +61,7 @@ def _status(store: Store, kind: str, model: str, default_model: str, queue: list
     ]
     pending = next((j for j in jobs if j.state in _PENDING), None)
     job = pending or (jobs[0] if jobs else None)
-    public = job_public(job, queue) if job else None
+    public = job_public(job, queue, past_rates(store)) if job else None
     newer = " (a newer one)" if ready else ""
     if public is not None and public.state == "queued":
         # The queue's words, as the job's own block says them (a running job is not in the queue).
