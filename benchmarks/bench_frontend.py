@@ -60,25 +60,27 @@ MAP_JS = """async (n) => {
 }"""
 
 
-# The app's own map page path: `traces()` of pages/map.js on a map payload of n points (14 tasks, 30 x 9
-# heads, clusters, correctness), then Plotly's first draw, per colouring.
+# The app's own map page path: `traces()` of js/map_traces.js on a map payload of n points (14 tasks, 30 x 9
+# heads, clusters, correctness), every point shown (no filter), then Plotly's first draw, per colouring.
 APP_MAP_JS = """async ([n, colour]) => {
-  const { traces } = await import('/js/pages/map.js');
+  const { colourFrame, pointLabels, traces } = await import('/js/map_traces.js');
   const TASKS = ['identifiers', 'eol', 'string_literals', 'mathematical_operators', 'boolean_literals',
     'closing_bracket', 'opening_bracket', 'boolean_operators', 'comparison_operators', 'assignment_operators',
     'numeric_literals', 'method_names', 'keywords', 'noise'];
   const points = {};
-  for (const k of ['x', 'y', 'id', 'layer', 'head', 'task', 'correct', 'cluster']) points[k] = new Array(n);
+  for (const k of ['x', 'y', 'id', 'layer', 'head', 'task', 'correct', 'cluster', 'inference']) points[k] = new Array(n);
   for (let i = 0; i < n; i++) {
     const a = i * 2.399963, r = Math.sqrt(i);
     points.x[i] = r * Math.cos(a); points.y[i] = r * Math.sin(a); points.id[i] = i + 1;
     points.layer[i] = i % 30; points.head[i] = (i >> 5) % 9; points.task[i] = TASKS[i % 14];
     points.correct[i] = i % 7 === 0 ? null : i % 9 < 5; points.cluster[i] = (i % 13) - 1;
+    points.inference[i] = Math.floor(i / 270) + 1;
   }
   const div = document.createElement('div'); div.style.width = '1000px'; div.style.height = '600px';
   document.body.replaceChildren(div);
   const t0 = performance.now();
-  const data = traces(points, colour);
+  const rows = Array.from({ length: n }, (_, i) => i);
+  const data = traces(points, colour, { rows, labels: pointLabels(points), frame: colourFrame(points) }).traces;
   const built = performance.now() - t0;
   await Plotly.newPlot(div, data, { hovermode: 'closest' });
   const total = performance.now() - t0;

@@ -42,6 +42,9 @@ class Seen:
             assert body["ok"] is False and body["status"] == response.status_code and body["error"], body
 
 
+ABSENT_ID = 2**62 - 1  # within every id's schema bounds, and no row's
+
+
 def fuzz(operation, strategy, seen: Seen, examples: int = EXAMPLES_PER_OPERATION) -> None:
     @given(case=strategy)
     @settings(max_examples=examples, **HYPOTHESIS)
@@ -58,8 +61,14 @@ def test_no_server_errors_and_every_read_succeeds_somewhere(full_atlas):
     assert len(operations) >= 20
     seen = Seen()
     for operation in operations:
-        fuzz(operation, operation.as_strategy(), seen)
         names = {p.name for p in operation.path_parameters}
+        if operation.method.upper() == "DELETE":
+            # Only ids no row has: a real one (a random small id is one) would delete the experiment, the
+            # map or more that the reads fuzzed next, and the other tests sharing this atlas, need.
+            absent = dict.fromkeys(names, ABSENT_ID)
+            fuzz(operation, operation.as_strategy(path_parameters=absent), seen)
+            continue
+        fuzz(operation, operation.as_strategy(), seen)
         if names:
             known = {name: ids[name] for name in names if name in ids}
             fuzz(operation, operation.as_strategy(path_parameters=known), seen)
@@ -90,7 +99,8 @@ def test_stateful_runs_following_links_never_fail(full_atlas):
     client, _ = full_atlas
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", client.app)
     seen = Seen()
-    machine = schema.as_state_machine()
+    # Without deletions: a link would hand them the real ids of the shared atlas's experiment, map and more.
+    machine = schema.exclude(method="DELETE").as_state_machine()
     # links inferred between operations: an id one answer returns becomes the next call's path parameter
     assert schema.statistic.transitions.total >= 10
 
