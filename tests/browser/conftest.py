@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,6 +143,20 @@ def serving(app, name: str) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def private_server(settings, worker, data_dir: Path, name: str) -> Iterator[tuple[str, Any, Any]]:
+    """The app over a private copy of the atlas of `settings` in `data_dir`, for tests that change what it
+    holds (jobs, maps); yields (url, the copy's settings, its store)."""
+    from attnlens.api import create_app
+    from attnlens.store import open_store
+
+    copy_atlas(settings.data_dir, data_dir)
+    mine = settings.model_copy(update={"data_dir": data_dir})
+    store = open_store(mine)
+    with serving(create_app(mine, worker, store), name) as url:
+        yield url, mine, store
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, open_view, serving, watched_page
-from tests.conftest import copy_atlas
+from tests.browser.conftest import SCREENSHOTS, open_view, private_server, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -18,16 +17,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def mapless(tiny_atlas, served_worker, tmp_path_factory) -> Iterator[tuple[str, Any, Any]]:
     """A server over a copy of the tiny atlas, which has no map; (url, settings, store)."""
-    from attnlens.api import create_app
-    from attnlens.store import open_store
-
-    settings = tiny_atlas[0]
     data = tmp_path_factory.mktemp("mapless") / "data"
-    copy_atlas(settings.data_dir, data)
-    mine = settings.model_copy(update={"data_dir": data})
-    store = open_store(mine)
-    with serving(create_app(mine, served_worker, store), "mapless-test-server") as url:
-        yield url, mine, store
+    with private_server(tiny_atlas[0], served_worker, data, "mapless-test-server") as served:
+        yield served
 
 
 def test_the_map_page_says_what_is_queued_then_draws_the_map(chromium, mapless):

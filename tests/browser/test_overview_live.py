@@ -8,23 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, open_view, serving, watched_page
-from tests.conftest import copy_atlas
+from tests.browser.conftest import SCREENSHOTS, open_view, private_server, watched_page
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def own_atlas(tiny_atlas, served_worker, tmp_path_factory) -> Iterator[tuple[str, Any]]:
-    from attnlens.api import create_app
-    from attnlens.store import open_store
-
-    settings = tiny_atlas[0]
     data = tmp_path_factory.mktemp("overview-live") / "data"
-    copy_atlas(settings.data_dir, data)
-    mine = settings.model_copy(update={"data_dir": data})
-    store = open_store(mine)
-    with serving(create_app(mine, served_worker, store), "overview-live-server") as url:
+    with private_server(tiny_atlas[0], served_worker, data, "live-server") as (url, _settings, store):
         yield url, store
 
 
