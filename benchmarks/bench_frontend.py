@@ -68,7 +68,8 @@ APP_MAP_JS = """async ([n, colour]) => {
     'closing_bracket', 'opening_bracket', 'boolean_operators', 'comparison_operators', 'assignment_operators',
     'numeric_literals', 'method_names', 'keywords', 'noise'];
   const points = {};
-  for (const k of ['x', 'y', 'id', 'layer', 'head', 'task', 'correct', 'cluster', 'inference']) points[k] = new Array(n);
+  const columns = ['x', 'y', 'id', 'layer', 'head', 'task', 'correct', 'cluster', 'inference'];
+  for (const k of columns) points[k] = new Array(n);
   for (let i = 0; i < n; i++) {
     const a = i * 2.399963, r = Math.sqrt(i);
     points.x[i] = r * Math.cos(a); points.y[i] = r * Math.sin(a); points.id[i] = i + 1;
@@ -80,7 +81,8 @@ APP_MAP_JS = """async ([n, colour]) => {
   document.body.replaceChildren(div);
   const t0 = performance.now();
   const rows = Array.from({ length: n }, (_, i) => i);
-  const data = traces(points, colour, { rows, labels: pointLabels(points), frame: colourFrame(points) }).traces;
+  const frame = colourFrame(points);
+  const data = traces(points, colour, { rows, labels: pointLabels(points), frame }).traces;
   const built = performance.now() - t0;
   await Plotly.newPlot(div, data, { hovermode: 'closest' });
   const total = performance.now() - t0;

@@ -95,3 +95,43 @@ def test_interrupted_build_resumes_to_the_same_atlas(tmp_path, tiny_model, tiny_
     for a, b in zip(mine, theirs, strict=True):
         assert a[:7] == b[:7]
         np.testing.assert_allclose(unpack_embedding(a[7]), unpack_embedding(b[7]), atol=2e-3)
+
+
+def test_storing_mined_scenarios_survives_another_process_committing_meanwhile(
+    tmp_path, tiny_model, tiny_apmae_folder
+):
+    """Another process (a paste) commits while the build stores its scenarios. With a deferred transaction
+    the build had read first, and SQLite refused its write at once, "database is locked", with no busy
+    wait (CI saw it in the writers-meet test). The build now holds the write lock from the start: the other
+    writer waits for it instead."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from attnlens.atlas.build import mine_and_save
+
+    settings = tiny_settings(tmp_path / "data", tiny_apmae_folder)
+    store = open_store(settings)
+    database = settings.data_dir / "attnlens.db"
+    with sqlite3.connect(database) as other:
+        other.execute("CREATE TABLE elsewhere (x INTEGER)")
+    outcome: list[str] = []
+
+    def before_insert(conn, cursor, statement, *args) -> None:
+        if outcome or not statement.lstrip().upper().startswith("INSERT"):
+            return
+        other = sqlite3.connect(database, timeout=0.2)  # another process's paste, in short
+        try:
+            other.execute("INSERT INTO elsewhere VALUES (1)")
+            other.commit()
+            outcome.append("the other writer committed in the middle")
+        except sqlite3.OperationalError as exc:
+            outcome.append(f"the other writer waited: {exc}")
+        finally:
+            other.close()
+
+    event.listen(store.engine, "before_cursor_execute", before_insert)
+    request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=("identifiers",), per_task=2, batch_size=2)
+    saved, _ = mine_and_save(settings, store, tiny_model, request)
+    assert len(saved) == 2
+    assert outcome == ["the other writer waited: database is locked"]

@@ -91,7 +91,10 @@ def mine_and_save(
             stats=stats,
         )
     )
-    with store.session() as session:
+    # The write lock from the start: a deferred transaction reads (which scenarios exist) and then writes,
+    # and on SQLite that upgrade fails at once ("database is locked", no busy wait) if another process
+    # (a paste) committed in between.
+    with store.session(immediate=True) as session:
         ids = save_scenarios(session, scenarios, model_name=model.info.name)
     return dict(zip(ids, scenarios, strict=True)), stats
 

@@ -53,7 +53,9 @@ def delete_job_result(store: Store, job_id: int) -> DeletedResult:
             "pasted inferences can be deleted one by one (DELETE /api/inferences/{id})."
         )
     outcome = DeletedResult(job_id=job_id, kind=job.kind)
-    with store.session() as session:
+    # Reads its users, then deletes: on SQLite the write lock is taken first, or a paste committing in
+    # between would make the delete fail at once ("database is locked").
+    with store.session(immediate=True) as session:
         if job.kind == ATLAS_MAP:
             outcome.maps = list(session.scalars(select(PatternMap.id).where(PatternMap.job_id == job_id)))
             session.execute(delete(PatternMap).where(PatternMap.id.in_(outcome.maps)))
