@@ -77,13 +77,23 @@ def job_count(client: TestClient) -> int:
 
 
 def queue(client: TestClient, corpus: str | None) -> dict[str, Any]:
-    """Post an experiment that should be accepted; cancel it (the tests only look at what was stored)."""
+    """Post an experiment that should be accepted; cancel it; return the job with the parameters the store
+    holds (what the worker reads: the corpus's location). The API shows a corpus by its name only."""
+    from pathlib import PurePath
+
+    from attnlens.store.jobs import get_job
+
     body = EXPERIMENT if corpus is None else EXPERIMENT | {"corpus": corpus}
     response = client.post("/api/experiments", json=body)
     assert response.status_code == 202, response.json()
     job = response.json()
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
-    return job
+    stored = get_job(client.app.state.store, job["id"]).parameters
+    shown = job["parameters"]["corpus"]
+    location = stored["corpus"]
+    assert shown == (location if location.startswith("hf:") else PurePath(location).name)
+    assert "/" not in shown or shown.startswith("hf:")  # no server path leaves through the API
+    return job | {"parameters": stored}
 
 
 def refusal(client: TestClient, corpus: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import PurePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query
@@ -26,7 +27,14 @@ from attnlens.contracts.job_parameters import (
     build_parameters,
     predictor_parameters,
 )
-from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CORPUS, DEMO_CORPUS, resolve_corpus, served_corpora
+from attnlens.contracts.jobs import (
+    ATLAS_BUILD,
+    ATLAS_CORPUS,
+    DEMO_CORPUS,
+    HF_PREFIX,
+    resolve_corpus,
+    served_corpora,
+)
 from attnlens.contracts.tasks import TASKS
 from attnlens.errors import InvalidInput
 from attnlens.store import Store
@@ -84,6 +92,16 @@ def estimate(job: Job, rates: Mapping[str, PastRate]) -> tuple[float | None, str
     return None, None
 
 
+def shown_parameters(parameters: Mapping[str, object] | None) -> dict[str, object]:
+    """A job's parameters as the API shows them: a corpus by its file or folder name, never the server path
+    the worker reads it from (GET /api/corpora names corpora the same way)."""
+    shown = dict(parameters or {})
+    corpus = shown.get("corpus")
+    if isinstance(corpus, str) and not corpus.startswith(HF_PREFIX) and "/" in corpus:
+        shown["corpus"] = PurePath(corpus).name
+    return shown
+
+
 def job_public(job: Job, queue: Sequence[int] = (), rates: Mapping[str, PastRate] | None = None) -> JobPublic:
     """The job as the API shows it; with `queue` (queued ids, oldest first) a queued job knows its place,
     with `rates` (`past_rates`) a running one's ETA rests on the recent jobs of its kind."""
@@ -92,7 +110,7 @@ def job_public(job: Job, queue: Sequence[int] = (), rates: Mapping[str, PastRate
         id=job.id,
         kind=job.kind,
         state=job.state,
-        parameters=job.parameters or {},
+        parameters=shown_parameters(job.parameters),
         progress_done=job.progress_done,
         progress_total=job.progress_total,
         message=job.message,
