@@ -161,8 +161,10 @@ def matching_pattern_ids(session: Session, pattern_filter: PatternFilter) -> np.
     return ids_of(session, pattern_filter.apply(select(HeadPattern.id)))
 
 
-def ids_of(session: Session, statement: Select[Any]) -> np.ndarray:
-    """The sorted int64 first column of a one-column query of ids."""
+def driver_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> np.ndarray:
+    """Every row of a query of integer columns, as an (n, columns) int64 array read straight from the
+    driver's cursor: ORM and Core row handling cost 10-50x more than the query itself for the hundreds of
+    thousands of rows a broad filter or a whole map returns (docs/benchmarks.md, "Store and index")."""
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     params = (
@@ -170,16 +172,20 @@ def ids_of(session: Session, statement: Select[Any]) -> np.ndarray:
         if compiled.positional
         else compiled.params
     )
-    # Straight from the driver's cursor: ORM and Core row handling cost 10-50x more than the query itself
-    # for the hundreds of thousands of ids a broad filter returns (docs/benchmarks.md, "Store and index").
     result = connection.exec_driver_sql(str(compiled), params)
     # SQLAlchemy's DBAPICursor protocol leaves out iteration (an optional DB-API extension), but the
     # drivers we support (sqlite3, psycopg) have iterable cursors.
     cursor = cast(Iterable[Sequence[Any]], result.cursor)
-    ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
+    columns = len(statement.selected_columns)
+    rows = np.fromiter((value for row in cursor for value in row), dtype=np.int64).reshape(-1, columns)
     result.close()
+    return rows
+
+
+def ids_of(session: Session, statement: Select[Any]) -> np.ndarray:
+    """The sorted int64 first column of a one-column query of ids."""
     # Sorted here rather than by ORDER BY, which would tempt SQLite into scanning the table in id order.
-    return np.sort(ids)
+    return np.sort(driver_rows(session, statement)[:, 0])
 
 
 def load_embeddings(session: Session, ids: Sequence[int] | np.ndarray) -> np.ndarray:
