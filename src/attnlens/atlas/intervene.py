@@ -90,14 +90,15 @@ def ablate_and_regenerate(
         expected_token_id=expected_token_id,
         p_expected_baseline=None
         if expected_token_id is None
-        else _probability(baseline.first_logits, expected_token_id),
+        else token_probability(baseline.first_logits, expected_token_id),
         p_expected_ablated=None
         if expected_token_id is None
-        else _probability(ablated.first_logits, expected_token_id),
+        else token_probability(ablated.first_logits, expected_token_id),
     )
 
 
-def _probability(logits: Float[torch.Tensor, " vocab"], token_id: int) -> float:
+def token_probability(logits: Float[torch.Tensor, " vocab"], token_id: int) -> float:
+    """p(token_id) under the softmax of `logits` (float64; 0.0 where the logits overflow to NaN)."""
     value = float(torch.softmax(logits.double(), dim=-1)[token_id])
     return 0.0 if math.isnan(value) else value
 

@@ -6,14 +6,10 @@ worker's model thread, so interactive calls interleave with it."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
-import torch
-from jaxtyping import Float
-
-from attnlens.atlas.intervene import kl_divergence
+from attnlens.atlas.intervene import kl_divergence, token_probability
 from attnlens.atlas.jobs import JobCancelled, JobContext, require
 from attnlens.contracts.results import SweepRow
 from attnlens.errors import InvalidInput, NotFound
@@ -23,13 +19,6 @@ from attnlens.store.inferences import get_inference, prompt_ids_of
 
 # Progress (and a cancellation check) every this many passes: about 3 s on a 2-core CPU.
 PROGRESS_EVERY = 10
-
-
-def _probability(logits: Float[torch.Tensor, " vocab"], token_id: int | None) -> float | None:
-    if token_id is None:
-        return None
-    value = float(torch.softmax(logits.double(), dim=-1)[token_id])
-    return 0.0 if math.isnan(value) else value
 
 
 def run_head_sweep(ctx: JobContext) -> dict[str, Any]:
@@ -62,12 +51,12 @@ def run_head_sweep(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0, total, f"un-ablated pass over {len(prompt)} tokens")
     baseline = ctx.run_model(model.next_token_logits, prompt)
     base_top = int(baseline.argmax())
-    base_p = _probability(baseline, expected)
+    base_p = None if expected is None else token_probability(baseline, expected)
     rows: list[SweepRow] = []
     for done, (name, layer, head, heads) in enumerate(targets, start=1):
         logits = ctx.run_model(model.next_token_logits, prompt, ablate=heads)
         top = int(logits.argmax())
-        p = _probability(logits, expected)
+        p = None if expected is None else token_probability(logits, expected)
         rows.append(
             SweepRow(
                 target=name, layer=layer, head=head, p_expected=p,
