@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from attnlens.atlas.patterns import pattern_stats, thumbnails
+from attnlens.contracts.head_scores import RELATIONAL_SCORE_NAMES, SCORE_NAMES
 
 N = 64
 
@@ -41,13 +42,10 @@ def test_stats_name_the_pattern_types():
     assert stats.entropy[:3] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
     assert stats.entropy[3] == pytest.approx(1.0, abs=1e-5)
     assert stats.local_mass[0] == pytest.approx(1.0) and stats.local_mass[2] < 0.2
-    assert set(stats.row(3)) == {
-        "entropy",
-        "diagonal_mass",
-        "previous_token_mass",
-        "first_token_mass",
-        "local_mass",
-    }
+    row = stats.row(3)
+    assert set(row) == set(SCORE_NAMES)
+    # Without the input's token relations, no relational score is claimed.
+    assert all(row[name] is None for name in RELATIONAL_SCORE_NAMES)
 
 
 def _reference_stats(p: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from attnlens.api.routes import (
     experiments,
     exports,
     findings,
+    heads,
     health,
     inferences,
     jobs,
@@ -89,6 +90,7 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         tasks,
         findings,
         exports,
+        heads,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

@@ -72,6 +72,10 @@ class InferencePublic(InferenceSummary):
     completion_tokens: list[str]
     n_prefix_tokens: int | None
     embedder: str | None
+    head_scores_computed: bool = Field(
+        description="Whether its head patterns' relational scores were computed (false for rows built "
+        "before they existed, until the `head-scores` backfill job runs)."
+    )
     created_at: datetime
 
 
@@ -87,6 +91,12 @@ class HeadCell(BaseModel):
     previous_token_mass: float
     first_token_mass: float
     local_mass: float
+    relational_scores: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="The relational head-type scores (GET /api/heads/scores says what each measures); null "
+        "where the input has no such token pairs, or where they were not computed yet (the inference's "
+        "`head_scores_computed` is false).",
+    )
     cluster: int | None = Field(
         None,
         description="The head's cluster label (-1: noise) in the newest clustering of the model, or the "
@@ -147,7 +157,10 @@ class PatternPublic(BaseModel):
     task: str | None
     tokens: list[str] = Field(description="Token strings; row i is query token i, column j key token j.")
     values: list[list[float]] = Field(description="Attention weights, rows = queries, columns = keys.")
-    stats: dict[str, float]
+    stats: dict[str, float | None] = Field(
+        description="Every head-type score of this pattern (GET /api/heads/scores); null where it does not "
+        "apply to the input or was not computed yet."
+    )
     hole_query: int = Field(
         description="The query row that predicts the hole's first token: the prompt's last token."
     )

@@ -136,14 +136,28 @@ class TrainPredictorsRequest(JobRequestBase):
     model: str | None = _model_field()
 
 
+class HeadScoresRequest(JobRequestBase):
+    """Compute the relational head-type scores (duplicate token, induction, brackets, names ...) of the
+    served model's inferences stored before they existed: one forward pass each, resumable."""
+
+    title: ClassVar[str] = "Compute head-type scores"
+    command: ClassVar[str] = "attnlens heads backfill"
+
+    kind: Literal["head_scores"]
+    limit: int | None = Field(
+        None, ge=1, le=10_000_000, strict=True, description="At most this many inferences [default: all]."
+    )
+
+
 JOB_REQUESTS: tuple[type[JobRequestBase], ...] = (
     AtlasBuildRequest,
     AtlasClusterRequest,
     AtlasMapRequest,
     TrainPredictorsRequest,
+    HeadScoresRequest,
 )
 JobRequest = Annotated[
-    AtlasBuildRequest | AtlasClusterRequest | AtlasMapRequest | TrainPredictorsRequest,
+    AtlasBuildRequest | AtlasClusterRequest | AtlasMapRequest | TrainPredictorsRequest | HeadScoresRequest,
     Field(discriminator="kind"),
 ]
 

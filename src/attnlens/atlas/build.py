@@ -20,6 +20,7 @@ from typing import Any
 from attnlens.atlas.jobs import run_here
 from attnlens.atlas.process import Embedder, ProcessedInference, process_batch
 from attnlens.config import Settings
+from attnlens.contracts.head_scores import HEAD_SCORES_VERSION
 from attnlens.errors import AttnLensError
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
@@ -129,6 +130,7 @@ def write_processed(
                 "confidence": (item.confidence.top1_prob, item.confidence.margin, item.confidence.entropy),
                 "embedder": embedder,
                 "source": source,
+                "head_scores_version": HEAD_SCORES_VERSION,
             },
             heads=heads,
             embeddings=item.embeddings,

@@ -8,6 +8,7 @@ from attnlens.atlas.experiments import run_ablation_experiment
 from attnlens.atlas.findings import run_findings_report
 from attnlens.atlas.jobs import JobHandler
 from attnlens.atlas.mapping import run_atlas_map
+from attnlens.atlas.score_backfill import run_head_scores
 from attnlens.atlas.sweep import run_head_sweep
 from attnlens.atlas.train_predictors import run_train_predictors
 from attnlens.contracts.findings import FINDINGS_REPORT
@@ -16,6 +17,7 @@ from attnlens.contracts.jobs import (
     ATLAS_BUILD,
     ATLAS_CLUSTER,
     ATLAS_MAP,
+    HEAD_SCORES,
     HEAD_SWEEP,
     TRAIN_PREDICTORS,
 )
@@ -28,4 +30,5 @@ JOB_HANDLERS: dict[str, JobHandler] = {
     ABLATION_EXPERIMENT: run_ablation_experiment,
     FINDINGS_REPORT: run_findings_report,
     HEAD_SWEEP: run_head_sweep,
+    HEAD_SCORES: run_head_scores,
 }

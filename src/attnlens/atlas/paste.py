@@ -25,6 +25,7 @@ from attnlens.atlas.paste_holes import NO_PREFIX, check_code, holes_for, parse_j
 from attnlens.atlas.prediction import as_vectors, predict_for_inference
 from attnlens.atlas.process import ProcessedInference, process_batch
 from attnlens.config import Settings
+from attnlens.contracts.head_scores import RELATIONAL_SCORE_NAMES
 from attnlens.contracts.results import HoleRequest, PastedGrid, PastedHole
 from attnlens.contracts.tasks import CURSOR_TASKS, SELECTION_FALLBACK_TASK
 from attnlens.errors import InvalidHole
@@ -112,6 +113,10 @@ def pasted_grid(item: ProcessedInference, n_layers: int, n_heads: int) -> Pasted
         stats={
             name: [float(v) for v in np.asarray(getattr(item.stats, name), dtype=np.float64).reshape(-1)]
             for name in STAT_COLUMNS
+        },
+        relational={
+            name: None if (column := item.stats.column(name)) is None else [float(v) for v in column]
+            for name in RELATIONAL_SCORE_NAMES
         },
     )
 

@@ -1,20 +1,24 @@
 """Cheap per-head facts computed from raw attention while it is still in memory: a small thumbnail for the
-gallery and statistics that name common pattern types (diagonal, previous token, sink column, broad).
+gallery and the head-type scores (`attnlens.contracts.head_scores`): five that apply to every pattern
+(self, previous token, sink column, local band, broad) and six that read a relation between the input's
+tokens (`attnlens.mining.token_relations`) and are absent where the input has none.
 
 Raw patterns are never stored (one 256x256 head is 256 KiB); these are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
+from attnlens.contracts.head_scores import LOCAL_WINDOW, RELATION_OF_SCORE, RELATIONAL_SCORE_NAMES
+from attnlens.mining.token_relations import TokenRelation
+
 STAT_NAMES = ("entropy", "diagonal_mass", "previous_token_mass", "first_token_mass", "local_mass")
-LOCAL_WINDOW = 8
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,19 @@ class PatternStats:
     previous_token_mass: np.ndarray  # attention on the token just before (rows 1..)
     first_token_mass: np.ndarray  # attention on token 0 (the "sink" column)
     local_mass: np.ndarray  # attention within the last LOCAL_WINDOW tokens
+    # Relational score name -> one value per pattern, or None where the input has no such token pairs.
+    relational: dict[str, np.ndarray | None] = field(default_factory=dict)
 
-    def row(self, index: int) -> dict[str, float]:
-        return {name: float(getattr(self, name)[index]) for name in STAT_NAMES}
+    def row(self, index: int) -> dict[str, float | None]:
+        values: dict[str, float | None] = {name: float(getattr(self, name)[index]) for name in STAT_NAMES}
+        for name in RELATIONAL_SCORE_NAMES:
+            column = self.relational.get(name)
+            values[name] = None if column is None else float(column[index])
+        return values
+
+    def column(self, name: str) -> np.ndarray | None:
+        """One value per pattern, or None when the score does not apply to this input."""
+        return self.relational.get(name) if name in RELATIONAL_SCORE_NAMES else getattr(self, name)
 
 
 ENTROPY_BLOCK = 64
@@ -46,7 +60,25 @@ def _row_entropy(p: Float[torch.Tensor, "batch q k"]) -> Float[torch.Tensor, "ba
     return entropy
 
 
-def pattern_stats(patterns: Float[torch.Tensor, "batch q k"]) -> PatternStats:
+def relational_scores(
+    p: Float[torch.Tensor, "batch q k"], relation: TokenRelation
+) -> Float[torch.Tensor, " batch"] | None:
+    """Mean over the relation's query rows of the attention mass on that row's related keys, or None
+    when the relation has no pairs. Reads only the pairs (a gather), never a full-size mask."""
+    if not relation.applies:
+        return None
+    queries = torch.as_tensor(relation.queries, device=p.device)
+    keys = torch.as_tensor(relation.keys, device=p.device)
+    per_pair = p[:, queries, keys]  # (batch, pairs)
+    rows, row_of_pair = torch.unique(queries, return_inverse=True)
+    per_row = torch.zeros(p.shape[0], len(rows), dtype=p.dtype, device=p.device)
+    per_row.index_add_(1, row_of_pair, per_pair)  # (batch, rows): mass on the related keys of each row
+    return per_row.mean(-1)
+
+
+def pattern_stats(
+    patterns: Float[torch.Tensor, "batch q k"], relations: dict[str, TokenRelation] | None = None
+) -> PatternStats:
     """Statistics of causal attention patterns (rows sum to 1), vectorised over the batch.
 
     One pass over the full patterns (the entropy); the rest reads diagonals. The first version built
@@ -67,7 +99,14 @@ def pattern_stats(patterns: Float[torch.Tensor, "batch q k"]) -> PatternStats:
         sum(torch.diagonal(p, offset=-d, dim1=-2, dim2=-1).sum(-1) for d in range(min(LOCAL_WINDOW, n))) / n
     )
     as_np = lambda t: t.detach().cpu().numpy().astype(np.float32)  # noqa: E731
-    return PatternStats(as_np(entropy), as_np(diagonal), as_np(previous), as_np(first), as_np(local_mass))
+    relational: dict[str, np.ndarray | None] = {}
+    for name in RELATIONAL_SCORE_NAMES:
+        relation = (relations or {}).get(RELATION_OF_SCORE[name])
+        score = None if relation is None else relational_scores(p, relation)
+        relational[name] = None if score is None else as_np(score)
+    return PatternStats(
+        as_np(entropy), as_np(diagonal), as_np(previous), as_np(first), as_np(local_mass), relational
+    )
 
 
 def thumbnails(patterns: Float[torch.Tensor, "batch q k"], size: int = 32) -> np.ndarray:

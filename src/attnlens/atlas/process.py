@@ -15,6 +15,7 @@ from jaxtyping import Float
 
 from attnlens.atlas.patterns import PatternStats, pattern_stats, thumbnails
 from attnlens.mining import HoleConfidence, Scenario, first_token_correct, hole_confidence
+from attnlens.mining.token_relations import prompt_relations
 from attnlens.model import TargetModel
 
 # Raw attention probabilities of N heads -> N embeddings (AP-MAE's `embed`, scaling included).
@@ -54,6 +55,7 @@ def process_batch(
     results = []
     for index, scenario in enumerate(scenarios):
         heads = capture.pattern(index).reshape(n_layers * n_heads, *capture.pattern(index).shape[-2:])
+        relations = prompt_relations(model.tokenizer, scenario.prompt_ids)
         with torch.inference_mode():
             vectors = embed(heads).float().cpu().numpy()
         logits = capture.last_logits[index]
@@ -70,7 +72,7 @@ def process_batch(
                 completion_text=model.decode(completion),
                 embeddings=vectors.astype(np.float32),
                 thumbnails=thumbnails(heads, thumbnail_size),
-                stats=pattern_stats(heads),
+                stats=pattern_stats(heads, relations),
             )
         )
     return results

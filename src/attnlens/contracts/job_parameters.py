@@ -81,3 +81,11 @@ def predictor_parameters(tasks: Sequence[str] | None, model: str | None) -> dict
     registered one, in the order given, each once. `model` None: the job's worker's served model."""
     names = list(dict.fromkeys(check_task(name) for name in tasks)) if tasks else None
     return {"tasks": names, "model": model}
+
+
+def head_scores_parameters(served: str, limit: int | None) -> dict[str, object]:
+    """Job parameters of a head-scores backfill: the served model (a backfill re-runs the model, so it can
+    only score the model the worker holds) and at most `limit` inferences (None: all that lack scores)."""
+    if limit is not None:
+        _whole("limit", limit, 1)
+    return {"model": served, "limit": limit}

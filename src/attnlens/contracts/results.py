@@ -105,6 +105,8 @@ class PastedGrid:
     thumbnail_size: int
     thumbnails: str  # base64 of n_layers * n_heads * size * size uint8 values, rows top to bottom
     stats: dict[str, list[float]]  # statistic name (entropy, diagonal_mass, ...) -> one value per head
+    # Relational score name -> one value per head, or None where the input has no such token pairs.
+    relational: dict[str, list[float] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

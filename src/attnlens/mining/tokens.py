@@ -8,6 +8,7 @@ reliable than `offset_mapping`, whose character offsets are trimmed or merged fo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -57,6 +58,7 @@ class TokenTable:
             )
         self.tokenizer = tokenizer
         to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
+        self._to_byte = to_byte
         vocab = tokenizer.get_vocab()
         size = max(vocab.values()) + 1
         lengths = np.zeros(size, dtype=np.int64)
@@ -64,6 +66,7 @@ class TokenTable:
         # Added tokens are stored as plain text, not in the byte alphabet. Only the special ones are
         # control tokens; others (some tokenizers add whitespace runs) are ordinary text.
         added = {int(i) for i in added_tokens}
+        self._added = frozenset(added)
         special = {int(i) for i, token in added_tokens.items() if getattr(token, "special", True)}
         for token, index in vocab.items():
             if index in added:
@@ -80,6 +83,19 @@ class TokenTable:
         """Token ids of source text. Text that spells a special token (`<filename>` in a comment, say)
         is tokenized as ordinary text, so no control token ever comes from a file."""
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def token_bytes(self, ids: Sequence[int]) -> list[bytes]:
+        """The bytes each token stands for (a FIM marker's are its spelling): laid end to end they are
+        the text the model read, byte for byte."""
+        pieces = self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+        return [
+            piece.encode("utf-8")
+            if int(i) in self._added
+            else b"".join(
+                bytes((self._to_byte[c],)) if c in self._to_byte else c.encode("utf-8") for c in piece
+            )
+            for i, piece in zip(ids, pieces, strict=True)
+        ]
 
     def decode(self, ids: list[int]) -> str:
         # decode is typed str | list[str] because it also takes batches; one flat id list gives one str.

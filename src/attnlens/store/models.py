@@ -121,6 +121,9 @@ class Inference(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     # `mined` (part of the atlas) or `pasted` (kept apart from every analysis; deletable).
     source: Mapped[str] = mapped_column(String(8), default=MINED, server_default=MINED)
+    # Which definitions (`contracts.head_scores.HEAD_SCORES_VERSION`) its patterns' relational scores
+    # follow; NULL: not computed yet (rows built before migration 0004), for the backfill job to fill.
+    head_scores_version: Mapped[int | None] = mapped_column(SmallInteger)
 
     scenario: Mapped[Scenario | None] = relationship()
     head_patterns: Mapped[list[HeadPattern]] = relationship(
@@ -146,6 +149,14 @@ class HeadPattern(Base):
     previous_token_mass: Mapped[float] = mapped_column(Float)
     first_token_mass: Mapped[float] = mapped_column(Float)
     local_mass: Mapped[float] = mapped_column(Float)
+    # Relational head-type scores: NULL where the input has no such token pairs (or, when the inference's
+    # head_scores_version is NULL, where they were not computed yet).
+    duplicate_token_mass: Mapped[float | None] = mapped_column(Float)
+    induction_mass: Mapped[float | None] = mapped_column(Float)
+    bracket_mass: Mapped[float | None] = mapped_column(Float)
+    same_identifier_mass: Mapped[float | None] = mapped_column(Float)
+    declaration_mass: Mapped[float | None] = mapped_column(Float)
+    callee_mass: Mapped[float | None] = mapped_column(Float)
 
     inference: Mapped[Inference] = relationship(back_populates="head_patterns")
 

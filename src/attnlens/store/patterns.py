@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from attnlens.contracts.head_scores import RELATIONAL_SCORE_NAMES
 from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.store.codecs import pack_embedding, pack_thumbnail, pack_token_ids, unpack_embeddings
@@ -41,10 +42,13 @@ def save_inference(
     confidence: tuple[float, float, float] | None = None,
     embedder: str | None = None,
     source: str = MINED,
+    head_scores_version: int | None = None,
 ) -> int:
     """Store one model run; returns its id. `prompt_ids` may be left out when the scenario has them.
     `source` is `mined` for the atlas's own rows and `pasted` for pasted code (kept out of analyses).
-    `confidence` is (top-1 probability, top-1 minus top-2 margin, entropy in nats) at the hole."""
+    `confidence` is (top-1 probability, top-1 minus top-2 margin, entropy in nats) at the hole.
+    `head_scores_version` says which definitions its head patterns' relational scores follow (None: not
+    computed, so a NULL score means "unknown", not "does not apply")."""
     if scenario_id is None and prompt_ids is None:
         raise InvalidInput("an inference without a scenario needs its prompt_ids.")
     if source not in INFERENCE_SOURCES:
@@ -64,6 +68,7 @@ def save_inference(
         next_token_entropy=None if confidence is None else confidence[2],
         embedder=embedder,
         source=source,
+        head_scores_version=head_scores_version,
     )
     session.add(row)
     session.flush()
@@ -72,6 +77,16 @@ def save_inference(
 
 def _stat_column(stats: Any, name: str, n: int) -> np.ndarray:
     values = stats[name] if isinstance(stats, Mapping) else getattr(stats, name)
+    return _checked_column(values, name, n)
+
+
+def _relational_column(stats: Any, name: str, n: int) -> np.ndarray | None:
+    """A relational score's values, or None where it does not apply (or was not computed)."""
+    values = stats.get(name) if isinstance(stats, Mapping) else stats.column(name)
+    return None if values is None else _checked_column(values, name, n)
+
+
+def _checked_column(values: Any, name: str, n: int) -> np.ndarray:
     column = np.asarray(values, dtype=np.float64).reshape(-1)
     if column.shape != (n,):
         raise InvalidInput(f"statistic {name!r} has {column.size} values for {n} head patterns.")
@@ -96,7 +111,8 @@ def save_head_patterns(
         raise InvalidInput(
             f"expected ({n}, size, size) thumbnails for {n} heads, got shape {thumbnails.shape}."
         )
-    columns = {name: _stat_column(stats, name, n) for name in STAT_COLUMNS}
+    columns: dict[str, np.ndarray | None] = {name: _stat_column(stats, name, n) for name in STAT_COLUMNS}
+    columns.update((name, _relational_column(stats, name, n)) for name in RELATIONAL_SCORE_NAMES)
     rows = [
         HeadPattern(
             inference_id=inference_id,
@@ -105,7 +121,7 @@ def save_head_patterns(
             embedding=pack_embedding(embeddings[i]),
             thumbnail=pack_thumbnail(thumbnails[i]),
             thumbnail_size=thumbnails.shape[1],
-            **{name: float(columns[name][i]) for name in STAT_COLUMNS},
+            **{name: None if column is None else float(column[i]) for name, column in columns.items()},
         )
         for i, ref in enumerate(heads)
     ]

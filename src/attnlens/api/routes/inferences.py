@@ -21,6 +21,7 @@ from attnlens.api.schemas import (
     InferenceSummary,
 )
 from attnlens.atlas.indexing import sync_index
+from attnlens.contracts.head_scores import HEAD_SCORES_VERSION, RELATIONAL_SCORE_NAMES
 from attnlens.contracts.models import split_prompt
 from attnlens.contracts.results import PastedGrid
 from attnlens.errors import AttnLensError, NotFound
@@ -121,6 +122,7 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
         completion_tokens=decoder.tokens(unpack_token_ids(inference.completion_ids)),
         n_prefix_tokens=scenario.n_prefix_tokens if scenario else None,
         embedder=inference.embedder,
+        head_scores_computed=inference.head_scores_version == HEAD_SCORES_VERSION,
         created_at=inference.created_at,
     )
 
@@ -180,6 +182,7 @@ def head_grid(
             previous_token_mass=r.previous_token_mass,
             first_token_mass=r.first_token_mass,
             local_mass=r.local_mass,
+            relational_scores={name: getattr(r, name) for name in RELATIONAL_SCORE_NAMES},
             cluster=clusters.get(r.head_ref.name) if clusters is not None else labels.get(r.id),
         )
         for r in rows
@@ -210,6 +213,10 @@ def pasted_head_grid(grid: PastedGrid, clusters: Mapping[str, int]) -> HeadGridP
                 entropy=stat("entropy", i), diagonal_mass=stat("diagonal_mass", i),
                 previous_token_mass=stat("previous_token_mass", i),
                 first_token_mass=stat("first_token_mass", i), local_mass=stat("local_mass", i),
+                relational_scores={
+                    name: None if (column := grid.relational.get(name)) is None else column[i]
+                    for name in RELATIONAL_SCORE_NAMES
+                },
                 cluster=clusters.get(ref.name),
             )
         )  # fmt: skip

@@ -15,6 +15,7 @@ from attnlens.api.schemas import JobPublic
 from attnlens.api.schemas_jobs import (
     JOB_REQUESTS,
     AtlasBuildRequest,
+    HeadScoresRequest,
     JobKindPublic,
     JobRequest,
     TrainPredictorsRequest,
@@ -25,6 +26,7 @@ from attnlens.config import Settings
 from attnlens.contracts.job_parameters import (
     analysis_parameters,
     build_parameters,
+    head_scores_parameters,
     predictor_parameters,
 )
 from attnlens.contracts.jobs import (
@@ -207,6 +209,8 @@ def request_parameters(body: JobRequest, settings: Settings, store: Store) -> di
             body.batch_size or settings.atlas.batch_size,
             corpus_check=by_name,
         )
+    if isinstance(body, HeadScoresRequest):
+        return head_scores_parameters(settings.model.name, body.limit)
     model = _analysed_model(body.model, settings, store)
     if isinstance(body, TrainPredictorsRequest):
         return predictor_parameters(body.tasks, model)

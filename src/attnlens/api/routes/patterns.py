@@ -17,6 +17,7 @@ from attnlens.api.schemas import (
     PatternSearch,
     PatternThumbnail,
 )
+from attnlens.contracts.head_scores import SCORE_NAMES
 from attnlens.contracts.models import MODEL_FAMILIES
 from attnlens.errors import NotFound
 from attnlens.index import IndexSpace, PatternIndex
@@ -27,7 +28,6 @@ from attnlens.store.codecs import unpack_thumbnail
 from attnlens.store.inferences import prompt_ids_of
 from attnlens.store.models import HeadPattern
 from attnlens.store.patterns import (
-    STAT_COLUMNS,
     PatternFilter,
     get_head_pattern,
     load_embeddings,
@@ -70,7 +70,7 @@ def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> P
         **_identity(row),
         tokens=tokens,
         values=np.round(values, 6).tolist(),
-        stats={name: getattr(row, name) for name in STAT_COLUMNS},
+        stats={name: getattr(row, name) for name in SCORE_NAMES},
         hole_query=len(tokens) - 1,
         hole_key=hole_key(tokens),
     )

@@ -1,0 +1,206 @@
+"""What heads do: the head-type scores, every head's profile and labels (the heads scatter), one head's
+profile with its evidence, and examples of a head's patterns by decile of a score."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy import func, select
+
+from attnlens.analysis.head_profiles import HeadProfile, HeadProfiles, decile_bounds, head_profiles
+from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
+from attnlens.api.routes.patterns import thumbnail_of
+from attnlens.api.schemas_heads import (
+    HeadExamplePublic,
+    HeadExamplesPublic,
+    HeadLabelPublic,
+    HeadProfilePublic,
+    HeadScoreSpec,
+    HeadsOverviewPublic,
+    HeadSummaryPublic,
+    ScoreProfilePublic,
+)
+from attnlens.contracts.head_scores import HEAD_SCORES, HEAD_SCORES_VERSION, SCORE_NAMES, head_score
+from attnlens.errors import InvalidInput, NotFound
+from attnlens.heads import HeadRef
+from attnlens.store import Store
+from attnlens.store.analyses import cluster_labels, latest_clustering
+from attnlens.store.head_scores import load_score_table
+from attnlens.store.models import MINED, HeadPattern, Inference
+
+router = APIRouter(tags=["heads"])
+
+CAVEAT = (
+    "Labels are hypotheses: a head carries one when its median score over the atlas's inputs reaches a "
+    "threshold fixed before any atlas was built. They say what the head attends to on these inputs, not "
+    "what it computes; check a label against the examples and an ablation before relying on it."
+)
+HeadName = Annotated[str, Path(max_length=20, description="A head, `L{layer}H{head}` (e.g. L3H5).")]
+ScoreName = Annotated[str, Query(max_length=60, description="A score name from GET /api/heads/scores.")]
+
+
+def _fingerprint(store: Store, model: str) -> tuple[int, int, int]:
+    """What changes when the profiles would: the scored mined inferences (count, newest id, version)."""
+    with store.session() as session:
+        count, newest = session.execute(
+            select(func.count(Inference.id), func.max(Inference.id)).where(
+                Inference.model_name == model,
+                Inference.source == MINED,
+                Inference.head_scores_version == HEAD_SCORES_VERSION,
+            )
+        ).one()
+        unscored = session.scalar(
+            select(func.count(Inference.id)).where(Inference.model_name == model, Inference.source == MINED)
+        )
+    return int(count or 0), int(newest or 0), int(unscored or 0)
+
+
+def profiles_of(request: Request, store: Store, model: str) -> HeadProfiles:
+    """The model's head profiles, recomputed only when its scored inferences change (a 675,000-pattern
+    atlas takes seconds to read)."""
+    cache: dict[str, tuple[tuple[int, int, int], HeadProfiles]] = request.app.state.__dict__.setdefault(
+        "head_profiles", {}
+    )
+    key = _fingerprint(store, model)
+    cached = cache.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with store.session() as session:
+        profiles = head_profiles(load_score_table(session, model))
+    cache[model] = (key, profiles)
+    return profiles
+
+
+def _head(profiles: HeadProfiles, name: str) -> HeadProfile:
+    profile = profiles.get(HeadRef.parse(name))
+    if profile is None:
+        raise NotFound(
+            f"no scored patterns of head {name} for model {profiles.model_name!r} (its grid is "
+            f"{profiles.n_layers} x {profiles.n_heads}; an atlas whose scores are not computed yet has none: "
+            "queue a head_scores job)."
+        )
+    return profile
+
+
+@router.get("/heads/scores", response_model=list[HeadScoreSpec])
+def read_head_scores() -> list[HeadScoreSpec]:
+    """The head-type scores stored with every pattern: formula, the label each gives and its threshold."""
+    return [HeadScoreSpec(**score.__dict__) for score in HEAD_SCORES]
+
+
+@router.get("/heads", response_model=HeadsOverviewPublic)
+def read_heads(
+    request: Request, store: StoreDep, settings: SettingsDep, model: ModelQuery = None
+) -> HeadsOverviewPublic:
+    """Every head of the model with its median of every score and its labels (the heads scatter), over the
+    atlas's mined inferences whose scores are computed. Empty before any such inference."""
+    profiles = profiles_of(request, store, model or settings.model.name)
+    return HeadsOverviewPublic(
+        model=profiles.model_name, n_layers=profiles.n_layers, n_heads=profiles.n_heads,
+        n_inferences=profiles.n_inferences, n_inferences_unscored=profiles.n_inferences_unscored,
+        typical=profiles.typical,
+        heads=[
+            HeadSummaryPublic(
+                name=ref.name, layer=ref.layer, head=ref.head, n_patterns=p.n_patterns,
+                medians={name: p.median(name) for name in SCORE_NAMES},
+                labels=[head_score(name).label for name in p.labels],
+            )
+            for ref, p in profiles.heads.items()
+        ],
+    )  # fmt: skip
+
+
+@router.get("/heads/{name}", response_model=HeadProfilePublic)
+def read_head(
+    name: HeadName, request: Request, store: StoreDep, settings: SettingsDep, model: ModelQuery = None
+) -> HeadProfilePublic:
+    """One head's profile: per score its median, deciles and how many patterns it applies to, beside the
+    median head's median (the baseline), and the labels it carries with that evidence."""
+    profiles = profiles_of(request, store, model or settings.model.name)
+    profile = _head(profiles, name)
+    scores = [
+        ScoreProfilePublic(
+            name=s.name, n_applicable=s.n_applicable, median=s.median,
+            deciles=list(s.deciles) if s.deciles is not None else None,
+            typical=profiles.typical[s.name], labelled=s.labelled,
+        )
+        for s in profile.scores.values()
+    ]  # fmt: skip
+    labels = [
+        HeadLabelPublic(
+            label=head_score(score).label, score=score, median=profile.scores[score].median or 0.0,
+            threshold=head_score(score).threshold, typical=profiles.typical[score],
+            n_applicable=profile.scores[score].n_applicable,
+        )
+        for score in profile.labels
+    ]  # fmt: skip
+    return HeadProfilePublic(
+        model=profiles.model_name, name=profile.head.name, layer=profile.head.layer, head=profile.head.head,
+        n_patterns=profile.n_patterns, n_inferences=profiles.n_inferences,
+        n_inferences_unscored=profiles.n_inferences_unscored, scores=scores, labels=labels, caveat=CAVEAT,
+    )  # fmt: skip
+
+
+@router.get("/heads/{name}/examples", response_model=HeadExamplesPublic)
+def read_head_examples(
+    name: HeadName,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    score: ScoreName,
+    decile: Annotated[int, Query(ge=1, le=10, description="1 = the lowest tenth ... 10 = the highest.")] = 10,
+    limit: Annotated[int, Query(ge=1, le=24)] = 6,
+    model: ModelQuery = None,
+) -> HeadExamplesPublic:
+    """Patterns of the head whose `score` lies in decile `decile` of the head's own distribution, highest
+    value first: the evidence behind a label, or what the head does when a score is low."""
+    if score not in SCORE_NAMES:
+        raise InvalidInput(
+            f"unknown score {score!r}; GET /api/heads/scores lists them: {', '.join(SCORE_NAMES)}."
+        )
+    model_name = model or settings.model.name
+    profile = _head(profiles_of(request, store, model_name), name)
+    scored = profile.scores[score]
+    if scored.deciles is None:
+        raise InvalidInput(f"score {score} applies to none of {name}'s patterns in this atlas.")
+    low, high = decile_bounds(scored, decile)
+    column = getattr(HeadPattern, score)
+    where = [
+        HeadPattern.layer == profile.head.layer,
+        HeadPattern.head == profile.head.head,
+        column.is_not(None),
+        HeadPattern.inference_id.in_(
+            select(Inference.id).where(
+                Inference.model_name == model_name,
+                Inference.source == MINED,
+                Inference.head_scores_version == HEAD_SCORES_VERSION,
+            )
+        ),
+    ]
+    # Decile d holds values in (edge d-1, edge d]; the first also takes its lower edge.
+    if np.isfinite(low):
+        where.append(column > low)
+    if np.isfinite(high):
+        where.append(column <= high)
+    with store.session() as session:
+        total = int(session.scalar(select(func.count(HeadPattern.id)).where(*where)) or 0)
+        rows = session.scalars(
+            select(HeadPattern).where(*where).order_by(column.desc(), HeadPattern.id).limit(limit)
+        ).all()
+        clustering = latest_clustering(store, model_name)
+        labels = (
+            cluster_labels(session, clustering.id, [r.id for r in rows]) if clustering is not None else {}
+        )
+        examples = [
+            HeadExamplePublic(
+                **thumbnail_of(row, labels.get(row.id)).model_dump(), value=float(getattr(row, score))
+            )
+            for row in rows
+        ]
+    return HeadExamplesPublic(
+        name=profile.head.name, score=score, decile=decile,
+        low=low if np.isfinite(low) else None, high=high if np.isfinite(high) else None,
+        n_in_decile=total, examples=examples,
+    )  # fmt: skip

@@ -1,0 +1,151 @@
+"""`attnlens heads profile|backfill|probe`: what the heads of the served model do.
+
+`profile` prints every head's labels (or one head's profile) from the atlas's stored scores, the same
+numbers GET /api/heads and GET /api/heads/{name} serve; `backfill` computes the relational scores of
+inferences stored before they existed (a resumable `head_scores` job); `probe` runs the repeated-random-
+token probe and compares its induction and previous-token heads with the atlas's labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from attnlens.cli.common import run_job_with_progress, settings_of
+
+heads_app = typer.Typer(help="What heads do: profiles, labels, the score backfill and the probe.")
+
+ModelOption = Annotated[str | None, typer.Option(help="Target model (default: model.name).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(heads_app, name="heads")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@heads_app.command("profile")
+def profile(
+    ctx: typer.Context,
+    head: Annotated[str | None, typer.Option(help="One head, e.g. L3H5 (default: every head).")] = None,
+    model: ModelOption = None,
+) -> None:
+    """Every head's labels with their medians, or one head's full profile (median and deciles per score)."""
+    from attnlens.analysis.head_profiles import head_profiles
+    from attnlens.contracts.head_scores import HEAD_SCORES, head_score
+    from attnlens.errors import NotFound
+    from attnlens.heads import HeadRef
+    from attnlens.store import open_store
+    from attnlens.store.head_scores import load_score_table
+
+    settings = settings_of(ctx)
+    name = model or settings.model.name
+    store = open_store(settings)
+    with store.session() as session:
+        profiles = head_profiles(load_score_table(session, name))
+    typer.echo(
+        f"{name}: {profiles.n_inferences} scored mined inferences"
+        f" ({profiles.n_inferences_unscored} without scores, left out: `attnlens heads backfill`)"
+    )
+    if head is None:
+        for ref, p in profiles.heads.items():
+            labels = ", ".join(f"{head_score(s).label} {_fmt(p.median(s))}" for s in p.labels) or "-"
+            typer.echo(f"{ref.name:>8}  {p.n_patterns:>6} patterns  {labels}")
+        return
+    one = profiles.get(HeadRef.parse(head))
+    if one is None:
+        raise NotFound(f"no scored patterns of head {head} for model {name!r}.")
+    typer.echo(f"{one.head.name}: {one.n_patterns} patterns; labels are hypotheses (median >= threshold)")
+    typer.echo(f"{'score':<22}{'n':>7}{'median':>9}{'typical':>9}{'thresh':>8}  deciles 10..90")
+    for score in HEAD_SCORES:
+        s = one.scores[score.name]
+        deciles = " ".join(f"{v:.2f}" for v in s.deciles) if s.deciles else "does not apply to these inputs"
+        mark = f"  <- {score.label}" if s.labelled else ""
+        typer.echo(
+            f"{score.name:<22}{s.n_applicable:>7}{_fmt(s.median):>9}{_fmt(profiles.typical[score.name]):>9}"
+            f"{score.threshold:>8.2f}  {deciles}{mark}"
+        )
+
+
+@heads_app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many inferences.")] = None,
+) -> None:
+    """Compute the relational head-type scores of the served model's inferences that lack them (re-runs the
+    model on each prompt; resumable: re-run to carry on)."""
+    from attnlens.contracts.job_parameters import head_scores_parameters
+    from attnlens.contracts.jobs import HEAD_SCORES
+    from attnlens.service.local import LocalWorker
+    from attnlens.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    typer.echo(f"loading {settings.model.name}...")
+    worker = LocalWorker(settings, store)
+    worker.start(background=False)
+    worker.model  # noqa: B018 - raise now, with the reason, if it failed to load
+    parameters = head_scores_parameters(settings.model.name, limit)
+    result = run_job_with_progress(settings, store, HEAD_SCORES, parameters, worker, "inference")
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@heads_app.command("probe")
+def probe(
+    ctx: typer.Context,
+    length: Annotated[int, typer.Option(min=2, help="Random tokens per half (L).")] = 50,
+    sequences: Annotated[int, typer.Option(min=1, help="Random sequences averaged over.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the random tokens.")] = 0,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the per-head scores and agreement as JSON.")
+    ] = None,
+) -> None:
+    """Run the repeated-random-token probe on the served model and compare its induction and previous-token
+    heads with the atlas's labels (precision, recall, rank correlation)."""
+    from dataclasses import asdict
+
+    from attnlens.analysis.head_profiles import head_profiles
+    from attnlens.atlas.probe import PROBE_KINDS, PROBE_THRESHOLD, agreement, atlas_score_name
+    from attnlens.atlas.probe import repeated_random_tokens as run_probe
+    from attnlens.contracts.head_scores import head_score
+    from attnlens.model import TargetModel
+    from attnlens.store import open_store
+    from attnlens.store.head_scores import load_score_table
+
+    settings = settings_of(ctx)
+    model = TargetModel.from_settings(settings)
+    result = run_probe(model, sequence_length=length, n_sequences=sequences, seed=seed)
+    with open_store(settings).session() as session:
+        profiles = head_profiles(load_score_table(session, model.info.name))
+    report: dict[str, object] = {
+        "model": model.info.name,
+        "length": length,
+        "sequences": sequences,
+        "seed": seed,
+    }
+    for kind in PROBE_KINDS:
+        scores = result.head_scores(kind)
+        score_name = atlas_score_name(kind)
+        medians = {ref.name: p.median(score_name) for ref, p in profiles.heads.items()}
+        found = agreement(
+            scores, medians, probe_threshold=PROBE_THRESHOLD, atlas_threshold=head_score(score_name).threshold
+        )
+        top = sorted(scores.items(), key=lambda item: -item[1])[:5]
+        typer.echo(f"{kind}: probe heads (>= {PROBE_THRESHOLD}): {', '.join(found.probe_heads) or 'none'}")
+        typer.echo(
+            f"  atlas labels ({profiles.n_inferences} inferences): {', '.join(found.atlas_heads) or 'none'}"
+        )
+        typer.echo(
+            f"  both: {', '.join(found.both) or 'none'}; precision {_fmt(found.precision)}, recall "
+            f"{_fmt(found.recall)}, Spearman {_fmt(found.spearman)} over {found.n_heads} heads"
+        )
+        typer.echo("  strongest: " + ", ".join(f"{name} {value:.2f}" for name, value in top))
+        report[kind] = {"agreement": asdict(found), "scores": scores}
+    if output is not None:
+        output.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {output}")

@@ -1,0 +1,128 @@
+"""The head-type scores in the database: which inferences still lack them, writing them back, and reading
+every scored pattern of a model as columns (what head profiles are computed from)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session
+
+from attnlens.contracts.head_scores import HEAD_SCORES_VERSION, RELATIONAL_SCORE_NAMES, SCORE_NAMES
+from attnlens.heads import HeadRef
+from attnlens.store.engine import Store
+from attnlens.store.models import MINED, HeadPattern, Inference
+from attnlens.store.patterns import driver_rows
+
+# Rows per read when loading score columns (keyset pages keep each query cheap).
+_PAGE = 100_000
+
+
+def needs_scores(version: int = HEAD_SCORES_VERSION) -> ColumnElement[bool]:
+    """The SQL condition of an inference whose relational scores are missing or from another version."""
+    return or_(Inference.head_scores_version.is_(None), Inference.head_scores_version != version)
+
+
+def inferences_without_scores(session: Session, model_name: str, limit: int | None = None) -> list[int]:
+    """Ids (ascending) of the model's inferences, mined and pasted, whose scores are not current."""
+    query = (
+        select(Inference.id)
+        .where(Inference.model_name == model_name, needs_scores())
+        .order_by(Inference.id)
+        .limit(limit)
+    )
+    return [int(i) for i in session.scalars(query)]
+
+
+def count_without_scores(session: Session, model_name: str) -> tuple[int, int]:
+    """(inferences lacking current scores, all inferences) of the model."""
+    rows = driver_rows(session, select(Inference.id).where(Inference.model_name == model_name))
+    missing = driver_rows(
+        session, select(Inference.id).where(Inference.model_name == model_name, needs_scores())
+    )
+    return len(missing), len(rows)
+
+
+def save_relational_scores(
+    store: Store,
+    inference_id: int,
+    scores: Mapping[HeadRef, Mapping[str, float | None]],
+    version: int = HEAD_SCORES_VERSION,
+) -> bool:
+    """Write one inference's relational scores and mark it current, in one transaction; False when the
+    inference was deleted meanwhile (nothing is written then)."""
+    with store.session(immediate=True) as session:
+        inference = session.get(Inference, inference_id)
+        if inference is None:
+            return False
+        rows = session.scalars(select(HeadPattern).where(HeadPattern.inference_id == inference_id)).all()
+        for row in rows:
+            values = scores.get(row.head_ref, {})
+            for name in RELATIONAL_SCORE_NAMES:
+                setattr(row, name, values.get(name))
+        session.execute(
+            update(Inference).where(Inference.id == inference_id).values(head_scores_version=version)
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Every scored mined pattern of one model as columns: `layer`, `head`, and per score one float64
+    column with NaN where it does not apply. `inference_ids` says whose patterns they are."""
+
+    model_name: str
+    layer: np.ndarray  # (n,) int64
+    head: np.ndarray  # (n,) int64
+    inference_ids: np.ndarray  # (n,) int64
+    pattern_ids: np.ndarray  # (n,) int64
+    scores: dict[str, np.ndarray]  # score name -> (n,) float64, NaN = does not apply
+    n_inferences: int  # mined inferences of the model with current scores
+    n_inferences_unscored: int  # mined inferences whose relational scores are missing (left out)
+
+    @property
+    def n_patterns(self) -> int:
+        return len(self.layer)
+
+
+def load_score_table(session: Session, model_name: str, names: Sequence[str] = SCORE_NAMES) -> ScoreTable:
+    """The score columns of the model's mined patterns whose inference has current scores. Patterns of
+    unscored inferences are left out entirely (their relational NULLs would mean "unknown", not "does not
+    apply"), and counted."""
+    scored = select(Inference.id).where(
+        Inference.model_name == model_name,
+        Inference.source == MINED,
+        Inference.head_scores_version == HEAD_SCORES_VERSION,
+    )
+    unscored = select(Inference.id).where(
+        Inference.model_name == model_name, Inference.source == MINED, needs_scores()
+    )
+    columns = [getattr(HeadPattern, name) for name in names]
+    base = select(
+        HeadPattern.id, HeadPattern.inference_id, HeadPattern.layer, HeadPattern.head, *columns
+    ).where(HeadPattern.inference_id.in_(scored))
+    pages: list[np.ndarray] = []
+    last = 0
+    connection = session.connection()
+    while True:
+        query = base.where(HeadPattern.id > last).order_by(HeadPattern.id).limit(_PAGE)
+        # NULL -> NaN through float(); rows come straight off the driver (the ORM costs 10x here).
+        rows = connection.execute(query).all()
+        if not rows:
+            break
+        page = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+        pages.append(page)
+        last = int(page[-1, 0])
+    table = np.concatenate(pages) if pages else np.zeros((0, 4 + len(names)))
+    return ScoreTable(
+        model_name=model_name,
+        pattern_ids=table[:, 0].astype(np.int64),
+        inference_ids=table[:, 1].astype(np.int64),
+        layer=table[:, 2].astype(np.int64),
+        head=table[:, 3].astype(np.int64),
+        scores={name: table[:, 4 + i] for i, name in enumerate(names)},
+        n_inferences=len(driver_rows(session, scored)),
+        n_inferences_unscored=len(driver_rows(session, unscored)),
+    )
