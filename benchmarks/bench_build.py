@@ -24,6 +24,7 @@ from attnlens.atlas.build import write_processed
 from attnlens.atlas.patterns import pattern_stats, thumbnails
 from attnlens.atlas.process import process_batch
 from attnlens.config import Settings
+from attnlens.contracts.head_scores import SCORE_NAMES
 from attnlens.heads import HeadRef
 from attnlens.mining import iter_corpus, mine_scenarios
 from attnlens.model import TargetModel
@@ -60,7 +61,10 @@ def reference_style(model, apmae, scenarios, store) -> None:
                     [ref],
                     vectors[i : i + 1],
                     thumbs[i : i + 1],
-                    {k: v[i : i + 1] for k, v in stats.__dict__.items()},
+                    {
+                        name: None if (c := stats.column(name)) is None else c[i : i + 1]
+                        for name in SCORE_NAMES
+                    },
                 )
 
 
@@ -71,7 +75,7 @@ def ours(model, apmae, scenarios, store, batch_size: int) -> None:
         ids = save_scenarios(session, scenarios, model_name=model.info.name)
     for start in range(0, len(scenarios), batch_size):
         chunk = scenarios[start : start + batch_size]
-        results = process_batch(model, apmae.embed, chunk)
+        results = process_batch(model, apmae.embed_with_errors, chunk)
         write_processed(
             store, model, list(zip(ids[start : start + batch_size], results, strict=True)), "bench"
         )

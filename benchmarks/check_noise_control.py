@@ -61,7 +61,7 @@ def fresh_rows(count: int, batch_size: int = 4) -> np.ndarray:
     vectors = [
         r.embeddings
         for i in range(0, len(scenarios), batch_size)
-        for r in process_batch(model, apmae.embed, scenarios[i : i + batch_size])
+        for r in process_batch(model, apmae.embed_with_errors, scenarios[i : i + batch_size])
     ]
     print(f"{len(vectors)} noise scenarios run and embedded in {time.perf_counter() - started:.0f} s")
     return np.stack(vectors).astype(np.float32)

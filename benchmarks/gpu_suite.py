@@ -608,7 +608,8 @@ def build_section(section: Section, args: argparse.Namespace, state: dict[str, A
     sync(device)
     start = time.perf_counter()
     report = run_build(
-        settings, store, model, apmae.embed, request, embedder=worker.embedder_name, progress=progress,
+        settings, store, model, apmae.embed_with_errors, request, embedder=worker.embedder_name,
+        progress=progress,
         should_stop=should_stop, run_model=worker.run_model,
     )  # fmt: skip
     sync(device)

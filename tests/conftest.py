@@ -123,6 +123,6 @@ def tiny_atlas(tmp_path_factory: pytest.TempPathFactory, tiny_model, tiny_apmae_
     # The embedder name the worker stores for this checkpoint (its resolved folder), so that pasted code and
     # the atlas share one embedding space.
     embedder = str(tiny_apmae_folder.resolve())
-    report = run_build(settings, store, tiny_model, apmae.embed, request, embedder=embedder)
+    report = run_build(settings, store, tiny_model, apmae.embed_with_errors, request, embedder=embedder)
     sync_index(settings, store)
     return settings, store, report

@@ -291,6 +291,17 @@ class AnalysisSettings(BaseModel):
     )
     map_neighbors: int = Field(15, description="UMAP n_neighbors for the 2-D map.", ge=2)
     map_min_dist: float = Field(0.1, description="UMAP min_dist for the 2-D map.", ge=0)
+    # Pattern families: one UMAP + HDBSCAN over all heads' patterns (the per-head UMAP settings and
+    # hdbscan_min_samples), fitted on a seeded sample; every other pattern joins by the knn_k vote.
+    family_fit_sample: int = Field(
+        20_000, description="Patterns the family clustering is fitted on; the rest join by kNN vote.", ge=10
+    )
+    family_min_cluster_size: int = Field(
+        100, description="HDBSCAN min_cluster_size of families (in the fit sample): smaller is noise.", ge=2
+    )
+    family_examples: int = Field(
+        6, description="Example patterns kept per family: its medoid and the members nearest it.", ge=3, le=24
+    )
     knn_k: int = Field(
         15, description="Neighbours that vote when assigning a new pattern to a head's cluster.", ge=1
     )

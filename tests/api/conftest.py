@@ -55,7 +55,7 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
     from attnlens.api import create_app
     from attnlens.atlas.handlers import JOB_HANDLERS
     from attnlens.contracts.findings import FINDINGS_REPORT
-    from attnlens.contracts.jobs import ABLATION_EXPERIMENT, ATLAS_MAP
+    from attnlens.contracts.jobs import ABLATION_EXPERIMENT, ATLAS_MAP, PATTERN_FAMILIES
     from attnlens.service.jobs import run_job_here
     from attnlens.service.local import LocalWorker
     from attnlens.store.jobs import enqueue_job
@@ -72,6 +72,7 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
         assert experiment.status_code == 202, experiment.text
         jobs = [
             (ATLAS_MAP, enqueue_job(store, ATLAS_MAP, {})),
+            (PATTERN_FAMILIES, enqueue_job(store, PATTERN_FAMILIES, {})),
             (ABLATION_EXPERIMENT, experiment.json()["id"]),
             (FINDINGS_REPORT, client.post("/api/findings", json={"reconstruction": False}).json()["id"]),
         ]
@@ -85,8 +86,9 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
             "inference_id": inference,
             "pattern_id": pattern,
             "predictor_id": client.get("/api/predictors").json()[0]["id"],
-            "job_id": jobs[1][1],
-            "experiment_job_id": jobs[1][1],
+            "job_id": jobs[2][1],
+            "experiment_job_id": jobs[2][1],
             "name": "L2H1",
+            "label": 0,  # pattern family 0, the largest
         }
         yield client, ids

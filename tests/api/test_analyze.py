@@ -36,6 +36,18 @@ def test_selection_is_completed_stored_and_browsable(atlas_client):
     assert body["prediction"] is None and "predictors train" in body["prediction_unavailable"]
     grid = body["grid"]
     assert (grid["n_layers"], grid["n_heads"]) == (4, 4) and len(grid["heads"]) == 16
+    # How unlike the atlas this input is: the share of heads in the tail of their own atlas errors.
+    percentiles = [cell["error_percentile"] for cell in grid["heads"]]
+    assert all(p is not None and 0 <= p <= 1 for p in percentiles), percentiles
+    in_tail = sum(p > body["unusual_tail"] for p in percentiles) / len(percentiles)
+    assert body["unusual_share"] == pytest.approx(in_tail)
+    unstored = atlas_client.post(
+        "/api/analyze", json={"code": JAVA, "hole": {"start": start, "end": start + 5}, "store": False}
+    ).json()
+    assert [c["reconstruction_error"] for c in unstored["grid"]["heads"]] == pytest.approx(
+        [c["reconstruction_error"] for c in grid["heads"]], rel=1e-3
+    )
+    assert unstored["unusual_share"] == pytest.approx(body["unusual_share"])
     detail = atlas_client.get(f"/api/inferences/{body['inference_id']}").json()
     assert detail["task"] == "selection" and detail["file_path"].startswith("pasted/")
     assert detail["mode"] == "fim" and detail["prompt_tokens"][0] == "<fim_prefix>"

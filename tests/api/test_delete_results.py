@@ -10,7 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from attnlens.store.models import Cluster, Clustering, Job, MapPoint, PatternMap, Predictor
+from attnlens.store.models import (
+    Cluster,
+    Clustering,
+    FamilyAssignment,
+    FamilyRun,
+    Job,
+    MapPoint,
+    PatternFamily,
+    PatternMap,
+    Predictor,
+)
 from tests.conftest import copy_atlas
 
 
@@ -84,6 +94,18 @@ def test_a_maps_points_go_with_it(client):
     assert done["maps"] == [map_id] and not done["job_deleted"]
     assert count(client, MapPoint, MapPoint.pattern_map_id == map_id) == 0
     assert client.get("/api/maps/latest").status_code == 404  # the map is gone: the map page says "not yet"
+
+
+def test_pattern_families_go_with_their_job(client):
+    (job,) = [j for j in jobs_of(client, "pattern_families") if j["state"] == "succeeded"]
+    with client.app.state.store.session() as session:
+        (run_id,) = session.scalars(select(FamilyRun.id).where(FamilyRun.job_id == job["id"])).all()
+    assert count(client, FamilyAssignment, FamilyAssignment.family_run_id == run_id) > 0
+    done = client.delete(f"/api/jobs/{job['id']}/result").json()
+    assert done["family_runs"] == [run_id] and not done["job_deleted"]
+    assert count(client, FamilyAssignment, FamilyAssignment.family_run_id == run_id) == 0
+    assert count(client, PatternFamily, PatternFamily.family_run_id == run_id) == 0
+    assert client.get("/api/families").json()["families"] == []
 
 
 def test_what_cannot_be_deleted_says_why(client):

@@ -68,7 +68,7 @@ def test_examples_lie_in_their_decile(atlas_client):
     [
         ("/api/heads/L99H99", 404, "not_found"),
         ("/api/heads/nonsense", 422, "head_out_of_range"),
-        ("/api/heads/L0H0/examples?score=nope", 400, "invalid_input"),
+        ("/api/heads/L0H0/examples?score=nope", 422, "invalid_request"),
         ("/api/heads/L0H0/examples?score=entropy&decile=11", 422, None),
     ],
 )
@@ -88,3 +88,34 @@ def test_head_grid_and_pattern_carry_relational_scores(atlas_client):
     pattern = atlas_client.get(f"/api/patterns/{cell['id']}").json()
     assert set(pattern["stats"]) == set(SCORE_NAMES)
     assert pattern["stats"]["duplicate_token_mass"] == cell["relational_scores"]["duplicate_token_mass"]
+
+
+def test_anomalies_rank_by_robust_z_within_the_head(atlas_client, tiny_atlas):
+    _, store, _ = tiny_atlas
+    body = atlas_client.get("/api/anomalies", params={"limit": 5}).json()
+    assert body["n_patterns"] > 0 and len(body["items"]) == 5
+    zs = [item["robust_z"] for item in body["items"]]
+    assert zs == sorted(zs, reverse=True)
+    top = body["items"][0]
+    with store.session() as session:
+        errors = np.array(
+            session.scalars(
+                select(HeadPattern.reconstruction_error).where(
+                    HeadPattern.layer == top["layer"], HeadPattern.head == top["head"]
+                )
+            ).all()
+        )
+    assert top["head_median"] == pytest.approx(float(np.median(errors)))
+    assert top["percentile"] == pytest.approx(float(np.mean(errors <= top["error"])))
+
+
+def test_one_inference_anomalies_and_grid_percentiles_agree(atlas_client):
+    inference = atlas_client.get("/api/inferences", params={"limit": 1}).json()["items"][0]
+    body = atlas_client.get(f"/api/inferences/{inference['id']}/anomalies", params={"limit": 200}).json()
+    grid = atlas_client.get(f"/api/inferences/{inference['id']}/heads").json()
+    assert len(body["items"]) == len(grid["heads"])
+    by_id = {cell["id"]: cell for cell in grid["heads"]}
+    for item in body["items"]:
+        assert by_id[item["id"]]["error_percentile"] == pytest.approx(item["percentile"])
+    share = np.mean([cell["error_percentile"] > body["tail"] for cell in grid["heads"]])
+    assert body["unusual_share"] == pytest.approx(share)

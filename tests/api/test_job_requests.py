@@ -19,7 +19,14 @@ from attnlens.api.schemas_jobs import JOB_REQUESTS, MAX_API_PER_TASK, kind_of
 from attnlens.atlas.handlers import JOB_HANDLERS
 from attnlens.config import APISettings, Settings
 from attnlens.contracts.job_parameters import DEFAULT_PER_TASK, build_parameters, predictor_parameters
-from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, HEAD_SCORES, TRAIN_PREDICTORS
+from attnlens.contracts.jobs import (
+    ATLAS_BUILD,
+    ATLAS_CLUSTER,
+    ATLAS_MAP,
+    HEAD_SCORES,
+    PATTERN_FAMILIES,
+    TRAIN_PREDICTORS,
+)
 from attnlens.contracts.tasks import TASKS
 from attnlens.errors import InvalidInput
 from attnlens.service.local import LocalWorker
@@ -156,7 +163,9 @@ def test_every_kind_has_a_handler_and_a_form(served):
     kinds = client.get("/api/jobs/kinds")
     assert kinds.status_code == 200, kinds.text
     by_kind = {k["kind"]: k for k in kinds.json()}
-    assert list(by_kind) == [ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS, HEAD_SCORES]
+    assert list(by_kind) == [
+        ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS, HEAD_SCORES, PATTERN_FAMILIES,
+    ]  # fmt: skip
     assert {kind_of(r) for r in JOB_REQUESTS} <= set(JOB_HANDLERS)  # the same jobs the worker runs
     build = {f["name"]: f for f in by_kind[ATLAS_BUILD]["fields"]}
     assert by_kind[ATLAS_BUILD]["command"] == "attnlens atlas build"

@@ -54,8 +54,15 @@ def test_an_eta_rests_on_the_recent_jobs_of_its_kind(private_atlas_client):
             job.state, job.progress_done, job.started_at = "running", 1, now - timedelta(seconds=60)
 
     body = client.get(f"/api/jobs/{running}").json()
-    assert 55 <= body["eta_seconds"] <= 61 and body["eta_basis"] == "the pace of the last job of this kind"
     listed = {j["id"]: j for j in client.get("/api/jobs").json()}
-    assert 55 <= listed[running]["eta_seconds"] <= 61
     alone = client.get(f"/api/jobs/{lonely}").json()
-    assert 5900 <= alone["eta_seconds"] <= 5950 and alone["eta_basis"] == "this job's pace so far"
+    # Each answer was made between `now` and `late`: 60 to 60 + late s after the jobs started. The last job's
+    # pace leaves 120 s minus that; the lonely job's own pace (1 unit in that time) leaves 99 times it.
+    late = (utc_now() - now).total_seconds()
+    assert (
+        60 - late - 1 <= body["eta_seconds"] <= 61
+        and body["eta_basis"] == "the pace of the last job of this kind"
+    )
+    assert 60 - late - 1 <= listed[running]["eta_seconds"] <= 61
+    assert 99 * 60 - 1 <= alone["eta_seconds"] <= 99 * (60 + late) + 1
+    assert alone["eta_basis"] == "this job's pace so far"

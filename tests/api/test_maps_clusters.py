@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -115,6 +116,38 @@ def test_head_clusters_describe_every_pattern_of_the_head(analysed):
             else:
                 assert cluster["medoid_pattern_id"] is None
     assert client.get("/api/heads/L1H2/clusters", params={"model": "other"}).status_code == 404
+
+
+def test_cluster_panel_facts_are_the_members_own(analysed):
+    """Labels, examples and correctness of each cluster, recomputed from the stored rows."""
+    client, store, _ = analysed
+    clusters = client.get("/api/heads/L1H2/clusters").json()
+    with store.session() as session:
+        rows = session.execute(
+            select(
+                ClusterAssignment.label, Inference.first_token_correct, HeadPattern.id, HeadPattern.entropy
+            )
+            .join(HeadPattern, HeadPattern.id == ClusterAssignment.head_pattern_id)
+            .join(Inference, Inference.id == HeadPattern.inference_id)
+            .where(HeadPattern.layer == 1, HeadPattern.head == 2)
+        ).all()
+    everyone = [r[1] for r in rows if r[1] is not None]
+    for cluster in clusters:
+        mine = [r for r in rows if r[0] == cluster["label"]]
+        known = [r[1] for r in mine if r[1] is not None]
+        assert (cluster["known"], cluster["correct"]) == (len(known), sum(known))
+        assert cluster["head_correct_rate"] == pytest.approx(sum(everyone) / len(everyone))
+        if known:
+            assert cluster["correct_low"] <= cluster["correct_rate"] <= cluster["correct_high"]
+        examples = [e["id"] for e in cluster["examples"]]
+        assert len(examples) == min(3, cluster["size"]) and set(examples) <= {r[2] for r in mine}
+        if cluster["medoid_pattern_id"] is not None:
+            assert examples[0] == cluster["medoid_pattern_id"]
+        broad = float(np.median([r[3] for r in mine]))
+        labelled = {label["score"]: label for label in cluster["labels"]}
+        assert ("entropy" in labelled) == (broad >= 0.7)
+        if "entropy" in labelled:
+            assert labelled["entropy"]["median"] == pytest.approx(broad)
 
 
 @pytest.mark.slow

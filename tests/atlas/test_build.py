@@ -80,7 +80,7 @@ def test_interrupted_build_resumes_to_the_same_atlas(tmp_path, tiny_model, tiny_
     _, reference_store, reference = tiny_atlas
     settings = tiny_settings(tmp_path / "data", tiny_apmae_folder)
     store = open_store(settings)
-    embed = load_apmae(settings).embed
+    embed = load_apmae(settings).embed_with_errors
     request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=3)
     first = run_build(
         settings, store, tiny_model, embed, request, embedder="tiny-apmae", should_stop=_StopAfter(2)

@@ -17,10 +17,14 @@ from attnlens.store import open_store
 from attnlens.store.head_scores import count_without_scores, load_score_table
 from attnlens.store.models import HeadPattern, Inference
 
+# What the build stores and the backfill recomputes: the relational scores, then the reconstruction error.
+COLUMNS = [*(getattr(HeadPattern, name) for name in RELATIONAL_SCORE_NAMES), HeadPattern.reconstruction_error]
+
 
 @pytest.fixture
 def wiped_atlas(tiny_atlas, tmp_path):
-    """A private copy of the tiny atlas whose relational scores and versions are NULL (pre-0004 rows)."""
+    """A private copy of the tiny atlas whose relational scores, reconstruction errors and versions are
+    NULL (rows built before migration 0004), and what the build had stored."""
     settings, _, _ = tiny_atlas
     data = tmp_path / "data"
     data.mkdir()
@@ -31,26 +35,16 @@ def wiped_atlas(tiny_atlas, tmp_path):
         source.backup(copy)
     mine = settings.model_copy(update={"data_dir": data})
     store = open_store(mine)
+    before = _scores(store)
     with store.session() as session:
-        before = {
-            row[0]: row[1:]
-            for row in session.execute(
-                select(HeadPattern.id, *(getattr(HeadPattern, n) for n in RELATIONAL_SCORE_NAMES))
-            )
-        }
-        session.execute(update(HeadPattern).values(dict.fromkeys(RELATIONAL_SCORE_NAMES)))
+        session.execute(update(HeadPattern).values({column.key: None for column in COLUMNS}))
         session.execute(update(Inference).values(head_scores_version=None))
     return store, before
 
 
 def _scores(store) -> dict[int, tuple]:
     with store.session() as session:
-        return {
-            row[0]: row[1:]
-            for row in session.execute(
-                select(HeadPattern.id, *(getattr(HeadPattern, n) for n in RELATIONAL_SCORE_NAMES))
-            )
-        }
+        return {row[0]: row[1:] for row in session.execute(select(HeadPattern.id, *COLUMNS))}
 
 
 def test_the_build_stores_scores_and_some_do_not_apply(tiny_atlas):
@@ -62,19 +56,28 @@ def test_the_build_stores_scores_and_some_do_not_apply(tiny_atlas):
     # Every relational score applies somewhere in the fixtures, and every value is a share of attention.
     applies = ~np.isnan(values)
     assert applies.any(axis=0).all()
-    assert (values[applies] >= 0).all() and (values[applies] <= 1 + 1e-5).all()
+    errors = values[:, -1]
+    assert applies[:, -1].all() and (errors >= 0).all() and np.unique(errors).size > 1
+    scores = values[:, :-1][applies[:, :-1]]
+    assert (scores >= 0).all() and (scores <= 1 + 1e-5).all()
 
 
-def test_backfill_recomputes_what_the_build_stored_and_resumes(wiped_atlas, tiny_model):
+def test_backfill_recomputes_what_the_build_stored_and_resumes(wiped_atlas, tiny_model, tiny_apmae_folder):
+    from attnlens.apmae.load import load_apmae
+
     store, before = wiped_atlas
+    apmae = load_apmae(tiny_apmae_folder)
+    # The name the tiny atlas's build stored as its embedder: errors are measured for matching rows only.
+    embedder = str(tiny_apmae_folder.resolve())
+    measure = {"embed": apmae.embed_with_errors, "embedder": embedder}
     with store.session() as session:
         missing, total = count_without_scores(session, tiny_model.info.name)
         assert missing == total > 2
         # Unscored inferences are left out of profiles, not read as "does not apply".
         assert load_score_table(session, tiny_model.info.name).n_patterns == 0
-    first = backfill_head_scores(store, tiny_model, limit=2)
-    assert first.scored == 2 and first.remaining == total - 2
-    rest = backfill_head_scores(store, tiny_model)
+    first = backfill_head_scores(store, tiny_model, limit=2, **measure)
+    assert first.scored == first.with_errors == 2 and first.remaining == total - 2
+    rest = backfill_head_scores(store, tiny_model, **measure)
     assert rest.scored == total - 2 and rest.remaining == 0
     after = _scores(store)
     assert after.keys() == before.keys()
@@ -84,7 +87,21 @@ def test_backfill_recomputes_what_the_build_stored_and_resumes(wiped_atlas, tiny
             if was is not None:
                 assert now == pytest.approx(was, abs=1e-5)
     # A third run has nothing to do.
-    assert backfill_head_scores(store, tiny_model).scored == 0
+    assert backfill_head_scores(store, tiny_model, **measure).scored == 0
+
+
+def test_backfill_leaves_errors_of_another_checkpoint_unmeasured(wiped_atlas, tiny_model, tiny_apmae_folder):
+    from attnlens.apmae.load import load_apmae
+
+    store, _ = wiped_atlas
+    apmae = load_apmae(tiny_apmae_folder)
+    report = backfill_head_scores(store, tiny_model, embed=apmae.embed_with_errors, embedder="another-apmae")
+    assert report.scored > 0 and report.with_errors == 0
+    with store.session() as session:
+        assert (
+            session.scalar(select(HeadPattern.id).where(HeadPattern.reconstruction_error.is_not(None)))
+            is None
+        )
 
 
 def test_profiles_cover_every_head_with_deciles(tiny_atlas, tiny_model):

@@ -34,6 +34,10 @@ ANALYSIS = {
     "predictor_iterations": 200,
     "cv_folds": 4,
     "bootstrap_resamples": 200,
+    # Pattern families small enough for a few hundred patterns.
+    "family_fit_sample": 120,
+    "family_min_cluster_size": 8,
+    "family_examples": 4,
 }
 CODE = """public class Counter {
     private int count;

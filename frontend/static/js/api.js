@@ -84,7 +84,7 @@ export async function api(path, { method = "GET", body, onWait, signal } = {}) {
     }
     onWait?.(null);
     if (!response.ok) throw await errorOf(response);
-    return response.json();
+    return response.status === 204 ? null : response.json(); // 204: done, nothing to say (a delete)
   }
 }
 

@@ -12,9 +12,15 @@ import * as jobs from "./pages/jobs.js";
 import * as pattern from "./pages/pattern.js";
 import * as predictor from "./pages/predictor.js";
 import * as findings from "./pages/findings.js";
+import * as head from "./pages/head.js";
+import * as heads from "./pages/heads.js";
+import * as families from "./pages/families.js";
+import * as anomalies from "./pages/anomalies.js";
 import { parseHash } from "./url.js";
 
-const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern, predictor, findings };
+const PAGES = { "": overview, inference, intervene, paste, map, jobs, pattern, predictor, findings, head, heads, families, anomalies };
+// The nav link a page lights up: pages reached from another page's link highlight that page's entry.
+const NAV_OF = { inference: "", intervene: "", predictor: "", head: "heads" };
 
 let cleanup = null;
 let renderCount = 0;
@@ -26,7 +32,7 @@ async function render() {
   const root = document.getElementById("page");
   if (typeof cleanup === "function") cleanup();
   cleanup = null;
-  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === (["inference", "intervene", "predictor"].includes(name) ? "" : name)));
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === (NAV_OF[name] ?? name)));
   const mine = ++renderCount;
   root.dataset.page = name || "overview";
   root.dataset.ready = "false";

@@ -4,7 +4,7 @@
 
 import { decodeBytes } from "./api.js";
 import { MARK, paintThumbnail } from "./colors.js";
-import { clusterText, fill, h, num } from "./dom.js";
+import { clusterText, fill, h, num, pct } from "./dom.js";
 
 const LABEL_W = 34; // room for "L39" at the left
 const LABEL_H = 16; // room for "H47" on top
@@ -31,13 +31,18 @@ export class HeadGrid {
     this.ablated = new Set();
     this.top = new Set();
     this.heat = null; // name -> value in [-1, 1] (a sweep's effect), drawn over the thumbnails
+    this.unusual = false; // frame each head by how unusual its pattern is for the head (HeadCell.error_percentile)
     this.focus = { layer: 0, head: 0 };
 
     this.source = this.#paintSource(decodeBytes(grid.thumbnails));
     this.canvas = h("canvas", { class: "grid-canvas", tabindex: "0", role: "application", "aria-label": `${label}: arrow keys move, Enter picks` });
     this.tooltip = h("div", { class: "tooltip", hidden: true });
     this.live = h("div", { class: "sr-only", "aria-live": "polite" });
-    this.element = h("div", { class: "grid-wrap" }, this.canvas, this.tooltip, this.live);
+    // The tooltip follows the pointer and takes no clicks, so the link to what a head does sits under the
+    // grid, for the head last picked (clicked or keyed to).
+    this.headLink = h("a", { class: "head-page-link", hidden: true });
+    this.picked = false;
+    this.element = h("div", { class: "grid-wrap" }, this.canvas, this.tooltip, this.live, this.headLink);
     this.canvas.addEventListener("mousemove", (e) => this.#hover(e));
     this.canvas.addEventListener("mouseleave", () => (this.tooltip.hidden = true));
     this.canvas.addEventListener("click", (e) => this.#click(e));
@@ -111,10 +116,22 @@ export class HeadGrid {
       }
     }
     if (this.heat) for (const [name, value] of this.heat) this.#shade(name, value);
+    if (this.unusual) for (const c of this.grid.heads) this.#frameUnusual(c);
     for (const name of this.ablated) this.#mark(name, "ablated");
     for (const name of this.top) this.#mark(name, "top");
     if (this.selected) this.#mark(this.selected, "selected");
     if (document.activeElement === this.canvas) this.#outline(this.focus.layer, this.focus.head, MARK.focus, 1, [3, 2]);
+    this.#linkHead();
+  }
+
+  /** Point the link under the grid at the selected head, else at the one last clicked or keyed to. */
+  #linkHead() {
+    const cell = this.selected ? this.byName.get(this.selected) : this.picked ? this.cells[this.focus.layer * this.nHeads + this.focus.head] : null;
+    this.headLink.hidden = !cell;
+    if (!cell || this.headLink.dataset.head === cell.name) return;
+    this.headLink.dataset.head = cell.name;
+    this.headLink.href = `#/head/${cell.name}`;
+    this.headLink.textContent = `${cell.name}: what this head does →`;
   }
 
   #mark(name, kind) {
@@ -156,6 +173,15 @@ export class HeadGrid {
     ctx.fillRect(LABEL_W + c.head * cell, LABEL_H + c.layer * cell, cell - gap, cell - gap);
   }
 
+  // How unusual a head's pattern is for that head: a vermillion frame, none at or below the head's median error
+  // (50th percentile), growing to full strength at its highest (100th); the tail (above 99th) gets a wider one.
+  #frameUnusual(c) {
+    const strength = unusualStrength(c.error_percentile);
+    if (!strength) return;
+    const width = c.error_percentile > UNUSUAL_TAIL ? Math.max(3, this.cell / 8) : Math.max(2, this.cell / 12);
+    this.#outline(c.layer, c.head, `rgba(213,94,0,${strength.toFixed(3)})`, width);
+  }
+
   #outline(layer, head, colour, width, dash = []) {
     const ctx = this.canvas.getContext("2d");
     const { cell, gap } = this;
@@ -190,8 +216,10 @@ export class HeadGrid {
       h("strong", {}, cell.name),
       cell.cluster === undefined || cell.cluster === null ? null : h("div", { class: "cluster" }, clusterText(cell.cluster)),
       ...extra.map((line) => h("div", {}, line)),
+      unusualLine(cell),
       h("div", { class: "stats" }, `entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)}`),
       h("div", { class: "stats" }, `previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
+      h("div", { class: "head-page-hint" }, "what this head does: pick it, then the link under the grid"),
     );
     this.tooltip.hidden = false;
     const { offsetWidth: width, offsetHeight: height } = this.tooltip;
@@ -220,6 +248,7 @@ export class HeadGrid {
       return;
     }
     this.focus = { layer: at.layer, head: at.head };
+    this.picked = true;
     if (at.cell) this.onActivate?.(at.cell);
     this.draw();
   }
@@ -243,6 +272,7 @@ export class HeadGrid {
       return;
     } else return;
     event.preventDefault();
+    this.picked = true;
     this.draw();
     const cell = this.cells[this.focus.layer * this.nHeads + this.focus.head];
     if (cell) {
@@ -271,6 +301,18 @@ export class HeadGrid {
     this.draw();
   }
 
+  /** Frame every head by how unusual its pattern is for the head (on), or not (off). The canvas's
+   * data-unusualness lists what is drawn, "name=percentile=strength" per head ("-" where unknown). */
+  setUnusual(on) {
+    this.unusual = Boolean(on);
+    this.canvas.dataset.unusual = this.unusual ? "on" : "off";
+    this.canvas.dataset.unusualness = this.unusual ? this.grid.heads.map((c) => {
+      const p = c.error_percentile;
+      return `${c.name}=${p === null || p === undefined ? "-" : p.toFixed(4)}=${unusualStrength(p).toFixed(3)}`;
+    }).join(",") : "";
+    this.draw();
+  }
+
   setTop(names) {
     this.top = new Set(names);
     this.canvas.dataset.topHeads = [...this.top].join(","); // what is outlined, for tests and scripts
@@ -285,6 +327,54 @@ export class HeadGrid {
 
 /** The legend for the marks drawn on a grid. */
 export function gridLegend(kinds) {
-  const labels = { selected: "selected head", top: "top heads (prediction)", ablated: "ablated", focus: "keyboard focus" };
+  const labels = {
+    selected: "selected head", top: "top heads (prediction)", ablated: "ablated", focus: "keyboard focus",
+    unusual: "unusual for its head: the frame grows from none (at or below the head's median error) to full (its highest); wider in its tail (above its 99th percentile)",
+  };
   return h("div", { class: "legend" }, kinds.map((k) => h("span", { class: `key key-${k}` }, labels[k])));
+}
+
+// The percentile above which a pattern is in its head's tail (the API's `tail`, 0.99): the wider frame.
+const UNUSUAL_TAIL = 0.99;
+
+/** The frame's opacity for a percentile within the head: 0 up to the median, then linear to 1 at the top. */
+export function unusualStrength(percentile) {
+  if (percentile === null || percentile === undefined) return 0;
+  return Math.max(0, Math.min(1, (percentile - 0.5) / 0.5));
+}
+
+/** "93rd": a share in [0, 1] as an ordinal percentile. */
+/** "about 1% by chance" from the server's `chance` share (exact for the atlas's patterns per head; it is
+ * larger than 1 - tail when heads have few patterns), else 1 - tail. */
+export function chanceText(chance, tail) {
+  const expected = chance ?? 1 - tail;
+  return `about ${pct(expected, expected < 0.1 ? 1 : 0)} expected by chance`;
+}
+
+export function ordinalPercentile(share) {
+  const n = Math.round(100 * share);
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th";
+  return `${n}${suffix}`;
+}
+
+// The tooltip's line on how unusual the head's pattern is (left out by a server that does not send it).
+function unusualLine(cell) {
+  if (cell.reconstruction_error === undefined) return null;
+  if (cell.reconstruction_error === null) return h("div", { class: "unusualness" }, "unusualness: no reconstruction error measured");
+  const error = `AP-MAE error ${Number(cell.reconstruction_error.toPrecision(4))}`;
+  if (cell.error_percentile === null || cell.error_percentile === undefined)
+    return h("div", { class: "unusualness" }, `${error} (no atlas errors of this head to compare with)`);
+  return h("div", { class: "unusualness" }, `unusualness: ${ordinalPercentile(cell.error_percentile)} percentile of this head's atlas errors (${error})`);
+}
+
+/** The "colour by unusualness" switch for a grid: a checkbox that frames the heads, and a legend key when on. */
+export function unusualToggle(grid, { checked = false, onChange } = {}) {
+  const box = h("input", { type: "checkbox", id: "unusual-toggle", checked });
+  const label = h("label", { class: "inline", title: "frame each head by the percentile of its pattern's AP-MAE reconstruction error among that head's patterns in the atlas" }, box, " colour by unusualness");
+  box.addEventListener("change", () => {
+    grid.setUnusual(box.checked);
+    onChange?.(box.checked);
+  });
+  grid.setUnusual(checked);
+  return label;
 }

@@ -74,6 +74,8 @@ export function traces(points, colour, { rows, labels, frame, selected = null })
       colorbar: { title: { text: colour === "cluster" ? "cluster (within head; -1 noise)" : colour }, thickness: 10 } } }]);
   } else if (colour === "correct") {
     return outcomeTraces(points, rows, labels, selected);
+  } else if (colour === "family") {
+    return familyTraces(points, rows, labels, frame, selected);
   } else {
     // Tasks: one trace each, so the legend names them and they can be hidden.
     const byTask = new Map(frame.tasks.map((t) => [t, []]));
@@ -94,6 +96,35 @@ function withPoints(points, labels, members, selected, extra) {
     ...BASE, ...extra,
     x: members.map((i) => points.x[i]), y: members.map((i) => points.y[i]), customdata: members.map((i) => labels[i]),
     selectedpoints: selected ? members.flatMap((i, k) => (selected.has(i) ? [k] : [])) : null,
+  };
+}
+
+const NO_FAMILY_COLOUR = "#b0b0b0";
+const PICKED_COLOUR = "#D55E00";
+export const familyName = (f) => (f === null || f === undefined ? "no family in the run" : f === -1 ? "noise (no family)" : `family ${f}`);
+
+/** Pattern families (GET /api/families/points, joined into `points.family`): families shaded by number over
+ * grey noise; with `frame.familyPick` set, that one family in orange over every other point in grey. */
+function familyTraces(points, rows, labels, frame, selected) {
+  const family = points.family ?? [];
+  const pick = frame.familyPick ?? null;
+  const hovertemplate = BASE.hovertemplate.replace("<extra>", "<br>%{text}<extra>");
+  const grey = (members, name) => [members, { name: `${name} (${int(members.length)})`, marker: { size: 4, opacity: 0.35, color: NO_FAMILY_COLOUR } }];
+  let groups;
+  if (pick !== null) {
+    const inside = rows.filter((i) => family[i] === pick);
+    groups = [grey(rows.filter((i) => family[i] !== pick), "other patterns"),
+      [inside, { name: `family ${pick} (${int(inside.length)})`, marker: { size: 6, opacity: 0.9, color: PICKED_COLOUR } }]];
+  } else {
+    const [lo, hi] = frame.family ?? [0, 1];
+    const some = rows.filter((i) => (family[i] ?? -1) >= 0);
+    groups = [grey(rows.filter((i) => (family[i] ?? -1) < 0), "noise or no family"),
+      [some, { name: "families", showlegend: false, marker: { size: 4, opacity: 0.85, color: some.map((i) => family[i]), colorscale: "Viridis", cmin: lo, cmax: hi, showscale: true,
+        colorbar: { title: { text: "family (0 = largest)" }, thickness: 10, len: 0.85, y: 0.42 } } }]]; // under the legend
+  }
+  return {
+    traces: groups.map(([members, extra]) => withPoints(points, labels, members, selected, { ...extra, hovertemplate, text: members.map((i) => familyName(family[i])) })),
+    rowsOf: groups.map(([members]) => members),
   };
 }
 

@@ -65,7 +65,8 @@ class HeadProfiles:
         return self.heads.get(ref)
 
 
-def _profile(name: str, values: np.ndarray) -> ScoreProfile:
+def score_profile(name: str, values: np.ndarray) -> ScoreProfile:
+    """One score's profile over `values` (NaN = does not apply), labelled against its threshold."""
     present = values[~np.isnan(values)]
     if present.size == 0:
         return ScoreProfile(name, 0, None, None, False)
@@ -88,7 +89,7 @@ def head_profiles(table: ScoreTable) -> HeadProfiles:
     order = np.argsort(key, kind="stable")
     matrix = np.stack([table.scores[name][order] for name in SCORE_NAMES], axis=1)  # (n, scores)
     keys, starts = np.unique(key[order], return_index=True)
-    bounds = [*starts[1:], len(order)]
+    bounds = [*starts[1:], len(order)] if len(starts) else []
     heads: dict[HeadRef, HeadProfile] = {}
     for head_key, start, stop in zip(keys, starts, bounds, strict=True):
         ref = HeadRef(*divmod(int(head_key), n_heads))
@@ -96,7 +97,7 @@ def head_profiles(table: ScoreTable) -> HeadProfiles:
         heads[ref] = HeadProfile(
             head=ref,
             n_patterns=int(stop - start),
-            scores={name: _profile(name, block[:, i]) for i, name in enumerate(SCORE_NAMES)},
+            scores={name: score_profile(name, block[:, i]) for i, name in enumerate(SCORE_NAMES)},
         )
     typical: dict[str, float | None] = {}
     for score in HEAD_SCORES:

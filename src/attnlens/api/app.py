@@ -13,15 +13,18 @@ from attnlens.api.routes import (
     ablations,
     analyses,
     analyze,
+    anomalies,
     clusters,
     experiments,
     exports,
+    families,
     findings,
     heads,
     health,
     inferences,
     jobs,
     maps,
+    notes,
     patterns,
     predictors,
     registries,
@@ -91,6 +94,9 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         findings,
         exports,
         heads,
+        anomalies,
+        notes,
+        families,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

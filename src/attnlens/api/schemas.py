@@ -91,6 +91,14 @@ class HeadCell(BaseModel):
     previous_token_mass: float
     first_token_mass: float
     local_mass: float
+    reconstruction_error: float | None = Field(
+        None, description="AP-MAE's masked-patch MSE on this pattern (null: not measured)."
+    )
+    error_percentile: float | None = Field(
+        None,
+        description="Share of this head's atlas patterns whose error is at most this one's (1 = the most "
+        "unusual); null without an error or an atlas distribution.",
+    )
     relational_scores: dict[str, float | None] = Field(
         default_factory=dict,
         description="The relational head-type scores (GET /api/heads/scores says what each measures); null "
@@ -352,6 +360,18 @@ class AnalyzePublic(AnalyzedHole):
     )
     top_heads: list[HeadContribution] = Field(description="The prediction's top heads (empty without one).")
     grid: HeadGridPublic
+    unusual_share: float | None = Field(
+        None,
+        description="The share of this input's heads whose pattern is in the tail of the head's own atlas "
+        "reconstruction errors (above the `unusual_tail` percentile; about 1 - unusual_tail by chance): high "
+        "for an input unlike the atlas's. Null before the atlas has errors.",
+    )
+    unusual_tail: float = Field(description="The percentile that bounds a head's tail.")
+    unusual_chance: float | None = Field(
+        None,
+        description="The share of heads expected in their tail by chance alone for an input like the "
+        "atlas's, given its number of patterns per head (about 1 - unusual_tail on a large atlas).",
+    )
     others: list[AnalyzedHole]
 
 

@@ -102,3 +102,36 @@ class HeadExamplesPublic(BaseModel):
     high: float | None = Field(description="The decile's upper bound (null for the tenth: none).")
     n_in_decile: int
     examples: list[HeadExamplePublic]
+
+
+class AnomalyPublic(PatternThumbnail):
+    """A pattern and how unusual it is for its head (AP-MAE reconstruction error against the head's own
+    errors over the atlas)."""
+
+    error: float = Field(
+        description="AP-MAE's masked-patch MSE with the fixed mask (higher = less familiar)."
+    )
+    percentile: float = Field(
+        description="Share of the head's atlas patterns whose error is at most this one's (1 = the worst)."
+    )
+    robust_z: float = Field(description="(error - the head's median) / (1.4826 x the head's MAD).")
+    head_median: float = Field(description="The head's median error over the atlas.")
+
+
+class AnomaliesPublic(BaseModel):
+    """The most unusual patterns, of the atlas or of one inference, highest robust z first."""
+
+    model: str
+    n_patterns: int = Field(description="Atlas patterns with an error, which the head distributions hold.")
+    tail: float = Field(description="The percentile above which a pattern counts as in its head's tail.")
+    unusual_share: float | None = Field(
+        None,
+        description="One inference only: the share of its heads in their tail (about 1 - tail by chance); "
+        "null for the atlas list or when no head has a distribution.",
+    )
+    chance_share: float | None = Field(
+        None,
+        description="One inference only: the share of its heads expected in their tail by chance alone, "
+        "for the atlas's number of patterns per head (about 1 - tail on a large atlas).",
+    )
+    items: list[AnomalyPublic]

@@ -149,15 +149,33 @@ class HeadScoresRequest(JobRequestBase):
     )
 
 
+class PatternFamiliesRequest(JobRequestBase):
+    """Find pattern families: one UMAP + HDBSCAN clustering of every head's patterns together (fitted on
+    analysis.family_fit_sample patterns, the rest joined by kNN vote), each family labelled by its members'
+    head-type scores."""
+
+    title: ClassVar[str] = "Find pattern families"
+    command: ClassVar[str] = "attnlens families"
+
+    kind: Literal["pattern_families"]
+    model: str | None = _model_field()
+
+
 JOB_REQUESTS: tuple[type[JobRequestBase], ...] = (
     AtlasBuildRequest,
     AtlasClusterRequest,
     AtlasMapRequest,
     TrainPredictorsRequest,
     HeadScoresRequest,
+    PatternFamiliesRequest,
 )
 JobRequest = Annotated[
-    AtlasBuildRequest | AtlasClusterRequest | AtlasMapRequest | TrainPredictorsRequest | HeadScoresRequest,
+    AtlasBuildRequest
+    | AtlasClusterRequest
+    | AtlasMapRequest
+    | TrainPredictorsRequest
+    | HeadScoresRequest
+    | PatternFamiliesRequest,
     Field(discriminator="kind"),
 ]
 

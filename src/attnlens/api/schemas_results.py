@@ -14,6 +14,7 @@ class DeletedResultPublic(BaseModel):
     maps: list[int]
     clusterings: list[int]
     predictors: list[int]
+    family_runs: list[int] = Field(default_factory=list, description="Pattern-family runs deleted.")
     reports_keeping_a_copy: list[int] = Field(
         description="Findings reports (job ids) that cite the deleted experiment and keep their copy of it."
     )

@@ -24,6 +24,9 @@ from attnlens.apmae.layers import Transformer
 from attnlens.apmae.scaling import prepare_patterns
 from attnlens.errors import CheckpointMismatch
 
+# The seed of the one mask every reconstruction error is measured with (`APMAE.fixed_mask`).
+RECONSTRUCTION_MASK_SEED = 0
+
 
 def lower_patch_ids(grid: int) -> Int[Tensor, " lower"]:
     """Row-major ids of the patches on or below the diagonal of a `grid` x `grid` patch grid."""
@@ -290,3 +293,32 @@ class APMAE(APMAEPreTrainedModel):
             self.embed_images(self.prepare(patterns[i : i + step])) for i in range(0, patterns.shape[0], step)
         ]
         return torch.cat(chunks) if chunks else patterns.new_zeros(0, self.config.encoder_dim)
+
+    def fixed_mask(self) -> tuple[Int[Tensor, "1 visible"], Int[Tensor, "1 masked"]]:
+        """One split of the lower-triangle patches, the same for every pattern and every run (drawn from
+        `RECONSTRUCTION_MASK_SEED`): reconstruction errors made with it compare across patterns."""
+        generator = torch.Generator().manual_seed(RECONSTRUCTION_MASK_SEED)
+        return self.random_masking(1, generator)
+
+    @torch.inference_mode()
+    def embed_with_errors(
+        self, patterns: Float[Tensor, "batch q k"], batch_size: int | None = None
+    ) -> tuple[Float[Tensor, "batch dim"], Float[Tensor, " batch"]]:
+        """`embed`, plus each pattern's reconstruction error: the mean squared error over the pixels of the
+        masked patches when the fixed mask (`fixed_mask`) hides them, on the scaled image. A pattern unlike
+        those AP-MAE learned from reconstructs worse: the atlas's anomaly signal."""
+        step = batch_size or max(1, patterns.shape[0])
+        visible, masked = self.fixed_mask()
+        embeddings, errors = [], []
+        for start in range(0, patterns.shape[0], step):
+            images = self.prepare(patterns[start : start + step])
+            n = images.shape[0]
+            embeddings.append(self.embed_images(images))
+            seen, hidden = visible.expand(n, -1), masked.expand(n, -1)
+            predicted = self.forward_decoder(self.forward_encoder(images, seen), seen, hidden).float()
+            patches = self.patchify(images)
+            target = patches.gather(1, hidden.unsqueeze(-1).expand(-1, -1, patches.shape[-1])).float()
+            errors.append(((predicted - target) ** 2).mean(dim=(1, 2)))
+        if not embeddings:
+            return patterns.new_zeros(0, self.config.encoder_dim), patterns.new_zeros(0)
+        return torch.cat(embeddings), torch.cat(errors)

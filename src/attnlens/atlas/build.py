@@ -136,6 +136,7 @@ def write_processed(
             embeddings=item.embeddings,
             thumbnails=item.thumbnails,
             stats=item.stats,
+            reconstruction_errors=item.reconstruction_errors,
         )
         if saved is None:
             log.info("scenario %d was stored by another builder; skipped", scenario_id)

@@ -43,7 +43,7 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
         ctx.settings,
         ctx.store,
         model,
-        apmae.embed,
+        apmae.embed_with_errors,
         request,
         embedder=runtime.embedder_name,
         progress=progress,

@@ -44,7 +44,7 @@ def rank_heads_over(ctx: JobContext, task: str, scenarios: list[Scenario], kind:
     rows: list[dict[HeadRef, np.ndarray]] = []
     for start in range(0, len(scenarios), EMBED_BATCH):
         chunk = scenarios[start : start + EMBED_BATCH]
-        for item in ctx.run_model(process_batch, model, apmae.embed, chunk):
+        for item in ctx.run_model(process_batch, model, apmae.embed_with_errors, chunk):
             rows.append(dict(zip(heads, item.embeddings, strict=True)))  # (layer, head) order
     explained = explain_rows(ctx.settings, ctx.store, model.info.name, task, rows, kind)
     if explained is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from attnlens.atlas.build_job import run_atlas_build
 from attnlens.atlas.clustering import run_atlas_cluster
 from attnlens.atlas.experiments import run_ablation_experiment
+from attnlens.atlas.families import run_pattern_families
 from attnlens.atlas.findings import run_findings_report
 from attnlens.atlas.jobs import JobHandler
 from attnlens.atlas.mapping import run_atlas_map
@@ -19,6 +20,7 @@ from attnlens.contracts.jobs import (
     ATLAS_MAP,
     HEAD_SCORES,
     HEAD_SWEEP,
+    PATTERN_FAMILIES,
     TRAIN_PREDICTORS,
 )
 
@@ -31,4 +33,5 @@ JOB_HANDLERS: dict[str, JobHandler] = {
     FINDINGS_REPORT: run_findings_report,
     HEAD_SWEEP: run_head_sweep,
     HEAD_SCORES: run_head_scores,
+    PATTERN_FAMILIES: run_pattern_families,
 }

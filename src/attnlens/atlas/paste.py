@@ -118,6 +118,7 @@ def pasted_grid(item: ProcessedInference, n_layers: int, n_heads: int) -> Pasted
             name: None if (column := item.stats.column(name)) is None else [float(v) for v in column]
             for name in RELATIONAL_SCORE_NAMES
         },
+        reconstruction_errors=[float(v) for v in item.reconstruction_errors],
     )
 
 
@@ -144,7 +145,11 @@ def analyze_code(
     for task, span in holes_for(code, parsed, hole, tasks):
         scenario = build_scenario(model, table, code, source, task, span, context)
         (item,) = runtime.run_model(
-            process_batch, model, apmae.embed, [scenario], thumbnail_size=settings.atlas.thumbnail_size
+            process_batch,
+            model,
+            apmae.embed_with_errors,
+            [scenario],
+            thumbnail_size=settings.atlas.thumbnail_size,
         )
         inference_id: int | None = None
         grid: PastedGrid | None = None

@@ -18,8 +18,11 @@ from attnlens.mining import HoleConfidence, Scenario, first_token_correct, hole_
 from attnlens.mining.token_relations import prompt_relations
 from attnlens.model import TargetModel
 
-# Raw attention probabilities of N heads -> N embeddings (AP-MAE's `embed`, scaling included).
-Embedder = Callable[[Float[torch.Tensor, "batch q k"]], Float[torch.Tensor, "batch dim"]]
+# Raw attention probabilities of N heads -> N embeddings and N reconstruction errors (AP-MAE's
+# `embed_with_errors`, scaling included).
+Embedder = Callable[
+    [Float[torch.Tensor, "batch q k"]], tuple[Float[torch.Tensor, "batch dim"], Float[torch.Tensor, " batch"]]
+]
 
 
 @dataclass
@@ -34,6 +37,7 @@ class ProcessedInference:
     completion_ids: list[int]
     completion_text: str
     embeddings: np.ndarray  # (layer*head, dim) float32
+    reconstruction_errors: np.ndarray  # (layer*head,) float32: AP-MAE's masked-patch MSE, the anomaly signal
     thumbnails: np.ndarray  # (layer*head, size, size) uint8
     stats: PatternStats  # one value per head
 
@@ -57,7 +61,8 @@ def process_batch(
         heads = capture.pattern(index).reshape(n_layers * n_heads, *capture.pattern(index).shape[-2:])
         relations = prompt_relations(model.tokenizer, scenario.prompt_ids)
         with torch.inference_mode():
-            vectors = embed(heads).float().cpu().numpy()
+            embedded, errors = embed(heads)
+            vectors = embedded.float().cpu().numpy()
         logits = capture.last_logits[index]
         probability = float(torch.softmax(logits.double(), dim=-1)[scenario.target_ids[0]])
         completion = capture.continuations[index]
@@ -71,6 +76,7 @@ def process_batch(
                 completion_ids=completion,
                 completion_text=model.decode(completion),
                 embeddings=vectors.astype(np.float32),
+                reconstruction_errors=errors.float().cpu().numpy().astype(np.float32),
                 thumbnails=thumbnails(heads, thumbnail_size),
                 stats=pattern_stats(heads, relations),
             )

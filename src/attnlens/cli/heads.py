@@ -89,7 +89,7 @@ def backfill(
     typer.echo(f"loading {settings.model.name}...")
     worker = LocalWorker(settings, store)
     worker.start(background=False)
-    worker.model  # noqa: B018 - raise now, with the reason, if it failed to load
+    worker.model, worker.apmae  # noqa: B018 - raise now, with the reason, if either failed to load
     parameters = head_scores_parameters(settings.model.name, limit)
     result = run_job_with_progress(settings, store, HEAD_SCORES, parameters, worker, "inference")
     typer.echo(json.dumps(result, indent=2, default=str))
@@ -149,3 +149,50 @@ def probe(
     if output is not None:
         output.write_text(json.dumps(report, indent=2))
         typer.echo(f"wrote {output}")
+
+
+@heads_app.command("import-catalogue")
+def import_catalogue_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help='JSON list of {"model", "head", "label", "source"} entries.')],
+) -> None:
+    """Import a catalogue of known heads as notes (kept apart from the computed labels; idempotent)."""
+    from attnlens.contracts.notes import parse_catalogue
+    from attnlens.errors import InvalidInput
+    from attnlens.store import open_store
+    from attnlens.store.notes import import_catalogue
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"cannot read the catalogue {path}: {error}") from error
+    entries = parse_catalogue(data)
+    with open_store(settings_of(ctx)).session(immediate=True) as session:
+        added, skipped = import_catalogue(session, entries)
+    typer.echo(f"imported {added} catalogue entries ({skipped} already stored) from {path}")
+
+
+@heads_app.command("notes")
+def export_notes_command(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option(help="Write the JSON here instead of printing it.")] = None,
+) -> None:
+    """Every note, user label and catalogue entry, as JSON (each with its origin)."""
+    from attnlens.store import open_store
+    from attnlens.store.notes import all_notes
+
+    with open_store(settings_of(ctx)).session() as session:
+        rows = [
+            {
+                "id": r.id, "model": r.model_name, "kind": r.kind, "target": r.target, "scope_id": r.scope_id,
+                "label": r.label, "note": r.note, "origin": r.origin, "source_url": r.source_url,
+                "author": r.author, "created_at": r.created_at.isoformat(),
+            }
+            for r in all_notes(session)
+        ]  # fmt: skip
+    text = json.dumps(rows, indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {len(rows)} notes to {output}")

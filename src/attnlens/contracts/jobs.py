@@ -17,6 +17,7 @@ TRAIN_PREDICTORS = "train_predictors"
 ABLATION_EXPERIMENT = "ablation_experiment"
 HEAD_SWEEP = "head_sweep"  # ablate each head (and layer) of one inference alone
 HEAD_SCORES = "head_scores"  # compute the relational head-type scores of inferences stored without them
+PATTERN_FAMILIES = "pattern_families"  # one global clustering of all heads' patterns into families
 
 SelectionRule = Literal["top_positive", "top_negative", "neutral", "random"]
 # How a population experiment picks the n heads it ablates (`attnlens.analysis.ablation.select_heads`).

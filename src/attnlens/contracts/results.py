@@ -107,6 +107,7 @@ class PastedGrid:
     stats: dict[str, list[float]]  # statistic name (entropy, diagonal_mass, ...) -> one value per head
     # Relational score name -> one value per head, or None where the input has no such token pairs.
     relational: dict[str, list[float] | None] = field(default_factory=dict)
+    reconstruction_errors: list[float] | None = None  # one per head (AP-MAE's masked-patch MSE)
 
 
 @dataclass(frozen=True)

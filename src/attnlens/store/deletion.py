@@ -1,8 +1,8 @@
-"""Deleting what a finished job produced: its map, its clustering, its predictors, or the result it holds
-itself (an experiment, a report, a sweep). Never a row another stored result still uses without saying so:
-a clustering a predictor was trained on, or a predictor an experiment ranked heads by, is refused (`InUse`,
-naming the users to delete first). A findings report holds its own copy of what it cites, so a result it
-cites can go; the outcome says which reports keep a copy."""
+"""Deleting what a finished job produced: its map, its clustering, its predictors, its pattern families, or
+the result it holds itself (an experiment, a report, a sweep). Never a row another stored result still
+uses without saying so: a clustering a predictor was trained on, or a predictor an experiment ranked heads
+by, is refused (`InUse`, naming the users to delete first). A findings report holds its own copy of what it
+cites, so a result it cites can go; the outcome says which reports keep a copy."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from attnlens.contracts.jobs import (
     ATLAS_CLUSTER,
     ATLAS_MAP,
     HEAD_SWEEP,
+    PATTERN_FAMILIES,
     TRAIN_PREDICTORS,
 )
 from attnlens.errors import InUse, InvalidInput
 from attnlens.store.engine import Store
 from attnlens.store.jobs import get_job
-from attnlens.store.models import Clustering, Job, PatternMap, Predictor
+from attnlens.store.models import Clustering, FamilyRun, Job, PatternMap, Predictor
 
 FINISHED = ("succeeded", "failed", "cancelled")
 # Kinds whose whole result lives in the job row: deleting the result deletes the job.
@@ -39,6 +40,7 @@ class DeletedResult:
     maps: list[int] = field(default_factory=list)
     clusterings: list[int] = field(default_factory=list)
     predictors: list[int] = field(default_factory=list)
+    family_runs: list[int] = field(default_factory=list)
     reports_keeping_a_copy: list[int] = field(default_factory=list)
 
 
@@ -73,6 +75,12 @@ def delete_job_result(store: Store, job_id: int) -> DeletedResult:
                 )
             outcome.clusterings = ids
             session.execute(delete(Clustering).where(Clustering.id.in_(ids)))
+        elif job.kind == PATTERN_FAMILIES:
+            # Notes about its families keep their text; the page then says the family run is gone.
+            outcome.family_runs = list(
+                session.scalars(select(FamilyRun.id).where(FamilyRun.job_id == job_id))
+            )
+            session.execute(delete(FamilyRun).where(FamilyRun.id.in_(outcome.family_runs)))
         elif job.kind == TRAIN_PREDICTORS:
             ids = list(session.scalars(select(Predictor.id).where(Predictor.job_id == job_id)))
             users = [

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from attnlens.contracts.head_scores import HEAD_SCORES_VERSION, RELATIONAL_SCORE_NAMES, SCORE_NAMES
@@ -25,15 +25,17 @@ def needs_scores(version: int = HEAD_SCORES_VERSION) -> ColumnElement[bool]:
     return or_(Inference.head_scores_version.is_(None), Inference.head_scores_version != version)
 
 
-def inferences_without_scores(session: Session, model_name: str, limit: int | None = None) -> list[int]:
-    """Ids (ascending) of the model's inferences, mined and pasted, whose scores are not current."""
+def inferences_without_scores(
+    session: Session, model_name: str, limit: int | None = None
+) -> list[tuple[int, str | None]]:
+    """(id, embedder) of the model's inferences, mined and pasted, whose scores are not current, by id."""
     query = (
-        select(Inference.id)
+        select(Inference.id, Inference.embedder)
         .where(Inference.model_name == model_name, needs_scores())
         .order_by(Inference.id)
         .limit(limit)
     )
-    return [int(i) for i in session.scalars(query)]
+    return [(int(i), embedder) for i, embedder in session.execute(query)]
 
 
 def count_without_scores(session: Session, model_name: str) -> tuple[int, int]:
@@ -50,9 +52,10 @@ def save_relational_scores(
     inference_id: int,
     scores: Mapping[HeadRef, Mapping[str, float | None]],
     version: int = HEAD_SCORES_VERSION,
+    reconstruction_errors: Mapping[HeadRef, float] | None = None,
 ) -> bool:
-    """Write one inference's relational scores and mark it current, in one transaction; False when the
-    inference was deleted meanwhile (nothing is written then)."""
+    """Write one inference's relational scores (and reconstruction errors, when given) and mark it
+    current, in one transaction; False when the inference was deleted meanwhile (nothing is written)."""
     with store.session(immediate=True) as session:
         inference = session.get(Inference, inference_id)
         if inference is None:
@@ -62,6 +65,8 @@ def save_relational_scores(
             values = scores.get(row.head_ref, {})
             for name in RELATIONAL_SCORE_NAMES:
                 setattr(row, name, values.get(name))
+            if reconstruction_errors is not None:
+                row.reconstruction_error = reconstruction_errors.get(row.head_ref)
         session.execute(
             update(Inference).where(Inference.id == inference_id).values(head_scores_version=version)
         )
@@ -126,3 +131,57 @@ def load_score_table(session: Session, model_name: str, names: Sequence[str] = S
         n_inferences=len(driver_rows(session, scored)),
         n_inferences_unscored=len(driver_rows(session, unscored)),
     )
+
+
+def scored_fingerprint(store: Store, model_name: str) -> tuple[int, int, int]:
+    """What changes when a model's head profiles would: (scored mined inferences, the newest one's id,
+    all mined inferences)."""
+    with store.session() as session:
+        count, newest = session.execute(
+            select(func.count(Inference.id), func.max(Inference.id)).where(
+                Inference.model_name == model_name,
+                Inference.source == MINED,
+                Inference.head_scores_version == HEAD_SCORES_VERSION,
+            )
+        ).one()
+        mined = session.scalar(
+            select(func.count(Inference.id)).where(
+                Inference.model_name == model_name, Inference.source == MINED
+            )
+        )
+    return int(count or 0), int(newest or 0), int(mined or 0)
+
+
+def patterns_in_range(
+    session: Session,
+    model_name: str,
+    head: HeadRef,
+    score: str,
+    low: float | None,
+    high: float | None,
+    limit: int,
+) -> tuple[int, list[HeadPattern]]:
+    """(how many, the first `limit` by value descending) of the head's scored mined patterns whose `score`
+    lies in (low, high] (an open end where None)."""
+    column = getattr(HeadPattern, score)
+    where = [
+        HeadPattern.layer == head.layer,
+        HeadPattern.head == head.head,
+        column.is_not(None),
+        HeadPattern.inference_id.in_(
+            select(Inference.id).where(
+                Inference.model_name == model_name,
+                Inference.source == MINED,
+                Inference.head_scores_version == HEAD_SCORES_VERSION,
+            )
+        ),
+    ]
+    if low is not None:
+        where.append(column > low)
+    if high is not None:
+        where.append(column <= high)
+    total = int(session.scalar(select(func.count(HeadPattern.id)).where(*where)) or 0)
+    rows = session.scalars(
+        select(HeadPattern).where(*where).order_by(column.desc(), HeadPattern.id).limit(limit)
+    ).all()
+    return total, list(rows)

@@ -157,6 +157,9 @@ class HeadPattern(Base):
     same_identifier_mass: Mapped[float | None] = mapped_column(Float)
     declaration_mass: Mapped[float | None] = mapped_column(Float)
     callee_mass: Mapped[float | None] = mapped_column(Float)
+    # AP-MAE's masked-patch MSE with one fixed mask (`APMAE.embed_with_errors`): high = unlike what AP-MAE
+    # learned from. NULL for rows built before migration 0004 until the backfill job fills it.
+    reconstruction_error: Mapped[float | None] = mapped_column(Float)
 
     inference: Mapped[Inference] = relationship(back_populates="head_patterns")
 
@@ -241,6 +244,52 @@ class MapPoint(Base):
     fitted: Mapped[bool] = mapped_column(Boolean)  # in the sample UMAP was fitted on (else transformed)
 
 
+class FamilyRun(Base):
+    """One global clustering of a model's head patterns into pattern families (all heads together)."""
+
+    __tablename__ = "family_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    embedder: Mapped[str | None] = mapped_column(String(500))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # settings; "complete" when done
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class PatternFamily(Base):
+    """One family of a run, with its summary (score medians and labels, where it occurs, correctness of its
+    members' completions, example pattern ids); noise (label -1) has no row."""
+
+    __tablename__ = "pattern_family"
+    __table_args__ = (UniqueConstraint("family_run_id", "label"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_run_id: Mapped[int] = mapped_column(ForeignKey("family_run.id", ondelete="CASCADE"))
+    label: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    medoid_head_pattern_id: Mapped[int | None] = mapped_column(
+        ForeignKey("head_pattern.id", ondelete="SET NULL")
+    )
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FamilyAssignment(Base):
+    """The family of one head pattern in one run (-1: noise), fitted or assigned by a kNN vote."""
+
+    __tablename__ = "family_assignment"
+    __table_args__ = (Index(None, "head_pattern_id"),)
+
+    family_run_id: Mapped[int] = mapped_column(
+        ForeignKey("family_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    head_pattern_id: Mapped[int] = mapped_column(
+        ForeignKey("head_pattern.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[int] = mapped_column(Integer)
+    vote_share: Mapped[float | None] = mapped_column(Float)  # NULL when the label came from the fit itself
+
+
 class Predictor(Base):
     """A trained correctness predictor, serialised (the analysis code owns the format of `blob`)."""
 
@@ -307,3 +356,28 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class HeadNote(Base):
+    """What a person says about a head, a cluster or a family: a label, a note, or an entry imported from a
+    catalogue of known heads (with its source). Kept apart from the computed labels, never mixed with them.
+    A cluster's or family's target is only meaningful within its clustering or family run (`scope_id`)."""
+
+    __tablename__ = "head_note"
+    __table_args__ = (
+        CheckConstraint("kind IN ('head', 'cluster', 'family')", name="kind"),
+        CheckConstraint("origin IN ('user', 'catalogue')", name="origin"),
+        Index(None, "model_name", "kind", "target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # head | cluster | family
+    target: Mapped[str] = mapped_column(String(64))  # L3H5; L3H5 cluster 2 -> "L3H5:2"; family 4 -> "4"
+    scope_id: Mapped[int | None] = mapped_column(Integer)  # the clustering or family run of a cluster/family
+    label: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(10))  # user | catalogue
+    source_url: Mapped[str | None] = mapped_column(String(1000))  # where a catalogue entry comes from
+    author: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

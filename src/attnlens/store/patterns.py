@@ -100,6 +100,7 @@ def save_head_patterns(
     embeddings: np.ndarray,  # (n, dim) float
     thumbnails: np.ndarray,  # (n, size, size) uint8
     stats: Any,  # attnlens.atlas.patterns.PatternStats, or a mapping name -> (n,) values
+    reconstruction_errors: np.ndarray | None = None,  # (n,) float; None: not measured
 ) -> list[int]:
     """Store the head patterns of one inference; returns their ids (the FAISS ids) in input order."""
     n = len(heads)
@@ -113,6 +114,11 @@ def save_head_patterns(
         )
     columns: dict[str, np.ndarray | None] = {name: _stat_column(stats, name, n) for name in STAT_COLUMNS}
     columns.update((name, _relational_column(stats, name, n)) for name in RELATIONAL_SCORE_NAMES)
+    columns["reconstruction_error"] = (
+        None
+        if reconstruction_errors is None
+        else _checked_column(reconstruction_errors, "reconstruction_error", n)
+    )
     rows = [
         HeadPattern(
             inference_id=inference_id,
@@ -260,6 +266,7 @@ def save_inference_with_heads(
     embeddings: np.ndarray,  # (n, dim) float
     thumbnails: np.ndarray,  # (n, size, size) uint8
     stats: Any,
+    reconstruction_errors: np.ndarray | None = None,
 ) -> list[int] | None:
     """One inference (the keyword arguments of `save_inference`) with its head patterns, in one
     transaction; returns the head pattern ids, or None when another writer stored this (scenario, model)
@@ -267,7 +274,9 @@ def save_inference_with_heads(
     try:
         with store.session(immediate=True) as session:
             inference_id = save_inference(session, **inference)
-            return save_head_patterns(session, inference_id, heads, embeddings, thumbnails, stats)
+            return save_head_patterns(
+                session, inference_id, heads, embeddings, thumbnails, stats, reconstruction_errors
+            )
     except IntegrityError:
         return None
 

@@ -1,14 +1,16 @@
 // Gallery of one inference: the code with its hole, the grid of every head, and the selected head in detail
 // (full pattern, optionally the hole's attention row drawn over the code, its cluster, its nearest patterns
 // across the atlas). Pasted code is marked "pasted" and can be deleted here (mined rows belong to the atlas).
-// URL: #/inference/<id>?head=L3H5&log=1&scope=head&overlay=1
+// The grid can frame each head by how unusual its pattern is for that head (AP-MAE reconstruction error,
+// percentile within the head's atlas errors), and a card lists the inference's most unusual heads.
+// URL: #/inference/<id>?head=L3H5&log=1&scope=head&overlay=1&unusual=1
 
 import { api, decodeBytes, has, query } from "../api.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { thumbnailCanvas } from "../colors.js";
-import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, verdict, withStatus } from "../dom.js";
-import { HeadGrid, gridLegend } from "../grid.js";
+import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
+import { HeadGrid, chanceText, gridLegend, ordinalPercentile, unusualToggle } from "../grid.js";
 import { drawPattern } from "../heatmap.js";
 import { notYet } from "../jobs.js";
 import { attentionOverlay } from "../overlay.js";
@@ -38,34 +40,124 @@ function neighbourCard(hit) {
     h("div", {}, h("code", {}, hit.target_text ?? ""), " ", verdict(hit.first_token_correct)));
 }
 
-async function clusterSection(slot, cell, signal) {
+let scoreSpecs = null;
+
+/** The head-type scores (GET /api/heads/scores: name, label, title, formula), fetched once; [] on failure. */
+function scores() {
+  if (scoreSpecs === null) scoreSpecs = api("/api/heads/scores").catch(() => (scoreSpecs = null, []));
+  return scoreSpecs;
+}
+
+/** A correctness rate with its 95% interval, "62% [48–74%]". */
+const rateText = (rate, low, high) => `${pct(rate, 0)} [${pct(low, 0).replace("%", "")}–${pct(high, 0)}]`;
+
+/** A cluster's first-token correctness [95% Wilson CI] against the head's rate over all its clustered patterns. */
+function correctnessCell(c) {
+  const own = c.known ? [h("strong", {}, rateText(c.correct_rate, c.correct_low, c.correct_high)), ` right (${int(c.correct)} of ${int(c.known)})`]
+    : h("span", { class: "muted" }, "no ground truth");
+  const head = c.head_correct_rate === null || c.head_correct_rate === undefined ? "no ground truth for the head"
+    : `vs ${rateText(c.head_correct_rate, c.head_correct_low, c.head_correct_high)} for the head`;
+  return h("td", { class: "cluster-correct" }, h("div", { class: "cluster-rate" }, own), h("div", { class: "muted small head-rate" }, head));
+}
+
+/** A cluster's labels, each with its evidence: the score's median over the members it applies to vs the threshold. */
+function labelsCell(c, specOf) {
+  if (!c.labels?.length) return h("td", { class: "cluster-labels muted" }, "no label");
+  return h("td", { class: "cluster-labels" }, c.labels.map((l) => {
+    const spec = specOf.get(l.score);
+    return h("div", { class: "cluster-label", dataset: { label: l.label, score: l.score }, title: `${spec?.title ?? l.score}: ${spec?.formula ?? ""}` },
+      h("strong", {}, l.label), h("div", { class: "muted small" }, `median ${num(l.median, 3)} ≥ ${l.threshold} · ${int(l.n_applicable)} members`));
+  }));
+}
+
+/** The medoid, then the members nearest it: thumbnails that open their pattern. */
+function examplesCell(c) {
+  if (!c.examples?.length) return h("td", { class: "cluster-examples muted" }, "–");
+  return h("td", { class: "cluster-examples" }, c.examples.map((e, i) =>
+    h("a", { class: "cluster-example", href: `#/pattern/${e.id}`, dataset: { pattern: e.id },
+      title: `${i === 0 ? "the medoid" : "a member near the medoid"}: pattern #${e.id} of inference #${e.inference_id}, task ${e.task ?? "pasted"}, hole "${showToken(e.target_text ?? "")}", first token ${e.first_token_correct === null ? "unknown" : e.first_token_correct ? "correct" : "wrong"}` },
+    thumbnailCanvas(decodeBytes(e.thumbnail), e.thumbnail_size, 0, 40))));
+}
+
+/** Which cluster the selected pattern is in, in words. */
+function membership(cell, inf, clusters) {
+  const mine = cell.cluster;
+  if (mine === null || mine === undefined) return `This pattern is in no cluster of ${cell.name}'s newest clustering.`;
+  if (mine === -1) return `This pattern is noise in ${cell.name}'s clustering (in no cluster)${clusters.some((c) => c.label === -1) ? "; the noise row is highlighted" : ""}.`;
+  const how = inf.source === "pasted" ? ", which it joined by a vote of its nearest atlas patterns (pasted code is not clustered itself)" : "";
+  return `This pattern is in cluster ${mine} of ${cell.name}${how}; its row is highlighted.`;
+}
+
+async function clusterSection(slot, cell, inf, signal) {
   if (!(await has("/api/heads/{name}/clusters"))) return fill(slot, notAvailable("Clustering"));
   // No clustering yet is a state of the atlas, not a failure: say what is queued, and fill in when done.
-  const waiting = await notYet("atlas_cluster", () => clusterSection(slot, cell, signal), { signal });
+  const waiting = await notYet("atlas_cluster", () => clusterSection(slot, cell, inf, signal), { signal });
   if (waiting) return fill(slot, waiting);
   let clusters;
+  let specs;
   try {
-    clusters = await api(`/api/heads/${cell.name}/clusters`, { signal });
+    [clusters, specs] = await Promise.all([api(`/api/heads/${cell.name}/clusters`, { signal }), scores()]);
   } catch (err) {
     if (err.name === "AbortError") return;
     // 404 here means "no clustering yet": a state of the atlas, not a failure.
     return fill(slot, err.status === 404 ? h("div", { class: "notice" }, err.message) : errorBox(err));
   }
+  if (signal.aborted) return;
   if (clusters.length === 0) return fill(slot, h("p", { class: "muted" }, "This head has no clusters."));
+  const specOf = new Map(specs.map((s) => [s.name, s]));
   const top = (counts) => Object.entries(counts || {}).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k} ${v}`).join(", ");
-  fill(slot, h("table", { class: "compact clusters" },
-    h("thead", {}, h("tr", {}, ["cluster", "size", "tasks", "node types", "medoid"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, clusters.map((c) => h("tr", {},
-      h("td", {}, c.label === -1 ? "noise" : String(c.label)),
-      h("td", { class: "num" }, int(c.size)),
-      h("td", {}, top(c.tasks)),
-      h("td", {}, top(c.node_types)),
-      h("td", {}, c.medoid_pattern_id ? h("a", { href: `#/pattern/${c.medoid_pattern_id}` }, `pattern ${c.medoid_pattern_id}`) : "–"))))));
+  const mine = cell.cluster;
+  fill(slot,
+    h("p", { class: "cluster-membership", id: "cluster-membership" }, membership(cell, inf, clusters)),
+    h("div", { class: "cluster-table-wrap" }, h("table", { class: "compact clusters" },
+      h("thead", {}, h("tr", {}, h("th", {}, "cluster"), h("th", { class: "num" }, "patterns"), h("th", {}, "labels: median ≥ threshold"),
+        h("th", { title: "of the members whose completion has a ground truth" }, "first token right [95% CI] (of those with ground truth)"), h("th", {}, "typical members"))),
+      h("tbody", {}, clusters.map((c) => {
+        const what = [top(c.tasks) && `tasks: ${top(c.tasks)}`, top(c.node_types) && `nodes: ${top(c.node_types)}`].filter(Boolean);
+        return h("tr", { class: c.label === mine ? "mine" : null, dataset: { label: c.label } },
+          h("td", { class: "cluster-name" }, h("strong", {}, c.label === -1 ? "noise" : `cluster ${c.label}`),
+            c.label === mine ? h("span", { class: "badge this-pattern" }, "this pattern") : null,
+            what.map((w) => h("div", { class: "muted small" }, w))),
+          h("td", { class: "num" }, int(c.size)),
+          labelsCell(c, specOf), correctnessCell(c), examplesCell(c));
+      })))),
+    h("p", { class: "muted small cluster-notes" },
+      "Labels: a head-type score's median over the members it applies to, against the label's threshold (hypotheses from these inputs, not facts). ",
+      "Right: the members' first-token correctness with its 95% Wilson interval, against the same rate over all of this head's clustered patterns. ",
+      "Typical members: the medoid, then the members nearest it (click one to open it)."));
+}
+
+/** The inference's most unusual heads (GET /api/inferences/{id}/anomalies): the share of its heads in their
+ * tail, and the top ones with their percentile; `show(cell)` selects a head in the grid. */
+async function unusualHeads(slot, id, grid, show) {
+  if (!(await has("/api/inferences/{inference_id}/anomalies"))) return fill(slot, notAvailable("Unusualness"));
+  let result;
+  try {
+    result = await api(`/api/inferences/${id}/anomalies?limit=5`);
+  } catch (err) {
+    // 404: the atlas has no reconstruction errors yet (a state of the atlas, not a failure).
+    return fill(slot, err.status === 404 ? h("p", { class: "muted", id: "unusual-share" }, "The atlas has no reconstruction errors yet, so how unusual these heads are cannot be judged. Queue a ",
+      h("code", {}, "head_scores"), " job on the ", h("a", { href: "#/jobs" }, "Jobs page"), " (or run ", h("code", {}, "attnlens heads backfill"), ").") : errorBox(err));
+  }
+  const measured = grid.heads.filter((c) => c.error_percentile !== null && c.error_percentile !== undefined);
+  const inTail = measured.filter((c) => c.error_percentile > result.tail).length;
+  const share = result.unusual_share === null
+    ? "None of this inference's heads has an error to compare with its head's atlas errors."
+    : `${int(inTail)} of ${int(measured.length)} heads (${pct(result.unusual_share, 0)}) are in the tail of their own atlas errors (above the head's ${ordinalPercentile(result.tail)} percentile; ${chanceText(result.chance_share, result.tail)}).`;
+  fill(slot,
+    h("p", { id: "unusual-share", dataset: { share: result.unusual_share ?? "" } }, share),
+    result.items.length ? h("ol", { class: "unusual-heads", id: "unusual-heads-list" }, result.items.map((a) =>
+      h("li", { dataset: { head: a.name } },
+        h("a", { href: `#/head/${a.name}`, title: `what ${a.name} does` }, h("code", {}, a.name)),
+        ` ${ordinalPercentile(a.percentile)} percentile of its atlas errors · robust z ${num(a.robust_z, 2)} `,
+        grid.heads.some((c) => c.name === a.name) ? h("button", { class: "small", type: "button", onclick: () => show(a.name) }, "show") : null))) : null,
+    h("p", { class: "muted small" }, "Most unusual first (robust z: the error's distance from the head's median error, in robust standard deviations). Percentile: the share of the head's atlas patterns whose AP-MAE reconstruction error is at most this one's. Unusual is not wrong. ",
+      h("a", { href: "#/anomalies" }, "The atlas's most unusual patterns →")));
 }
 
 export async function render(root, route) {
   const id = Number(route.parts[1]);
-  const state = { head: route.params.get("head"), log: route.params.get("log") !== "0", scope: route.params.get("scope") || "all", overlay: route.params.get("overlay") === "1" };
+  const state = { head: route.params.get("head"), log: route.params.get("log") !== "0", scope: route.params.get("scope") || "all", overlay: route.params.get("overlay") === "1", unusual: route.params.get("unusual") === "1" };
   const status = h("div");
   fill(root, h("h1", {}, `Inference #${id}`), status);
   const loaded = await withStatus(status, "Loading the inference and its heads", () => Promise.all([api(`/api/inferences/${id}`), api(`/api/inferences/${id}/heads`)]));
@@ -95,7 +187,7 @@ export async function render(root, route) {
       [["all", "whole atlas"], ["head", `same head (${cell.name})`], ["task", `same task (${inf.task ?? "–"})`]].map(([v, l]) => h("option", { value: v, selected: v === state.scope }, l)));
     fill(detail,
       h("div", { class: "detail-head" }, h("h2", {}, cell.name),
-        h("span", { class: "muted" }, `pattern ${cell.id} · entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)} · previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}`),
+        h("span", { class: "muted" }, `pattern ${cell.id} · entropy ${num(cell.entropy, 2)} · diagonal ${num(cell.diagonal_mass, 2)} · previous ${num(cell.previous_token_mass, 2)} · first ${num(cell.first_token_mass, 2)} · local ${num(cell.local_mass, 2)}${cell.error_percentile === null || cell.error_percentile === undefined ? "" : ` · ${ordinalPercentile(cell.error_percentile)} percentile of its head's atlas errors`}`),
         h("label", { class: "inline" }, logBox, " log scale"),
         h("label", { class: "inline", title: "draw the attention of the query that predicts the hole over the code" }, overlayBox, " hole's attention on the code")),
       plotStatus, plot,
@@ -134,8 +226,18 @@ export async function render(root, route) {
       drawOverlay();
       return drawPattern(plot, p, { log: state.log });
     });
-    await Promise.all([patternLoad, loadNeighbours(), clusterSection(clusterSlot, cell, signal).catch((err) => fill(clusterSlot, errorBox(err)))]);
+    await Promise.all([patternLoad, loadNeighbours(), clusterSection(clusterSlot, cell, inf, signal).catch((err) => fill(clusterSlot, errorBox(err)))]);
   }
+
+  const legendSlot = h("div");
+  const drawLegend = () => fill(legendSlot, gridLegend(state.unusual ? ["selected", "focus", "unusual"] : ["selected", "focus"]));
+  const toggle = unusualToggle(headGrid, { checked: state.unusual, onChange: (on) => {
+    state.unusual = on;
+    setState({ unusual: on ? "1" : "" });
+    drawLegend();
+  } });
+  drawLegend();
+  const unusualSlot = h("div", { id: "unusual-slot" });
 
   const deleteStatus = h("div", { id: "delete-status" });
   const deleteButton = inf.source !== "pasted" ? null : h("button", { id: "delete-inference", onclick: async () => {
@@ -155,10 +257,14 @@ export async function render(root, route) {
     inferenceHeader(inf),
     h("section", { class: "panel" }, codeWithHole(inf), holeLegend()),
     h("div", { class: "two-col" },
-      h("section", { class: "panel" }, h("h2", {}, `Heads (${grid.n_layers} layers × ${grid.n_heads} heads)`), headGrid.element, gridLegend(["selected", "focus"])),
+      h("section", { class: "panel" }, h("div", { class: "detail-head" }, h("h2", {}, `Heads (${grid.n_layers} layers × ${grid.n_heads} heads)`), toggle),
+        headGrid.element, legendSlot,
+        h("div", { class: "unusual-card", id: "unusual-card" }, h("h3", {}, "Unusual heads"), unusualSlot)),
       detail));
+  const unusualLoad = unusualHeads(unusualSlot, id, grid, (name) => select(headGrid.byName.get(name), { push: true })).catch((err) => fill(unusualSlot, errorBox(err)));
   const initial = state.head && headGrid.byName.get(state.head);
   if (initial) await select(initial);
+  await unusualLoad;
   return () => {
     controller?.abort();
     headGrid.destroy();

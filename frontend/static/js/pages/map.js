@@ -2,7 +2,8 @@
 // narrowed by filters (layer, head, task, first-token correctness) and by hidden completions. Hover names the
 // point and shows its stored thumbnail (no model call); click opens the full pattern; a box or lasso selection
 // lists its patterns under the map.
-// URL: #/map?color=layer&max=200000&layer=0-3&head=2&task=eol&correct=false&exclude=12,40&drag=lasso
+// Colour by family reads GET /api/families/points once; `family=3` picks one family out (the Families page links so).
+// URL: #/map?color=layer&max=200000&layer=0-3&head=2&task=eol&correct=false&exclude=12,40&drag=lasso&family=3
 
 import { api, decodeBytes, has, query, tasks } from "../api.js";
 import { setState } from "../url.js";
@@ -16,7 +17,7 @@ import { plotConfig } from "../plots.js";
 
 export { categoryColour, categorySymbol } from "../map_traces.js";
 
-const COLOURINGS = ["layer", "head", "cluster", "task", "correct"];
+const COLOURINGS = ["layer", "head", "cluster", "family", "task", "correct"];
 const DRAG_MODES = [["pan", "pan"], ["select", "box select"], ["lasso", "lasso"]];
 const PREVIEW_DELAY_MS = 40; // a pause, not a pass: the thumbnail is a database read
 
@@ -59,6 +60,8 @@ export async function render(root, route) {
   const points = data.points;
   const labels = pointLabels(points);
   const frame = colourFrame(points);
+  const picked = Number.parseInt(route.params.get("family") ?? "", 10);
+  frame.familyPick = Number.isInteger(picked) && picked >= 0 ? picked : null;
   const perInference = completionsOf(points);
   const loaded = points.id.length;
 
@@ -70,13 +73,14 @@ export async function render(root, route) {
   const count = h("p", { class: "map-count", id: "map-count", role: "status" });
   const exclusions = h("div");
   const selectionSlot = h("div");
+  const familyNote = h("div", { id: "map-family-note", class: "muted", hidden: colour !== "family" });
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, "Cluster map"),
       h("span", {}, h("label", {}, "colour by ", select), " ", h("label", {}, "drag to ", drag), " ",
         h("span", { class: "actions" }, "Every point as ", downloadLink("/api/exports/maps/latest.csv", `map-${data.map_id}.csv`, "export-map", "CSV"),
           downloadLink("/api/exports/maps/latest.parquet", `map-${data.map_id}.parquet`, "export-map-parquet", "Parquet")))),
     h("p", { class: "muted" }, `map ${data.map_id} · ${data.model} · loaded ${int(data.shown)} of the map's ${int(data.total)} patterns${data.shown < data.total ? " (a deterministic sample; raise max in the address for more)" : ""}`),
-    status, filterSlot, count, exclusions,
+    status, familyNote, filterSlot, count, exclusions,
     h("div", { class: "map-layout" }, h("section", { class: "panel" }, plot), preview),
     selectionSlot);
 
@@ -85,8 +89,29 @@ export async function render(root, route) {
   let selected = null; // a Set of map rows, or null: no selection
   let ranges = fullRanges(points);
 
+  // The family of each loaded point (GET /api/families/points, the same sample as the map): fetched once, on
+  // the first colouring by family.
+  let families = null;
+  const loadFamilies = async () => {
+    if (families) return;
+    const answer = await withStatus(familyNote, "Loading the pattern families", () => api(`/api/families/points${query({ max_points: maxPoints })}`));
+    families = answer ?? { run_id: null, reason: "The pattern families could not be loaded." };
+    const byId = new Map((answer?.ids ?? []).map((id, k) => [id, answer.family[k]]));
+    points.family = points.id.map((id) => byId.get(id) ?? null);
+    frame.family = [0, Math.max(1, ...points.family.filter((f) => f !== null))];
+    if (!answer) return; // withStatus shows the error in the note
+    const pick = frame.familyPick;
+    fill(familyNote, families.run_id === null
+      ? [families.reason, " ", h("a", { href: "#/families" }, "Pattern families")]
+      : [`Coloured by pattern family (run #${families.run_id}; grey: noise, in no family). `,
+        pick !== null ? [`Family ${pick} picked out in orange · `, h("a", { href: "#/map?color=family", id: "map-all-families" }, "all families"), " · "] : null,
+        h("a", { href: pick !== null ? `#/families/${pick}` : "#/families" }, pick !== null ? `family ${pick}'s page` : "the families page")]);
+  };
+
   let redrawing = false;
   const draw = async () => {
+    familyNote.hidden = colour !== "family";
+    if (colour === "family") await loadFamilies();
     const built = traces(points, colour, { rows: shown, labels, frame, selected });
     rowsOf = built.rowsOf;
     // Keep the reader's zoom: Plotly writes the range it shows back into the layout.

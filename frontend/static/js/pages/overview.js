@@ -5,6 +5,7 @@
 import { api, query, tasks } from "../api.js";
 import { setState } from "../url.js";
 import { downloadLink, duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
+import { importantHeads, predictorAccuracy, signedShap } from "../important_heads.js";
 import { progressBar } from "../jobs.js";
 
 const PAGE_SIZE = 25;
@@ -67,20 +68,19 @@ async function predictorsCard() {
 
 /** Per task, the heads its most accurate head-ranking predictor leans on (GET /api/predictors/heads). */
 async function headsCard() {
-  const rows = await api(`/api/predictors/heads?top=${TOP_HEADS}`);
+  const rows = await importantHeads(TOP_HEADS);
   if (!rows.length) return null;
-  const signed = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(3)}`;
   return h("section", { class: "card wide", id: "important-heads" },
     h("h3", {}, "Heads that matter, per task"),
     h("table", { class: "compact" },
       h("thead", {}, h("tr", {}, h("th", {}, "task"), h("th", {}, "predictor: CV accuracy [95% CI]"), h("th", {}, `top ${TOP_HEADS} heads by mean |SHAP| (signed mean)`))),
       h("tbody", {}, rows.map((r) => h("tr", { class: r.above_chance ? "above-chance-row" : "muted", dataset: { task: r.task ?? "" } },
         h("td", {}, r.task ?? "all"),
-        h("td", {}, h("a", { href: `#/predictor/${r.predictor_id}` }, `${r.kind}: ${pct(r.accuracy)} [${pct(r.accuracy_low)}, ${pct(r.accuracy_high)}]`),
+        h("td", {}, h("a", { href: `#/predictor/${r.predictor_id}` }, predictorAccuracy(r)),
           r.above_chance ? null : h("span", { title: "the 95% interval does not lie above chance" }, ` · not above chance ${pct(r.chance)}`)),
         h("td", { class: "heads" }, r.heads.map((x, i) => [i ? ", " : "",
-          h("a", { href: `#/predictor/${r.predictor_id}?head=${x.name}`, title: `mean |SHAP| ${x.mean_abs_shap.toFixed(4)} · signed mean ${signed(x.mean_shap)}` }, x.name),
-          h("span", { class: "muted" }, ` (${signed(x.mean_shap)})`)])))))),
+          h("a", { href: `#/predictor/${r.predictor_id}?head=${x.name}`, title: `mean |SHAP| ${x.mean_abs_shap.toFixed(4)} · signed mean ${signedShap(x.mean_shap)}` }, x.name),
+          h("span", { class: "muted" }, ` (${signedShap(x.mean_shap)})`)])))))),
     h("p", { class: "muted" }, "A head ranks high when its pattern moves the predictor's log-odds of a correct completion most (mean |SHAP| over the training rows). Grey rows: the predictor is not distinguishable from chance, so its ranking is no evidence that those heads carry the task. Each head opens its place on the predictor's page."));
 }
 

@@ -6,11 +6,13 @@
 // which the result can delete again; unticked, nothing is written and the grid comes inline.
 // Before any run, a preview beside the editor marks the hole(s) the server would make for the cursor,
 // selection or automatic task the user is on (js/paste_preview.js, POST /api/analyze/holes).
+// Beside the prediction: the share of the paste's heads in the tail of their own atlas reconstruction errors
+// (`unusual_share`), with a warning when the input is unlike the atlas; the grid can frame each head by it.
 // URL: #/paste?code=...&start=&end=  |  &cursor=&task=  |  &auto=identifiers,eol  (&store=0: not stored)
 
 import { api, has, tasks } from "../api.js";
 import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
-import { HeadGrid, gridLegend } from "../grid.js";
+import { HeadGrid, chanceText, gridLegend, ordinalPercentile, unusualToggle } from "../grid.js";
 import { holePreview } from "../paste_preview.js";
 import { setState } from "../url.js";
 
@@ -62,6 +64,28 @@ function predictionView(result) {
     // A probability from a predictor that cannot beat the majority class invites over-reading: say so.
     pr.accuracy_low > pr.chance ? null
       : h("p", { class: "notice", id: "prediction-uninformative" }, "This predictor's accuracy is not distinguishable from chance (its 95% interval does not lie above the majority-class rate), so this probability says little. Build a larger atlas for this task and retrain the predictors."));
+}
+
+// Above this share of heads in their tail, the input is unlike the atlas (about 1 - tail by chance).
+const UNLIKE_THE_ATLAS = 0.1;
+
+/** How unusual the paste is for the atlas: the share of its heads in the tail of their own atlas errors. */
+export function unusualView(result) {
+  const share = result.unusual_share;
+  if (share === undefined) return null; // a server without the anomaly signal
+  const tail = result.unusual_tail ?? 0.99;
+  const title = h("h3", {}, "Unusual for the atlas?");
+  if (share === null)
+    return [title, h("p", { class: "muted", id: "unusual-share", dataset: { share: "" } }, "How unusual this input is cannot be judged: the atlas has no AP-MAE reconstruction errors yet (queue a ",
+      h("code", {}, "head_scores"), " job on the ", h("a", { href: "#/jobs" }, "Jobs page"), ", or run ", h("code", {}, "attnlens heads backfill"), ").")];
+  const measured = result.grid.heads.filter((c) => c.error_percentile !== null && c.error_percentile !== undefined);
+  const inTail = measured.filter((c) => c.error_percentile > tail).length;
+  const line = h("p", { id: "unusual-share", dataset: { share } },
+    `${int(inTail)} of ${int(measured.length)} heads (${pct(share, 0)}) are in the tail of their atlas errors (above the head's own ${ordinalPercentile(tail)} percentile of AP-MAE reconstruction error; ${chanceText(result.unusual_chance, tail)}).`);
+  if (share <= UNLIKE_THE_ATLAS) return [title, line];
+  return [title, line, h("div", { class: "notice unusual-warning", id: "unusual-warning", role: "note" },
+    h("strong", {}, "This input is unlike the atlas. "),
+    `${pct(share, 0)} of its heads are in their tail, far above the ${pct(result.unusual_chance ?? 1 - tail, 1)} expected by chance: the predictors and their accuracies were measured on atlas rows, and may not apply to it.`)];
 }
 
 /** A task picker of the tasks `usable` in one mode (API order, descriptions as titles); `wanted` if offered. */
@@ -187,6 +211,10 @@ export async function render(root, route) {
         stored ? null : "not stored: store the paste to open its full pattern and neighbours"].filter(Boolean);
     }, onActivate: (cell) => { if (stored) location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
     grid.setTop(result.top_heads.map((t) => t.name));
+    const legendSlot = h("div");
+    const marks = result.top_heads.length ? ["top", "focus"] : ["focus"];
+    const toggle = unusualToggle(grid, { onChange: (on) => fill(legendSlot, gridLegend(on ? [...marks, "unusual"] : marks)) });
+    fill(legendSlot, gridLegend(marks));
     // Deleting the main hole removes what pointed at it (grid, top heads); other holes stay.
     const onDelete = () => {
       grid?.destroy();
@@ -197,11 +225,12 @@ export async function render(root, route) {
     fill(resultSlot,
       h("div", { class: "two-col" },
         h("section", { class: "panel" }, h("h2", {}, "Completion"), holeView(result, onDelete), h("h3", {}, "Predicted correctness"), predictionView(result),
+          unusualView(result),
           result.top_heads.length ? [h("h3", {}, "Heads that drive the prediction"),
             h("p", { class: "muted" }, "Signed importance (SHAP, in log-odds of a correct completion) and the cluster this head's pattern joined; outlined on the grid. Click one to open it."),
             topHeadsList(result.top_heads, result.inference_id)] : null,
           result.others?.length ? h("div", {}, h("h3", {}, `Other holes (${result.others.length})`), result.others.map((o) => holeView(o))) : null),
-        h("section", { class: "panel" }, h("h2", {}, "Heads"), grid.element, gridLegend(result.top_heads.length ? ["top", "focus"] : ["focus"]))));
+        h("section", { class: "panel" }, h("div", { class: "detail-head" }, h("h2", {}, "Heads"), toggle), grid.element, legendSlot)));
     bringIntoView(resultSlot);
   }
 

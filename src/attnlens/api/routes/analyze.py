@@ -6,15 +6,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from attnlens.api.deps import SessionDep, WorkerDep
+from attnlens.analysis.anomalies import TAIL
+from attnlens.api.deps import SessionDep, SettingsDep, StoreDep, WorkerDep
 from attnlens.api.errors import error_body
+from attnlens.api.routes.heads import head_facts
 from attnlens.api.routes.inferences import head_grid, pasted_head_grid
 from attnlens.api.schemas import AnalyzedHole, AnalyzePublic, AnalyzeRequest
 from attnlens.api.schemas_holes import HolesPreviewPublic, PreviewedHolePublic, PreviewError
 from attnlens.contracts.results import HoleRequest, PastedHole
 from attnlens.errors import AttnLensError, InvalidInput
+from attnlens.heads import HeadRef
 
 router = APIRouter(tags=["analyze"])
 
@@ -28,17 +31,25 @@ def _hole(result: PastedHole) -> AnalyzedHole:
 
 
 @router.post("/analyze", response_model=AnalyzePublic)
-def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> AnalyzePublic:
+def analyze(
+    body: AnalyzeRequest,
+    worker: WorkerDep,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    request: Request,
+) -> AnalyzePublic:
     """Complete pasted Java at a hole, store it as a pasted inference (or, with `store: false`, write
     nothing), and predict whether the completion is right. Each head's cluster is where its pattern falls
     by kNN vote in the newest clustering. Pasted code never enters the atlas's analyses."""
     hole = _hole_request(body)
     results = worker.analyze(body.code, hole, body.tasks, store=body.store)
     first = results[0]
+    errors = head_facts(request, store, settings.model.name).errors
     if first.inference_id is not None:
-        grid = head_grid(session, first.inference_id, clusters=first.clusters)
+        grid = head_grid(session, first.inference_id, clusters=first.clusters, errors=errors)
     elif first.grid is not None:
-        grid = pasted_head_grid(first.grid, first.clusters)
+        grid = pasted_head_grid(first.grid, first.clusters, errors)
     else:
         raise AttnLensError("the worker returned an unstored paste without its grid.")
     return AnalyzePublic(
@@ -49,6 +60,15 @@ def analyze(body: AnalyzeRequest, worker: WorkerDep, session: SessionDep) -> Ana
         clustering_id=first.clustering_id,
         top_heads=list(first.prediction.top_heads) if first.prediction else [],
         grid=grid,
+        unusual_share=errors.unusual_share(
+            {
+                HeadRef(c.layer, c.head): c.reconstruction_error
+                for c in grid.heads
+                if c.reconstruction_error is not None
+            }
+        ),
+        unusual_tail=TAIL,
+        unusual_chance=errors.chance_share([HeadRef(c.layer, c.head) for c in grid.heads], in_atlas=False),
         others=[_hole(r) for r in results[1:]],
     )
 

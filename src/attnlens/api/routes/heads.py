@@ -3,12 +3,14 @@ profile with its evidence, and examples of a head's patterns by decile of a scor
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import func, select
 
+from attnlens.analysis.anomalies import ERROR, ErrorDistributions, error_distributions
 from attnlens.analysis.head_profiles import HeadProfile, HeadProfiles, decile_bounds, head_profiles
 from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.routes.patterns import thumbnail_of
@@ -22,13 +24,12 @@ from attnlens.api.schemas_heads import (
     HeadSummaryPublic,
     ScoreProfilePublic,
 )
-from attnlens.contracts.head_scores import HEAD_SCORES, HEAD_SCORES_VERSION, SCORE_NAMES, head_score
+from attnlens.contracts.head_scores import HEAD_SCORES, SCORE_NAMES, head_score
 from attnlens.errors import InvalidInput, NotFound
 from attnlens.heads import HeadRef
 from attnlens.store import Store
 from attnlens.store.analyses import cluster_labels, latest_clustering
-from attnlens.store.head_scores import load_score_table
-from attnlens.store.models import MINED, HeadPattern, Inference
+from attnlens.store.head_scores import ScoreTable, load_score_table, patterns_in_range, scored_fingerprint
 
 router = APIRouter(tags=["heads"])
 
@@ -38,39 +39,41 @@ CAVEAT = (
     "what it computes; check a label against the examples and an ablation before relying on it."
 )
 HeadName = Annotated[str, Path(max_length=20, description="A head, `L{layer}H{head}` (e.g. L3H5).")]
-ScoreName = Annotated[str, Query(max_length=60, description="A score name from GET /api/heads/scores.")]
+# The score names as an enum, so that the schema lists them (and a client learns them from it).
+ScoreKey = Enum("ScoreKey", {name: name for name in SCORE_NAMES}, type=str)  # type: ignore[misc]
+ScoreName = Annotated[ScoreKey, Query(description="A score name from GET /api/heads/scores.")]
 
 
-def _fingerprint(store: Store, model: str) -> tuple[int, int, int]:
-    """What changes when the profiles would: the scored mined inferences (count, newest id, version)."""
-    with store.session() as session:
-        count, newest = session.execute(
-            select(func.count(Inference.id), func.max(Inference.id)).where(
-                Inference.model_name == model,
-                Inference.source == MINED,
-                Inference.head_scores_version == HEAD_SCORES_VERSION,
-            )
-        ).one()
-        unscored = session.scalar(
-            select(func.count(Inference.id)).where(Inference.model_name == model, Inference.source == MINED)
-        )
-    return int(count or 0), int(newest or 0), int(unscored or 0)
+@dataclass(frozen=True)
+class HeadFacts:
+    """What the head and anomaly endpoints read, computed from one pass over the model's scored patterns:
+    the profiles, each head's error distribution, and the error column for ranking anomalies."""
+
+    profiles: HeadProfiles
+    errors: ErrorDistributions
+    error_table: ScoreTable  # only the reconstruction_error column
 
 
-def profiles_of(request: Request, store: Store, model: str) -> HeadProfiles:
-    """The model's head profiles, recomputed only when its scored inferences change (a 675,000-pattern
-    atlas takes seconds to read)."""
-    cache: dict[str, tuple[tuple[int, int, int], HeadProfiles]] = request.app.state.__dict__.setdefault(
-        "head_profiles", {}
+def head_facts(request: Request, store: Store, model: str) -> HeadFacts:
+    """The model's head facts, recomputed only when its scored inferences change (a 675,000-pattern atlas
+    takes seconds to read)."""
+    cache: dict[str, tuple[tuple[int, int, int], HeadFacts]] = request.app.state.__dict__.setdefault(
+        "head_facts", {}
     )
-    key = _fingerprint(store, model)
+    key = scored_fingerprint(store, model)
     cached = cache.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
     with store.session() as session:
-        profiles = head_profiles(load_score_table(session, model))
-    cache[model] = (key, profiles)
-    return profiles
+        table = load_score_table(session, model, (*SCORE_NAMES, ERROR))
+    slim = replace(table, scores={ERROR: table.scores[ERROR]})
+    facts = HeadFacts(head_profiles(table), error_distributions(slim), slim)
+    cache[model] = (key, facts)
+    return facts
+
+
+def profiles_of(request: Request, store: Store, model: str) -> HeadProfiles:
+    return head_facts(request, store, model).profiles
 
 
 def _head(profiles: HeadProfiles, name: str) -> HeadProfile:
@@ -156,51 +159,30 @@ def read_head_examples(
 ) -> HeadExamplesPublic:
     """Patterns of the head whose `score` lies in decile `decile` of the head's own distribution, highest
     value first: the evidence behind a label, or what the head does when a score is low."""
-    if score not in SCORE_NAMES:
-        raise InvalidInput(
-            f"unknown score {score!r}; GET /api/heads/scores lists them: {', '.join(SCORE_NAMES)}."
-        )
+    score_name = str(score.value)
     model_name = model or settings.model.name
     profile = _head(profiles_of(request, store, model_name), name)
-    scored = profile.scores[score]
+    scored = profile.scores[score_name]
     if scored.deciles is None:
-        raise InvalidInput(f"score {score} applies to none of {name}'s patterns in this atlas.")
+        raise InvalidInput(f"score {score_name} applies to none of {name}'s patterns in this atlas.")
     low, high = decile_bounds(scored, decile)
-    column = getattr(HeadPattern, score)
-    where = [
-        HeadPattern.layer == profile.head.layer,
-        HeadPattern.head == profile.head.head,
-        column.is_not(None),
-        HeadPattern.inference_id.in_(
-            select(Inference.id).where(
-                Inference.model_name == model_name,
-                Inference.source == MINED,
-                Inference.head_scores_version == HEAD_SCORES_VERSION,
-            )
-        ),
-    ]
-    # Decile d holds values in (edge d-1, edge d]; the first also takes its lower edge.
-    if np.isfinite(low):
-        where.append(column > low)
-    if np.isfinite(high):
-        where.append(column <= high)
     with store.session() as session:
-        total = int(session.scalar(select(func.count(HeadPattern.id)).where(*where)) or 0)
-        rows = session.scalars(
-            select(HeadPattern).where(*where).order_by(column.desc(), HeadPattern.id).limit(limit)
-        ).all()
+        total, rows = patterns_in_range(
+            session, model_name, profile.head, score_name,
+            low if np.isfinite(low) else None, high if np.isfinite(high) else None, limit,
+        )  # fmt: skip
         clustering = latest_clustering(store, model_name)
         labels = (
             cluster_labels(session, clustering.id, [r.id for r in rows]) if clustering is not None else {}
         )
         examples = [
             HeadExamplePublic(
-                **thumbnail_of(row, labels.get(row.id)).model_dump(), value=float(getattr(row, score))
+                **thumbnail_of(row, labels.get(row.id)).model_dump(), value=float(getattr(row, score_name))
             )
             for row in rows
         ]
     return HeadExamplesPublic(
-        name=profile.head.name, score=score, decile=decile,
+        name=profile.head.name, score=score_name, decile=decile,
         low=low if np.isfinite(low) else None, high=high if np.isfinite(high) else None,
         n_in_decile=total, examples=examples,
     )  # fmt: skip

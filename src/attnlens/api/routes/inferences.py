@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 
+from attnlens.analysis.anomalies import ErrorDistributions
 from attnlens.api.deps import InferenceDep, SessionDep, SettingsDep, StoreDep
+from attnlens.api.routes.heads import head_facts
 from attnlens.api.schemas import (
     DeletedPublic,
     HeadCell,
@@ -128,11 +130,18 @@ def read_inference(inference: InferenceDep, settings: SettingsDep) -> InferenceP
 
 
 @router.get("/inferences/{inference_id}/heads", response_model=HeadGridPublic)
-def read_inference_heads(inference: InferenceDep, session: SessionDep, store: StoreDep) -> HeadGridPublic:
+def read_inference_heads(
+    inference: InferenceDep, session: SessionDep, store: StoreDep, request: Request
+) -> HeadGridPublic:
     """Every head of one inference: thumbnails packed in one payload, with names, statistics and each
     head's cluster in the newest clustering of the inference's model (null where it has none)."""
     clustering = latest_clustering(store, inference.model_name)
-    return head_grid(session, inference.id, clustering_id=clustering.id if clustering is not None else None)
+    return head_grid(
+        session,
+        inference.id,
+        clustering_id=clustering.id if clustering is not None else None,
+        errors=head_facts(request, store, inference.model_name).errors,
+    )
 
 
 @router.delete("/inferences/{inference_id}", response_model=DeletedPublic)
@@ -158,6 +167,7 @@ def head_grid(
     *,
     clustering_id: int | None = None,
     clusters: Mapping[str, int] | None = None,
+    errors: ErrorDistributions | None = None,
 ) -> HeadGridPublic:
     """The packed head grid of one inference. Each cell's cluster comes from the stored assignments of
     `clustering_id`, or from `clusters` (head name -> label) for a pattern placed by kNN (pasted code)."""
@@ -183,6 +193,8 @@ def head_grid(
             first_token_mass=r.first_token_mass,
             local_mass=r.local_mass,
             relational_scores={name: getattr(r, name) for name in RELATIONAL_SCORE_NAMES},
+            reconstruction_error=r.reconstruction_error,
+            error_percentile=error_percentile(errors, r.head_ref, r.reconstruction_error),
             cluster=clusters.get(r.head_ref.name) if clusters is not None else labels.get(r.id),
         )
         for r in rows
@@ -197,7 +209,19 @@ def head_grid(
     )
 
 
-def pasted_head_grid(grid: PastedGrid, clusters: Mapping[str, int]) -> HeadGridPublic:
+def _pasted_error(grid: PastedGrid, i: int) -> float | None:
+    return None if grid.reconstruction_errors is None else grid.reconstruction_errors[i]
+
+
+def error_percentile(errors: ErrorDistributions | None, ref: HeadRef, error: float | None) -> float | None:
+    """The error's percentile within the head's atlas errors, or None without either."""
+    head = errors.get(ref) if errors is not None else None
+    return None if head is None or error is None else head.percentile(float(error))
+
+
+def pasted_head_grid(
+    grid: PastedGrid, clusters: Mapping[str, int], errors: ErrorDistributions | None = None
+) -> HeadGridPublic:
     """The head grid of a paste analysed without being stored, from what the worker sent (thumbnails and
     statistics in (layer, head) order), in the shape of a stored one (no pattern ids)."""
 
@@ -217,6 +241,8 @@ def pasted_head_grid(grid: PastedGrid, clusters: Mapping[str, int]) -> HeadGridP
                     name: None if (column := grid.relational.get(name)) is None else column[i]
                     for name in RELATIONAL_SCORE_NAMES
                 },
+                reconstruction_error=(error := _pasted_error(grid, i)),
+                error_percentile=error_percentile(errors, ref, error),
                 cluster=clusters.get(ref.name),
             )
         )  # fmt: skip
