@@ -119,3 +119,41 @@ def test_one_inference_anomalies_and_grid_percentiles_agree(atlas_client):
         assert by_id[item["id"]]["error_percentile"] == pytest.approx(item["percentile"])
     share = np.mean([cell["error_percentile"] > body["tail"] for cell in grid["heads"]])
     assert body["unusual_share"] == pytest.approx(share)
+
+
+def test_related_heads_are_the_nearest_mean_directions(atlas_client, tiny_atlas):
+    from attnlens.store.codecs import unpack_embeddings
+
+    _, store, _ = tiny_atlas
+    related = atlas_client.get("/api/heads/L1H2/related", params={"k": 5}).json()
+    assert len(related) == 5 and "L1H2" not in {r["name"] for r in related}
+    similarities = [r["similarity"] for r in related]
+    assert similarities == sorted(similarities, reverse=True)
+
+    def centroid(layer: int, head: int) -> np.ndarray:
+        with store.session() as session:
+            blobs = session.scalars(
+                select(HeadPattern.embedding).where(HeadPattern.layer == layer, HeadPattern.head == head)
+            ).all()
+        vectors = unpack_embeddings(list(blobs)).astype(np.float64)
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).mean(axis=0)
+
+    mine, top = centroid(1, 2), centroid(related[0]["layer"], related[0]["head"])
+    cosine = float(mine @ top / np.linalg.norm(mine) / np.linalg.norm(top))
+    assert related[0]["similarity"] == pytest.approx(cosine, abs=1e-6)
+
+
+def test_importance_is_the_largest_above_chance_shap(full_atlas):
+    client, _ = full_atlas
+    rankings = client.get("/api/predictors/heads", params={"top": 50}).json()
+    expected: dict[str, float] = {}
+    for ranking in rankings:
+        if ranking["above_chance"]:
+            for head in ranking["heads"]:
+                expected[head["name"]] = max(expected.get(head["name"], 0.0), head["mean_abs_shap"])
+    assert expected  # the predicted atlas's predictor lies above chance
+    heads = client.get("/api/heads").json()["heads"]
+    got = {h["name"]: h["importance"] for h in heads if h["importance"] is not None}
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value)

@@ -102,6 +102,13 @@ def test_the_page_queues_the_job_then_lists_the_families(chromium, served):
         assert scores.count() == len(body["families"][0]["scores"])
         labelled = [s["name"] for s in body["families"][0]["scores"] if s["labelled"]]
         assert page.locator("#family-scores tr.labelled").count() == len(labelled)
+        # A note about the family is kept with its run's id (a label means nothing in another run).
+        page.locator("#notes-panel #user-notes").wait_for()
+        page.fill("#note-form input[name=label]", "sink-like")
+        page.click("#note-form button[type=submit]")
+        page.locator("#user-notes li").first.wait_for()
+        (note,) = page.request.get("/api/notes?kind=family&target=0").json()
+        assert (note["label"], note["scope_id"]) == ("sink-like", body["run"]["id"])
         page.screenshot(path=str(SCREENSHOTS / "family_detail.png"), full_page=True)
 
 

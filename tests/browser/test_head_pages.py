@@ -82,7 +82,7 @@ def test_the_scatter_draws_every_head_keeps_its_axes_in_the_url_and_opens_a_head
 
     # Every score is an axis choice, by its title; picking one goes to the URL and the axis title.
     options = page.locator("#heads-x option").evaluate_all("os => os.map((o) => [o.value, o.textContent])")
-    assert [value for value, _ in options] == ["layer", "head", *(s["name"] for s in specs)]
+    assert [value for value, _ in options] == ["layer", "head", "importance", *(s["name"] for s in specs)]
     chosen = specs[-1]
     page.select_option("#heads-x", chosen["name"])
     page.wait_for_function(f"location.hash.includes('x={chosen['name']}')")
@@ -136,6 +136,19 @@ def test_the_head_page_shows_the_profile_examples_and_the_attention_on_the_code(
         cells = page.locator(f"#head-labels tr[data-label='{label['label']}'] td").all_inner_texts()
         assert cells[2] == f"{label['median']:.3f}" and cells[3] == f"≥ {label['threshold']:g}"
         assert cells[4] == f"{label['typical']:.3f}"
+
+    # Related heads of this model, as the API ranks them, each opening its head page.
+    related = page.request.get(f"/api/heads/{HEAD}/related?k=8").json()
+    page.locator("#related-heads li").first.wait_for()
+    assert page.locator("#related-heads li").evaluate_all("ls => ls.map(l => l.dataset.head)") == [
+        r["name"] for r in related
+    ]
+    # Its clusters, as the cluster panel of the gallery draws them: one row per cluster of the API.
+    clusters = page.request.get(f"/api/heads/{HEAD}/clusters").json()
+    page.locator("#head-clusters table").wait_for()
+    assert page.locator("#head-clusters tbody tr").evaluate_all(
+        "rs => rs.map(r => Number(r.dataset.label))"
+    ) == [c["label"] for c in clusters]
 
     # One profile row per score, in the scores' order, with its title, median and decile strip.
     rows = page.locator("#profile-table tbody tr")

@@ -121,3 +121,19 @@ def decile_bounds(profile: ScoreProfile, decile: int) -> tuple[float, float]:
         raise ValueError(f"score {profile.name} applies to none of this head's patterns.")
     edges = (-np.inf, *profile.deciles, np.inf)
     return float(edges[decile - 1]), float(edges[decile])
+
+
+def related_heads(centroids: dict[HeadRef, np.ndarray], ref: HeadRef, k: int) -> list[tuple[HeadRef, float]]:
+    """The `k` heads whose patterns point most the same way in AP-MAE's space as `ref`'s: cosine similarity
+    of the heads' mean unit embeddings, highest first (`ref` itself left out)."""
+    if ref not in centroids:
+        return []
+    others = [r for r in centroids if r != ref]
+    if not others:
+        return []
+    matrix = np.stack([centroids[r] for r in others])
+    unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    mine = centroids[ref] / max(float(np.linalg.norm(centroids[ref])), 1e-12)
+    similarity = unit @ mine
+    order = np.argsort(-similarity, kind="stable")[:k]
+    return [(others[i], float(similarity[i])) for i in order]

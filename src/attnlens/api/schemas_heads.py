@@ -56,6 +56,12 @@ class HeadSummaryPublic(BaseModel):
     n_patterns: int
     medians: dict[str, float | None] = Field(description="Score name -> median (null: never applied).")
     labels: list[str] = Field(description="Labels carried, strongest first (median / threshold).")
+    importance: float | None = Field(
+        None,
+        description="Predictive importance: the head's largest mean |SHAP| over the tasks whose most "
+        "accurate head-ranking predictor lies above chance (GET /api/predictors/heads); null without one.",
+    )
+    importance_task: str | None = Field(None, description="The task that largest importance comes from.")
 
 
 class HeadsOverviewPublic(BaseModel):
@@ -135,3 +141,13 @@ class AnomaliesPublic(BaseModel):
         "for the atlas's number of patterns per head (about 1 - tail on a large atlas).",
     )
     items: list[AnomalyPublic]
+
+
+class RelatedHeadPublic(BaseModel):
+    """A head whose patterns point the same way in AP-MAE's space."""
+
+    name: str
+    layer: int
+    head: int
+    similarity: float = Field(description="Cosine of the two heads' mean unit AP-MAE embeddings (1 = same).")
+    labels: list[str] = Field(description="Its computed labels, strongest first.")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from attnlens.contracts.head_scores import HEAD_SCORES_VERSION, RELATIONAL_SCORE_NAMES, SCORE_NAMES
 from attnlens.heads import HeadRef
+from attnlens.store.codecs import unpack_embeddings
 from attnlens.store.engine import Store
 from attnlens.store.models import MINED, HeadPattern, Inference
 from attnlens.store.patterns import driver_rows
@@ -185,3 +186,31 @@ def patterns_in_range(
         select(HeadPattern).where(*where).order_by(column.desc(), HeadPattern.id).limit(limit)
     ).all()
     return total, list(rows)
+
+
+def head_centroids(session: Session, model_name: str, batch_size: int = 50_000) -> dict[HeadRef, np.ndarray]:
+    """Per head, the mean direction of its mined patterns' AP-MAE embeddings (each normalised to unit
+    length first), read in keyset pages so that memory stays bounded by the number of heads."""
+    sums: dict[tuple[int, int], np.ndarray] = {}
+    counts: dict[tuple[int, int], int] = {}
+    mined = select(Inference.id).where(Inference.model_name == model_name, Inference.source == MINED)
+    base = select(HeadPattern.id, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding).where(
+        HeadPattern.inference_id.in_(mined)
+    )
+    last = 0
+    while True:
+        rows = session.execute(
+            base.where(HeadPattern.id > last).order_by(HeadPattern.id).limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        vectors = unpack_embeddings([r[3] for r in rows]).astype(np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        keys = np.array([(r[1], r[2]) for r in rows], dtype=np.int64)
+        for key in np.unique(keys, axis=0):
+            mask = (keys[:, 0] == key[0]) & (keys[:, 1] == key[1])
+            k = (int(key[0]), int(key[1]))
+            sums[k] = sums.get(k, 0) + vectors[mask].sum(axis=0)
+            counts[k] = counts.get(k, 0) + int(mask.sum())
+        last = int(rows[-1][0])
+    return {HeadRef(*k): total / counts[k] for k, total in sorted(sums.items())}

@@ -9,6 +9,7 @@ import { api, decodeBytes, query } from "../api.js";
 import { thumbnailCanvas } from "../colors.js";
 import { errorBox, fill, h, int, num, pct, withStatus } from "../dom.js";
 import { FINISHED, jobBlock, pollJob } from "../jobs.js";
+import { notesPanel } from "../notes.js";
 
 const THUMBS = 3;
 const CAVEAT = "Labels are hypotheses: a family carries a score's label when the median of that score over its members (those it applies to) reaches the threshold heads are labelled by. They say what these patterns attend to on these inputs, not what the heads compute.";
@@ -140,13 +141,17 @@ export async function render(root, route) {
     if (!loaded) return void root.append(h("p", {}, h("a", { href: "#/families" }, "← all families")));
     const [detail, specs] = loaded;
     const nLayers = Math.max(...detail.family.layers.map((l) => l.layer)) + 1;
+    // A family's label only means something within its run: notes about it are kept with the run's id.
+    const notes = notesPanel("family", String(detail.family.label), detail.run.id);
     fill(root, h("p", {}, h("a", { href: "#/families" }, "← all families")), h("h1", {}, `Pattern family ${detail.family.label}`),
       runFacts(detail),
       h("div", { class: "notice", role: "note" }, h("strong", {}, "Caveat: "), CAVEAT),
       familyCard(detail.family, detail, nLayers, { full: true }),
       h("section", { class: "panel" }, h("h2", {}, "Every head-type score over its members"),
         h("p", { class: "muted" }, `Over the ${int(detail.family.n_scored)} members whose completion has its scores computed; a relational score applies only where the input has its token pairs.`),
-        scoreTable(detail.family, specs)));
+        scoreTable(detail.family, specs)),
+      notes.element);
+    await notes.load();
     return;
   }
   const body = await withStatus(status, "Loading the pattern families", () => api(`/api/families${query({ thumbnails: THUMBS })}`));

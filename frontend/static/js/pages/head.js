@@ -6,9 +6,10 @@
 
 import { api, decodeBytes, query } from "../api.js";
 import { thumbnailCanvas } from "../colors.js";
-import { bringIntoView, errorBox, fill, h, int, num, showToken, verdict, withStatus } from "../dom.js";
+import { bringIntoView, errorBox, fill, h, int, loading, num, showToken, verdict, withStatus } from "../dom.js";
 import { importantHeads, predictorAccuracy, signedShap } from "../important_heads.js";
 import { notesPanel } from "../notes.js";
+import { clusterTable, scores } from "../cluster_table.js";
 import { attentionOverlay } from "../overlay.js";
 import { setState } from "../url.js";
 import { coverage, noScores } from "./heads.js";
@@ -227,6 +228,30 @@ function neighbours(head, overview) {
     next ? h("a", { href: `#/head/${next}`, id: "next-head", rel: "next" }, `${next} →`) : h("span", { class: "muted" }, "last head"));
 }
 
+/** The head's clusters in the newest clustering, with labels, typical members and correctness. */
+async function clustersPanel(slot, name) {
+  try {
+    const [clusters, specs] = await Promise.all([api(`/api/heads/${encodeURIComponent(name)}/clusters`), scores()]);
+    fill(slot, clusters.length ? clusterTable(clusters, specs) : h("p", { class: "muted" }, "This head has no clusters."));
+  } catch (err) {
+    // 404: no clustering yet, a state of the atlas; the message says how to make one.
+    fill(slot, err.status === 404 ? h("p", { class: "muted", id: "head-clusters-none" }, err.message) : errorBox(err));
+  }
+}
+
+/** The heads of this model whose patterns point most the same way in AP-MAE's space. */
+async function relatedPanel(slot, name) {
+  try {
+    const related = await api(`/api/heads/${encodeURIComponent(name)}/related?k=8`);
+    fill(slot, h("p", { class: "muted" }, "Cosine of the heads' mean AP-MAE embeddings over the atlas (1 = the same mean direction); a shared direction is a hint that two heads attend alike, not proof."),
+      h("ol", { class: "related-heads", id: "related-heads" }, related.map((r) =>
+        h("li", { dataset: { head: r.name } }, h("a", { href: `#/head/${r.name}` }, r.name), ` ${num(r.similarity, 3)}`,
+          r.labels.length ? h("span", { class: "muted" }, ` · ${r.labels.join(", ")}`) : null))));
+  } catch (err) {
+    fill(slot, errorBox(err));
+  }
+}
+
 export async function render(root, route) {
   const name = route.parts[1] || "";
   const status = h("div");
@@ -245,6 +270,8 @@ export async function render(root, route) {
   const examples = examplesPanel(head, specs, route);
   const matters = h("div");
   const notes = notesPanel("head", head.name);
+  const clusters = h("div", { id: "head-clusters" }, loading("Loading the head's clusters"));
+  const related = h("div", {}, loading("Finding related heads"));
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, `Head ${head.name}`), neighbours(head, overview)),
     h("div", { class: "facts" }, h("span", {}, `model ${head.model}`), h("span", {}, `layer ${head.layer}, head ${head.head}`),
@@ -255,8 +282,11 @@ export async function render(root, route) {
       h("p", { class: "muted" }, `Each score is averaged over the query rows it applies to, per pattern; the numbers are over this head's ${int(head.n_patterns)} patterns, the baseline is the median over all ${int(overview.n_layers * overview.n_heads)} heads of each head's median.`),
       profileTable(head, specs), stripLegend()),
     examples.element,
+    h("section", { class: "panel" }, h("h2", {}, "Clusters of this head (newest clustering)"), clusters),
+    h("section", { class: "panel" }, h("h2", {}, "Related heads of this model"), related),
     h("section", { class: "panel" }, h("h2", {}, "Where this head matters for prediction"), matters),
     notes.element);
-  await Promise.all([examples.load(), mattersPanel(matters, head.name), notes.load()]);
+  await Promise.all([examples.load(), mattersPanel(matters, head.name), notes.load(), clustersPanel(clusters, head.name),
+    relatedPanel(related, head.name)]);
   return () => examples.stop();
 }

@@ -10,7 +10,10 @@ import { fill, h, int, num, withStatus } from "../dom.js";
 import { plotConfig } from "../plots.js";
 import { navigate, setState } from "../url.js";
 
-const POSITIONS = [["layer", "layer"], ["head", "head (index in its layer)"]];
+// Predictive importance: the head's largest mean |SHAP| over the tasks whose best head-ranking predictor
+// lies above chance (null without one: drawn grey like a score that never applied).
+const IMPORTANCE = "importance";
+const POSITIONS = [["layer", "layer"], ["head", "head (index in its layer)"], [IMPORTANCE, "predictive importance (largest mean |SHAP| of a task above chance)"]];
 const UNLABELLED = "unlabelled";
 const GREY = "#999999";
 
@@ -35,7 +38,8 @@ export function noScores(overview) {
     h("a", { href: "#/jobs" }, "Jobs page"), "; a new atlas build stores them as it goes.");
 }
 
-const valueOf = (head, key) => (key === "layer" ? head.layer : key === "head" ? head.head : head.medians[key]);
+const valueOf = (head, key) =>
+  key === "layer" ? head.layer : key === "head" ? head.head : key === IMPORTANCE ? head.importance : head.medians[key];
 
 /** Axis and colour choices: the two positions, then every score by its title. */
 function choices(specs) {
@@ -47,6 +51,7 @@ function hoverTexts(overview, specs) {
   return overview.heads.map((hd) => [
     `<b>${hd.name}</b> (click to open)`,
     `labels: ${hd.labels.length ? hd.labels.join(", ") : "none"}`,
+    `predictive importance: ${hd.importance === null || hd.importance === undefined ? "none (no task's predictor above chance ranks it)" : `${num(hd.importance, 4)} (${hd.importance_task ?? "all tasks"})`}`,
     `medians over its ${int(hd.n_patterns)} patterns:`,
     ...specs.map((s) => `  ${s.title}: ${hd.medians[s.name] === null || hd.medians[s.name] === undefined ? "does not apply" : num(hd.medians[s.name], 3)}`),
   ].join("<br>"));

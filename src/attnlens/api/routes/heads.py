@@ -11,7 +11,13 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 
 from attnlens.analysis.anomalies import ERROR, ErrorDistributions, error_distributions
-from attnlens.analysis.head_profiles import HeadProfile, HeadProfiles, decile_bounds, head_profiles
+from attnlens.analysis.head_profiles import (
+    HeadProfile,
+    HeadProfiles,
+    decile_bounds,
+    head_profiles,
+    related_heads,
+)
 from attnlens.api.deps import ModelQuery, SettingsDep, StoreDep
 from attnlens.api.routes.patterns import thumbnail_of
 from attnlens.api.schemas_heads import (
@@ -22,14 +28,21 @@ from attnlens.api.schemas_heads import (
     HeadScoreSpec,
     HeadsOverviewPublic,
     HeadSummaryPublic,
+    RelatedHeadPublic,
     ScoreProfilePublic,
 )
 from attnlens.contracts.head_scores import HEAD_SCORES, SCORE_NAMES, head_score
 from attnlens.errors import InvalidInput, NotFound
 from attnlens.heads import HeadRef
 from attnlens.store import Store
-from attnlens.store.analyses import cluster_labels, latest_clustering
-from attnlens.store.head_scores import ScoreTable, load_score_table, patterns_in_range, scored_fingerprint
+from attnlens.store.analyses import cluster_labels, important_heads, latest_clustering
+from attnlens.store.head_scores import (
+    ScoreTable,
+    head_centroids,
+    load_score_table,
+    patterns_in_range,
+    scored_fingerprint,
+)
 
 router = APIRouter(tags=["heads"])
 
@@ -72,6 +85,34 @@ def head_facts(request: Request, store: Store, model: str) -> HeadFacts:
     return facts
 
 
+def centroids_of(request: Request, store: Store, model: str) -> dict[HeadRef, np.ndarray]:
+    """Each head's mean AP-MAE direction, recomputed only when the scored inferences change (read lazily:
+    only the related-heads view needs it)."""
+    cache: dict[str, tuple[tuple[int, int, int], dict[HeadRef, np.ndarray]]] = (
+        request.app.state.__dict__.setdefault("head_centroids", {})
+    )
+    key = scored_fingerprint(store, model)
+    cached = cache.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with store.session() as session:
+        centroids = head_centroids(session, model)
+    cache[model] = (key, centroids)
+    return centroids
+
+
+def importance_of(store: Store, model: str) -> dict[str, tuple[float, str | None]]:
+    """Head name -> (largest mean |SHAP|, its task) over the tasks whose ranking lies above chance."""
+    best: dict[str, tuple[float, str | None]] = {}
+    for ranking in important_heads(store, model, top=10**6):
+        if not ranking.above_chance:
+            continue
+        for entry in ranking.heads:
+            if entry.name not in best or entry.mean_abs_shap > best[entry.name][0]:
+                best[entry.name] = (entry.mean_abs_shap, ranking.task)
+    return best
+
+
 def profiles_of(request: Request, store: Store, model: str) -> HeadProfiles:
     return head_facts(request, store, model).profiles
 
@@ -100,6 +141,7 @@ def read_heads(
     """Every head of the model with its median of every score and its labels (the heads scatter), over the
     atlas's mined inferences whose scores are computed. Empty before any such inference."""
     profiles = profiles_of(request, store, model or settings.model.name)
+    importance = importance_of(store, profiles.model_name)
     return HeadsOverviewPublic(
         model=profiles.model_name, n_layers=profiles.n_layers, n_heads=profiles.n_heads,
         n_inferences=profiles.n_inferences, n_inferences_unscored=profiles.n_inferences_unscored,
@@ -109,6 +151,8 @@ def read_heads(
                 name=ref.name, layer=ref.layer, head=ref.head, n_patterns=p.n_patterns,
                 medians={name: p.median(name) for name in SCORE_NAMES},
                 labels=[head_score(name).label for name in p.labels],
+                importance=importance.get(ref.name, (None, None))[0],
+                importance_task=importance.get(ref.name, (None, None))[1],
             )
             for ref, p in profiles.heads.items()
         ],
@@ -186,3 +230,29 @@ def read_head_examples(
         low=low if np.isfinite(low) else None, high=high if np.isfinite(high) else None,
         n_in_decile=total, examples=examples,
     )  # fmt: skip
+
+
+@router.get("/heads/{name}/related", response_model=list[RelatedHeadPublic])
+def read_related_heads(
+    name: HeadName,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, le=50, description="How many heads.")] = 8,
+    model: ModelQuery = None,
+) -> list[RelatedHeadPublic]:
+    """The heads of the same model whose patterns point most the same way in AP-MAE's space: cosine of the
+    heads' mean unit embeddings over the atlas, highest first, with their computed labels."""
+    model_name = model or settings.model.name
+    profiles = profiles_of(request, store, model_name)
+    ref = _head(profiles, name).head
+    out = []
+    for other, similarity in related_heads(centroids_of(request, store, model_name), ref, k):
+        found = profiles.get(other)
+        labels = [head_score(s).label for s in found.labels] if found is not None else []
+        out.append(
+            RelatedHeadPublic(
+                name=other.name, layer=other.layer, head=other.head, similarity=similarity, labels=labels
+            )
+        )
+    return out
