@@ -81,6 +81,17 @@ def ours(model, apmae, scenarios, store, batch_size: int) -> None:
         )
 
 
+def jdk_scenarios(model, count: int) -> list:
+    """`count` JDK scenarios of four tasks (identifiers, random, closing_bracket, string_literals), the same
+    ones for a seed: the build benchmarks' shared workload."""
+    files = iter_corpus(JDK, max_file_bytes=1_000_000, shuffle_seed=0)
+    tasks = ["identifiers", "random", "closing_bracket", "string_literals"]
+    mined = mine_scenarios(
+        files, tokenizer=model.tokenizer, fim=model.info.fim, tasks=tasks, per_task=count // 4 + 1
+    )
+    return list(mined)[:count]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenarios", type=int, default=24)
@@ -91,17 +102,7 @@ def main() -> None:
 
     model = TargetModel.load("smollm2", models_dir=ROOT / "data" / "models", device=args.device)
     apmae = load_apmae(args.checkpoint, args.device)
-    files = iter_corpus(JDK, max_file_bytes=1_000_000, shuffle_seed=0)
-    tasks = ["identifiers", "random", "closing_bracket", "string_literals"]
-    scenarios = list(
-        mine_scenarios(
-            files,
-            tokenizer=model.tokenizer,
-            fim=model.info.fim,
-            tasks=tasks,
-            per_task=args.scenarios // 4 + 1,
-        )
-    )[: args.scenarios]
+    scenarios = jdk_scenarios(model, args.scenarios)
     n, n_heads = len(scenarios), model.info.n_layers * model.info.n_heads
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, device {args.device}; {n} "

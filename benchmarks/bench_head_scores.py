@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_build import jdk_scenarios  # the same workload (run as a script: benchmarks/ is on the path)
 
 from attnlens.apmae.load import load_apmae
 from attnlens.apmae.model import APMAE
@@ -29,13 +30,11 @@ from attnlens.atlas.build import write_processed
 from attnlens.atlas.patterns import pattern_stats
 from attnlens.atlas.process import process_batch
 from attnlens.config import Settings
-from attnlens.mining import iter_corpus, mine_scenarios
 from attnlens.mining.token_relations import prompt_relations
 from attnlens.model import TargetModel
 from attnlens.store import open_store, save_scenarios
 
 ROOT = Path(__file__).resolve().parents[1]
-JDK = "/usr/lib/jvm/openjdk-17/lib/src.zip"
 
 
 def part_seconds(model: TargetModel, apmae: APMAE, prompts: list[list[int]]) -> tuple[float, float, float]:
@@ -73,17 +72,7 @@ def main() -> None:
 
     model = TargetModel.load("smollm2", models_dir=ROOT / "data" / "models", device="cpu")
     apmae = load_apmae("default", "cpu")
-    files = iter_corpus(JDK, max_file_bytes=1_000_000, shuffle_seed=0)
-    tasks = ["identifiers", "random", "closing_bracket", "string_literals"]
-    scenarios = list(
-        mine_scenarios(
-            files,
-            tokenizer=model.tokenizer,
-            fim=model.info.fim,
-            tasks=tasks,
-            per_task=args.scenarios // 4 + 1,
-        )
-    )[: args.scenarios]
+    scenarios = jdk_scenarios(model, args.scenarios)
     n = len(scenarios)
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads; {n} scenarios, "

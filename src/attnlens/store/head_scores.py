@@ -15,7 +15,7 @@ from attnlens.heads import HeadRef
 from attnlens.store.codecs import unpack_embeddings
 from attnlens.store.engine import Store
 from attnlens.store.models import MINED, HeadPattern, Inference
-from attnlens.store.patterns import driver_rows
+from attnlens.store.patterns import driver_rows, keyset_pages
 
 # Rows per read when loading score columns (keyset pages keep each query cheap).
 _PAGE = 100_000
@@ -109,18 +109,10 @@ def load_score_table(session: Session, model_name: str, names: Sequence[str] = S
     base = select(
         HeadPattern.id, HeadPattern.inference_id, HeadPattern.layer, HeadPattern.head, *columns
     ).where(HeadPattern.inference_id.in_(scored))
-    pages: list[np.ndarray] = []
-    last = 0
-    connection = session.connection()
-    while True:
-        query = base.where(HeadPattern.id > last).order_by(HeadPattern.id).limit(_PAGE)
-        # NULL -> NaN through float(); rows come straight off the driver (the ORM costs 10x here).
-        rows = connection.execute(query).all()
-        if not rows:
-            break
-        page = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
-        pages.append(page)
-        last = int(page[-1, 0])
+    pages = [
+        np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+        for rows in keyset_pages(session, base, _PAGE)
+    ]
     table = np.concatenate(pages) if pages else np.zeros((0, 4 + len(names)))
     return ScoreTable(
         model_name=model_name,
@@ -197,13 +189,7 @@ def head_centroids(session: Session, model_name: str, batch_size: int = 50_000) 
     base = select(HeadPattern.id, HeadPattern.layer, HeadPattern.head, HeadPattern.embedding).where(
         HeadPattern.inference_id.in_(mined)
     )
-    last = 0
-    while True:
-        rows = session.execute(
-            base.where(HeadPattern.id > last).order_by(HeadPattern.id).limit(batch_size)
-        ).all()
-        if not rows:
-            break
+    for rows in keyset_pages(session, base, batch_size):
         vectors = unpack_embeddings([r[3] for r in rows]).astype(np.float64)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         keys = np.array([(r[1], r[2]) for r in rows], dtype=np.int64)
@@ -212,5 +198,4 @@ def head_centroids(session: Session, model_name: str, batch_size: int = 50_000) 
             k = (int(key[0]), int(key[1]))
             sums[k] = sums.get(k, 0) + vectors[mask].sum(axis=0)
             counts[k] = counts.get(k, 0) + int(mask.sum())
-        last = int(rows[-1][0])
     return {HeadRef(*k): total / counts[k] for k, total in sorted(sums.items())}

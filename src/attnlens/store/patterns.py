@@ -241,6 +241,16 @@ def keyset_embedding_batches(
     """(ids (b,) int64, vectors (b, dim) float32) batches of a query that selects (HeadPattern.id,
     HeadPattern.embedding), in id order. Keyset pagination (id > the last batch's largest id) keeps each
     batch query cheap however large the table is."""
+    for rows in keyset_pages(session, query, batch_size):
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        yield ids, unpack_embeddings([row[1] for row in rows])
+
+
+def keyset_pages(
+    session: Session, query: Select[*tuple[Any, ...]], batch_size: int
+) -> Iterator[Sequence[Any]]:
+    """The rows of a query whose first column is HeadPattern.id, a page at a time in id order. Keyset
+    pagination (id > the last page's largest id) keeps each page's query cheap however large the table."""
     last_id = 0
     while True:
         rows = session.execute(
@@ -248,9 +258,8 @@ def keyset_embedding_batches(
         ).all()
         if not rows:
             return
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        yield ids, unpack_embeddings([row[1] for row in rows])
-        last_id = int(ids[-1])
+        yield rows
+        last_id = int(rows[-1][0])
 
 
 def pattern_ids(session: Session) -> np.ndarray:
