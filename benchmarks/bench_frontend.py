@@ -1,6 +1,7 @@
 """Frontend speed in Chromium (headless, software rendering): the head grid at StarCoder2-15B's 40 x 48 heads,
-and the cluster map's WebGL scatter at many points, both from synthetic payloads (no server needed: the page
-is served from frontend/static by a throwaway static file server).
+the heads scatter (#/heads) at 1,920 heads, and the cluster map's WebGL scatter at many points, all from
+synthetic payloads (no server needed: the page is served from frontend/static by a throwaway static file
+server, and the heads page's API answers are made up in the browser).
 
     .venv/bin/python benchmarks/bench_frontend.py --points 200000
 """
@@ -91,6 +92,65 @@ APP_MAP_JS = """async ([n, colour]) => {
 }"""
 
 
+SCORES = [
+    "previous_token_mass", "diagonal_mass", "first_token_mass", "local_mass", "entropy",
+    "duplicate_token_mass", "induction_mass", "bracket_mass", "same_identifier_mass", "declaration_mass",
+    "callee_mass",
+]  # fmt: skip
+
+
+def heads_payloads(layers: int, heads: int) -> dict[str, object]:
+    """Synthetic answers of GET /api/heads/scores and GET /api/heads for a layers x heads model."""
+    rng = __import__("random").Random(0)
+    scores = [
+        {"name": s, "label": s.split("_")[0], "title": s, "formula": s, "threshold": 0.5, "relational": i > 4}
+        for i, s in enumerate(SCORES)
+    ]
+    overview = {
+        "model": "synthetic", "n_layers": layers, "n_heads": heads, "n_inferences": 2500,
+        "n_inferences_unscored": 0, "typical": dict.fromkeys(SCORES, 0.05),
+        "heads": [
+            {"name": f"L{layer}H{head}", "layer": layer, "head": head, "n_patterns": 2500,
+             "medians": {s: rng.random() for s in SCORES},
+             "labels": [x["label"] for x in rng.sample(scores, rng.randint(0, 2))],
+             "importance": rng.random() if rng.random() < 0.2 else None, "importance_task": "identifiers"}
+            for layer in range(layers) for head in range(heads)
+        ],
+    }  # fmt: skip
+    return {"/api/heads/scores": scores, "/api/heads": overview}
+
+
+def heads_scatter(page, base: str, layers: int, heads: int) -> dict[str, float]:
+    """The heads page (#/heads) over a synthetic layers x heads answer: from navigation start to the drawn
+    plot (page, plotly.js and all), and one change of the x axis (a Plotly.react of every point), in ms."""
+    payloads = heads_payloads(layers, heads)
+
+    def answer(route) -> None:
+        path = route.request.url.split("?")[0].removeprefix(base)
+        body = payloads.get(path, {"worker": {"state": "ready"}} if path == "/api/health" else None)
+        if body is None:
+            route.fulfill(status=404, content_type="application/json", body='{"ok": false}')
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/api/**", answer)
+    page.goto("about:blank")  # a fresh document: the grid benchmark replaced the page's body
+    page.goto(f"{base}/index.html#/heads")
+    page.wait_for_selector("#heads-plot .main-svg")
+    page.wait_for_function("document.getElementById('page').dataset.ready === 'true'")
+    # From navigation start: loading the page and plotly.js, fetching the answers, drawing every head.
+    drawn = page.evaluate("performance.now()")
+    start = page.evaluate("performance.now()")
+    page.select_option("#heads-x", SCORES[6])
+    page.wait_for_function(
+        "(t) => document.getElementById('heads-plot').layout.xaxis.title.text.startsWith(t)", arg=SCORES[6]
+    )
+    changed = page.evaluate("performance.now()") - start
+    points = page.evaluate("document.getElementById('heads-plot').data.reduce((n, t) => n + t.x.length, 0)")
+    page.unroute("**/api/**")
+    return {"first_draw_ms": drawn, "axis_change_ms": changed, "points": points}
+
+
 def serve_static() -> tuple[http.server.ThreadingHTTPServer, str]:
     import plotly
 
@@ -131,6 +191,8 @@ def main() -> None:
         page.wait_for_function("window.Plotly !== undefined")
         for layers, heads in ((30, 9), (30, 24), (40, 48)):
             results[f"grid_{layers}x{heads}"] = page.evaluate(GRID_JS, [layers, heads, 32, args.repeats])
+        for layers, heads in ((30, 9), (40, 48)):
+            results[f"heads_scatter_{layers}x{heads}"] = heads_scatter(page, base, layers, heads)
         results[f"map_{args.points}_points"] = page.evaluate(MAP_JS, args.points)
         if args.app_map_points:
             for colour in ("layer", "task", "correct"):

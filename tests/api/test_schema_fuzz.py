@@ -95,12 +95,27 @@ def test_requests_that_break_the_schema_are_clear_4xx(full_atlas):
     assert all(any(s >= 400 for s in statuses) for statuses in seen.statuses.values()), dict(seen.statuses)
 
 
+# The POST operations that store something (a job, a paste, a note).
+WRITING_POSTS = (
+    "/analyze", "/experiments", "/findings", "/jobs", "/jobs/{job_id}/cancel", "/notes", "/notes/catalogue",
+    "/inferences/{inference_id}/sweeps",
+)  # fmt: skip
+
+
 def test_stateful_runs_following_links_never_fail(full_atlas):
     client, _ = full_atlas
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", client.app)
     seen = Seen()
-    # Without deletions: a link would hand them the real ids of the shared atlas's experiment, map and more.
-    machine = schema.exclude(method="DELETE").as_state_machine()
+    # Reads only (GET, and the POSTs that write nothing): a deletion would hand links the real ids of the
+    # shared atlas's experiment, map and more; and a write in one example (a queued job, a stored paste, a
+    # note) changes what later examples read, so the links they follow differed between hypothesis's runs
+    # of the same example and it stopped with FlakyStrategyDefinition (CI, issue 13). The writes are fuzzed
+    # by the two runs above.
+    machine = (
+        schema.exclude(method="DELETE")
+        .exclude(method="POST", path=[f"/api{path}" for path in WRITING_POSTS])
+        .as_state_machine()
+    )
     # links inferred between operations: an id one answer returns becomes the next call's path parameter
     assert schema.statistic.transitions.total >= 10
 
@@ -108,7 +123,8 @@ def test_stateful_runs_following_links_never_fail(full_atlas):
         def validate_response(self, response, case, **kwargs) -> None:
             seen.check(case, response)
 
+    # Derandomized: the same examples on every machine, so a failure here reproduces anywhere.
     run_state_machine_as_test(
-        Checked, settings=settings(max_examples=40, stateful_step_count=8, **HYPOTHESIS)
+        Checked, settings=settings(max_examples=40, stateful_step_count=8, derandomize=True, **HYPOTHESIS)
     )
     assert len(seen.statuses) >= 8, dict(seen.statuses)

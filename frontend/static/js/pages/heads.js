@@ -70,7 +70,8 @@ function traces(overview, specs, texts, state) {
   });
   const all = heads.map((_, i) => i);
   if (state.color === "label") {
-    const order = [...specs.map((s) => s.label), UNLABELLED];
+    // Every head in some trace: a label the scores do not list (a newer server's) gets its own trace too.
+    const order = [...new Set([...specs.map((s) => s.label), ...heads.flatMap((hd) => hd.labels), UNLABELLED])];
     const groupOf = (hd) => hd.labels[0] ?? UNLABELLED;
     return order.map((label, g) => [label, g, all.filter((i) => groupOf(heads[i]) === label)])
       .filter(([, , rows]) => rows.length)
