@@ -11,7 +11,7 @@ from attnlens.atlas.indexing import sync_index
 from attnlens.atlas.jobs import JobContext, require
 from attnlens.config import Settings
 from attnlens.contracts.job_parameters import build_parameters
-from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS
+from attnlens.contracts.jobs import ATLAS_BUILD, ATLAS_CLUSTER, ATLAS_MAP, PATTERN_FAMILIES, TRAIN_PREDICTORS
 from attnlens.store import Store
 from attnlens.store.jobs import enqueue_job, has_job_of_kind
 
@@ -55,6 +55,10 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
+# The analyses the demo atlas gets after its build, in the order the worker runs them.
+DEMO_CHAIN = (ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS, PATTERN_FAMILIES)
+
+
 def queue_demo_build(settings: Settings, store: Store) -> int | None:
     """Queue the demo atlas build if the atlas has never had a build and the demo corpus is here; returns
     the build's job id."""
@@ -76,10 +80,12 @@ def queue_demo_build(settings: Settings, store: Store) -> int | None:
     parameters["demo"] = True
     job_id = enqueue_job(store, ATLAS_BUILD, parameters)
     # The runner takes jobs in id order, one at a time: each analysis starts once the build is done.
-    for kind in (ATLAS_CLUSTER, ATLAS_MAP, TRAIN_PREDICTORS):
+    # The families come last: the gallery, map and predictors a newcomer opens first are ready before them.
+    for kind in DEMO_CHAIN:
         enqueue_job(store, kind, {"demo": True})
     log.info(
-        "queued the demo atlas (job %d, then clustering, map and predictors): %d scenarios per task from %s",
+        "queued the demo atlas (job %d, then clustering, map, predictors and pattern families): %d scenarios "
+        "per task from %s",
         job_id, settings.atlas.demo_per_task, corpus,
     )  # fmt: skip
     return job_id
