@@ -8,6 +8,7 @@ import { api, decodeBytes, query } from "../api.js";
 import { thumbnailCanvas } from "../colors.js";
 import { bringIntoView, errorBox, fill, h, int, loading, num, showToken, verdict, withStatus } from "../dom.js";
 import { importantHeads, predictorAccuracy, signedShap } from "../important_heads.js";
+import { notYet } from "../jobs.js";
 import { notesPanel } from "../notes.js";
 import { clusterTable, scores } from "../cluster_table.js";
 import { attentionOverlay } from "../overlay.js";
@@ -231,6 +232,9 @@ function neighbours(head, overview) {
 /** The head's clusters in the newest clustering, with labels, typical members and correctness. */
 async function clustersPanel(slot, name) {
   try {
+    // No clustering yet is a state of the atlas, not a failure: say which job makes it, and fill in when done.
+    const waiting = await notYet("atlas_cluster", () => clustersPanel(slot, name));
+    if (waiting) return void fill(slot, waiting);
     const [clusters, specs] = await Promise.all([api(`/api/heads/${encodeURIComponent(name)}/clusters`), scores()]);
     fill(slot, clusters.length ? clusterTable(clusters, specs) : h("p", { class: "muted" }, "This head has no clusters."));
   } catch (err) {
