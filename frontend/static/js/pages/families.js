@@ -162,7 +162,8 @@ export async function render(root, route) {
   if (!body.run) {
     fill(root, h("h1", {}, "Pattern families"),
       h("div", { class: "notice not-yet", id: "no-families", role: "status" },
-        h("p", {}, body.reason),
+        // With a job on its way, say so rather than ask for one.
+        h("p", {}, body.job && !FINISHED.has(body.job.state) ? `No pattern families of ${body.model} yet: job #${body.job.id} below makes them.` : body.reason),
         h("p", {}, "A family is a cluster of one clustering of every head's patterns together (AP-MAE embeddings, UMAP + HDBSCAN on a sample, the rest by a nearest-neighbour vote), so it groups alike patterns wherever they occur."),
         body.job && !FINISHED.has(body.job.state) ? null : h("p", {}, queueButton(body.model, jobSlot, rerender), " or run ", h("code", {}, "attnlens families"), "."),
         jobSlot));
