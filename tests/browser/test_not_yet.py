@@ -70,3 +70,14 @@ def test_the_gallery_says_there_is_no_clustering_yet_without_a_404(chromium, map
         notice = page.locator("#cluster-slot #not-yet-atlas_cluster")
         assert "No clustering for tiny-starcoder2 yet" in notice.inner_text()
         assert page.locator("#cluster-slot .error").count() == 0
+
+
+def test_the_head_page_says_there_is_no_clustering_yet_without_a_404(chromium, mapless):
+    """The head page's clusters panel, before any clustering: the same notice as the gallery's, no 404."""
+    url, _settings, _store = mapless
+    with watched_page(chromium, url) as page:  # a 404 in the console would fail the test
+        open_view(page, "#/head/L1H2")
+        notice = page.locator("#head-clusters #not-yet-atlas_cluster")
+        notice.wait_for()
+        assert "No clustering for tiny-starcoder2 yet" in notice.inner_text()
+        assert page.locator("#head-clusters .error").count() == 0
