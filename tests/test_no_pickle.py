@@ -36,7 +36,7 @@ def pickle_only_model(tmp_path_factory) -> Path:
     """The tiny StarCoder2 saved the old way: pytorch_model.bin (a pickle), no safetensors."""
     import torch
 
-    from attnlens.model.loading import build_tiny_starcoder2, tiny_starcoder2_tokenizer
+    from attnlens.model.tiny import build_tiny_starcoder2, tiny_starcoder2_tokenizer
 
     folder = tmp_path_factory.mktemp("pickle-model")
     model = build_tiny_starcoder2()

@@ -47,8 +47,15 @@ class APMAESettings(BaseModel):
 
     checkpoint: str = Field(
         "default",
-        description="`default` (the checkpoint shipped for the embedded model) or a folder with config.json "
-        "+ model.safetensors.",
+        description="`default` (the checkpoint shipped for the embedded model), a folder with config.json "
+        "+ model.safetensors, or a Hugging Face hub id such as `LaughingLogits/AP-MAE-SC2-3B` (a released "
+        "checkpoint, loaded with the `paper` decoder it was trained with; downloaded once into "
+        "<data_dir>/models/hub, then read from there, offline too).",
+    )
+    allow_pickle_weights: bool = Field(
+        False,
+        description="Load an AP-MAE checkpoint whose weights exist only as pickle files (pytorch_model.bin). "
+        "Off: safetensors only, since unpickling a file can run code. Turn on only for weights you trust.",
     )
     device: DeviceChoice = Field("auto", description="Device for AP-MAE; `auto` picks CUDA when present.")
     batch_size: int = Field(512, description="Head patterns embedded per AP-MAE forward.", gt=0)

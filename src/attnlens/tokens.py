@@ -14,7 +14,6 @@ from attnlens.contracts.models import PRESETS
 from attnlens.errors import ModelUnavailable
 
 _TINY_TOKENIZER = Path(__file__).parent / "model" / "assets" / "tiny_starcoder2_tokenizer.json"
-_SMOLLM2_FOLDER = "smollm2-135m"  # attnlens.model.loading.SMOLLM2_CACHE_NAME (that module imports torch)
 
 
 def tokenizer_file(model_name: str, models_dir: Path) -> Path:
@@ -22,8 +21,8 @@ def tokenizer_file(model_name: str, models_dir: Path) -> Path:
     preset = PRESETS.get(model_name)
     if preset is not None and preset.source == "tiny":
         return _TINY_TOKENIZER
-    if preset is not None and preset.source == "embedded":
-        candidate = models_dir / _SMOLLM2_FOLDER / "tokenizer.json"
+    if preset is not None and preset.packaged is not None:  # converted by attnlens.model.loading
+        candidate = models_dir / preset.packaged.cache_name / "tokenizer.json"
     elif preset is None and Path(model_name).is_dir():
         candidate = Path(model_name) / "tokenizer.json"
     else:

@@ -90,5 +90,6 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
             "experiment_job_id": jobs[2][1],
             "name": "L2H1",
             "label": 0,  # pattern family 0, the largest
+            "model": settings.model.name,  # GET /api/atlas/models/{model}
         }
         yield client, ids

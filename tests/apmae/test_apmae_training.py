@@ -435,11 +435,13 @@ def test_the_default_test_manifest_is_the_stream_after_the_training_cache(models
     jdk = Path("/usr/lib/jvm/openjdk-17/lib/src.zip")
     if not jdk.is_file():
         pytest.skip("needs the JDK 17 sources (openjdk-17-source)")
-    tokenizer = load_tokenizer("smollm2", models_dir=models_cache)
+    smollm2_tokenizer = load_tokenizer("smollm2", models_dir=models_cache)
 
     class Encoder:
+        tokenizer = smollm2_tokenizer  # prepends no BOS: SmolLM2's prompts are file tokens only
+
         def encode(self, text: str) -> list[int]:
-            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            return list(smollm2_tokenizer(text, add_special_tokens=False)["input_ids"])
 
     spec = json.loads((DEFAULT_CHECKPOINT / "training.json").read_text())["cache_spec"]
     stream = iter_windows(

@@ -36,9 +36,13 @@ def check_scenario(scenario: Scenario, source: bytes, table: TokenTable, fim: Fi
     source bytes at the hole; no non-string target touches a comment or a string."""
     n = scenario.context_tokens
     assert len(scenario.prompt_ids) == n
+    # A model trained with a BOS gets it first in every prompt, inside the window's length.
+    lead = [] if table.prompt_bos is None else [table.prompt_bos]
+    assert scenario.prompt_ids[: len(lead)] == lead
+    prompt = scenario.prompt_ids[len(lead) :]
+    n -= len(lead)
     if fim is not None:
         assert scenario.mode == "fim"
-        prompt = scenario.prompt_ids
         assert prompt[0] == fim.prefix and prompt[-1] == fim.middle
         assert prompt[1 + scenario.n_prefix_tokens] == fim.suffix
         for marker in (fim.prefix, fim.middle, fim.suffix):
@@ -47,13 +51,11 @@ def check_scenario(scenario: Scenario, source: bytes, table: TokenTable, fim: Fi
     else:
         assert scenario.mode == "l2r"
         assert scenario.n_prefix_tokens == n and scenario.n_suffix_tokens == 0
-        assert scenario.prefix_ids == scenario.prompt_ids
+        assert scenario.prefix_ids == prompt
     assert len(scenario.target_ids) >= 1
     if scenario.task == "noise":
         assert scenario.alignment == "synthetic"
-        assert not set(scenario.prompt_ids[1:-1] if fim else scenario.prompt_ids) & table.special_ids - (
-            {fim.suffix} if fim else set()
-        )
+        assert not set(prompt[1:-1] if fim else prompt) & table.special_ids - ({fim.suffix} if fim else set())
         return
     assert source[scenario.hole_start : scenario.hole_end].decode("utf-8") == scenario.target_text
     assert table.encode(scenario.target_text) == scenario.target_ids

@@ -20,7 +20,7 @@ needs_jdk = pytest.mark.skipif(
 def tiny_table():
     """The tiny StarCoder2 tokenizer (has FIM tokens), wrapped for mining."""
     from attnlens.mining import TokenTable
-    from attnlens.model.loading import tiny_starcoder2_tokenizer
+    from attnlens.model.tiny import tiny_starcoder2_tokenizer
 
     return TokenTable(tiny_starcoder2_tokenizer())
 

@@ -27,7 +27,7 @@ from attnlens.contracts.models import (
 from attnlens.errors import UnknownFimSpelling, UnsupportedArchitecture
 from attnlens.mining import TokenTable, fim_tokens_of
 from attnlens.model import TargetModel
-from attnlens.model.loading import build_tiny_starcoder2
+from attnlens.model.tiny import build_tiny_starcoder2
 
 JAVA = "public int max(int a, int b) { return a >= b ? a : b; }\nclass A { void f() { g(1); } }\n" * 4
 

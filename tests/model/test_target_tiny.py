@@ -9,7 +9,7 @@ from attnlens.errors import AttentionInvalid, AttentionUnavailable, HeadOutOfRan
 from attnlens.heads import HeadRef
 from attnlens.model import TargetModel
 from attnlens.model.ablation import attention_output_projections
-from attnlens.model.loading import build_tiny_starcoder2, tiny_starcoder2_tokenizer
+from attnlens.model.tiny import build_tiny_starcoder2, tiny_starcoder2_tokenizer
 from attnlens.model.validity import check_attention
 
 JAVA = "public static int max(int a, int b) {\n    return a >= b ? a : b;\n}\n"

@@ -1,6 +1,8 @@
 // The JSON API: one fetch wrapper that turns the server's error shape into ApiError, and retries a busy
 // model (503 + Retry-After) while telling the page what it is waiting for.
 
+import { chosenModel } from "./url.js";
+
 export class ApiError extends Error {
   constructor(status, code, message, errors = []) {
     super(message);
@@ -28,7 +30,7 @@ const authHeaders = () => (storedToken() ? { Authorization: `Bearer ${storedToke
 
 /** Fetch a file the API serves (a report download) with the token, and hand it to the browser as a download. */
 export async function download(path, filename) {
-  const response = await fetch(path, { headers: authHeaders() });
+  const response = await fetch(withModel(path), { headers: authHeaders() });
   if (!response.ok) throw await errorOf(response);
   saveBlob(await response.blob(), filename);
 }
@@ -57,7 +59,18 @@ async function errorOf(response) {
 }
 
 /**
- * Call the API. `onWait(text)` is told what a slow call is waiting for ("model busy, retrying in 2 s");
+ * `path` (an /api/ URL) for the model the header's switcher chose (the URL's `model=`), unless it names a
+ * model itself: the one place every page's reads learn it. Endpoints without a `model` ignore it; with no
+ * choice the server's default, the served model, holds.
+ */
+export function withModel(path, model = chosenModel()) {
+  if (!model || !path.startsWith("/api/") || new URLSearchParams(path.split("?")[1] || "").has("model")) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}model=${encodeURIComponent(model)}`;
+}
+
+/**
+ * Call the API. Reads (GET) are for the chosen model (see `withModel`); writes say what they are about in
+ * their body. `onWait(text)` is told what a slow call is waiting for ("model busy, retrying in 2 s");
  * it is called with null when the wait is over.
  */
 export async function api(path, { method = "GET", body, onWait, signal } = {}) {
@@ -69,7 +82,7 @@ export async function api(path, { method = "GET", body, onWait, signal } = {}) {
   for (let attempt = 0; ; attempt++) {
     let response;
     try {
-      response = await fetch(path, init);
+      response = await fetch(method === "GET" ? withModel(path) : path, init);
     } catch (err) {
       if (err.name === "AbortError") throw err;
       throw new ApiError(0, "network", "The server did not answer: is `attnlens serve` running?");
@@ -96,20 +109,22 @@ export const query = (params) => {
 };
 
 let taskList = null;
+let taskListModel = null;
 
 /**
- * The tasks (GET /api/tasks: name, description, at_cursor, auto_holes, control, and the served model's
- * counts), fetched once per page load: the server holds the one task list, so no page keeps a copy. A failed
- * fetch is not cached, so the next page can try again. Pages that show the counts after the atlas has
- * changed ask for a fresh copy with `fresh: true`.
+ * The tasks (GET /api/tasks: name, description, at_cursor, auto_holes, control, and the chosen model's
+ * counts), fetched once per page load and model: the server holds the one task list, so no page keeps a
+ * copy. A failed fetch is not cached, so the next page can try again. Pages that show the counts after the
+ * atlas has changed ask for a fresh copy with `fresh: true`.
  */
 export function tasks({ fresh = false } = {}) {
-  if (taskList === null || fresh) {
+  if (taskList === null || fresh || taskListModel !== chosenModel()) {
     const request = api("/api/tasks");
     request.catch(() => {
       if (taskList === request) taskList = null;
     });
     taskList = request;
+    taskListModel = chosenModel();
   }
   return taskList;
 }

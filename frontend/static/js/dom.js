@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the pages: element builder, formatting, loading and error states.
 
-import { download, saveToken, storedToken } from "./api.js";
+import { download, saveToken, storedToken, withModel } from "./api.js";
 
 /** h("div", {class: "x", onclick: f}, child, "text") -> element. Strings become text nodes (never HTML). */
 export function h(tag, attrs = {}, ...children) {
@@ -102,7 +102,7 @@ export function downloadLink(href, filename, id, text) {
     event.preventDefault();
     download(href, filename).catch((err) => event.target.replaceWith(errorBox(err)));
   };
-  return h("a", { class: "button", href, download: filename, id, onclick }, text);
+  return h("a", { class: "button", href: withModel(href), download: filename, id, onclick }, text);
 }
 
 /** Scroll `element` into view if any of its top part is off-screen: what a click made must be seen. */

@@ -4,12 +4,13 @@
 import { saveBlob } from "./api.js";
 import { h, int, pct, verdict } from "./dom.js";
 import { headName, outcomeName, taskName } from "./map_traces.js";
+import { navigate } from "./url.js";
 
 export const SELECTION_ROWS = 50;
 
 /** Open a pattern in its inference's gallery (the map's click and the selection table both do this). */
 export function openPattern(id) {
-  location.hash = `#/pattern/${id}`;
+  navigate(["pattern", id]);
 }
 
 /** The `k` most frequent values of `keyOf(row)` over `rows`, as [value, count], most frequent first. */

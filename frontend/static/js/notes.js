@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { errorBox, fill, h } from "./dom.js";
+import { chosenModel } from "./url.js";
 
 function noteItem(note, reload) {
   const remove = h("button", { type: "button", class: "link-button", title: "Delete this note" }, "delete");
@@ -56,6 +57,7 @@ export function notesPanel(kind, target, scopeId = null) {
     event.preventDefault();
     fill(problem);
     const body = { kind, target, scope_id: scopeId };
+    if (chosenModel()) body.model = chosenModel(); // the shown model's note (the list is read for it too)
     for (const [key, input] of [["label", label], ["note", note], ["author", author]]) if (input.value.trim()) body[key] = input.value.trim();
     try {
       await api("/api/notes", { method: "POST", body });

@@ -1,5 +1,6 @@
 // URL state: every view is `#/<page>/<id>?<state>`, so a view can be shared and reloaded as it is. The pages
-// and the router both use these; they live here (not in app.js) so that no page imports the router.
+// and the router both use these; they live here (not in app.js) so that no page imports the router. The model
+// the pages show is URL state too (`model=`, absent: the served one), kept across pages (see keepModel).
 
 export function parseHash(hash = location.hash) {
   const raw = hash.replace(/^#\/?/, "");
@@ -12,9 +13,21 @@ function hashOf(parts, params) {
   return `#/${parts.map(encodeURIComponent).join("/")}${search ? `?${search}` : ""}`;
 }
 
-/** Go to another view (re-renders). */
+/** The model the URL chose (`model=`, set by the switcher in the header), or null: the served one. */
+export function chosenModel(hash = location.hash) {
+  return parseHash(hash).params.get("model") || null;
+}
+
+/** A `#/...` link that keeps the chosen model, unless it names a model itself (`model=`, empty: the served
+ * one): links between pages carry the switcher's choice. */
+export function keepModel(href, model = chosenModel()) {
+  if (!model || !href.startsWith("#/") || parseHash(href).params.has("model")) return href;
+  return `${href}${href.includes("?") ? "&" : "?"}model=${encodeURIComponent(model)}`;
+}
+
+/** Go to another view (re-renders), keeping the chosen model unless `params` names one ("": the served). */
 export function navigate(parts, params = {}) {
-  location.hash = hashOf(parts, params);
+  location.hash = hashOf(parts, "model" in params ? params : { ...params, model: chosenModel() });
 }
 
 /** Record in-page state in the URL without re-rendering (push: a new history entry, for Back). */

@@ -14,7 +14,9 @@ from attnlens.api.routes import (
     analyses,
     analyze,
     anomalies,
+    atlas_models,
     clusters,
+    cross_model,
     experiments,
     exports,
     families,
@@ -91,12 +93,14 @@ def create_app(settings: Settings, worker: WorkerClient, store: Store | None = N
         registries,
         predictors,
         tasks,
+        atlas_models,
         findings,
         exports,
         heads,
         anomalies,
         notes,
         families,
+        cross_model,
     ):
         app.include_router(module.router, prefix="/api")
     mount_frontend(app, settings)

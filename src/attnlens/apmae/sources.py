@@ -132,10 +132,25 @@ def _java_corpus(corpus: Path, max_file_bytes: int) -> Iterator[tuple[list[str],
     )
 
 
+def _lead(model: TargetModel) -> list[int]:
+    """What opens every prompt: the BOS of a model trained with one (as mined prompts do, see
+    `attnlens.mining.tokens.prompt_bos_of`), so that its patterns are the atlas's kind; else nothing."""
+    from attnlens.mining.tokens import prompt_bos_of
+
+    bos = prompt_bos_of(model.tokenizer)
+    return [] if bos is None else [bos]
+
+
+def _prompt(lead: list[int], ids: list[int], end: int, context_tokens: int) -> list[int]:
+    """The `context_tokens` prompt ending at `end` in the file's tokens, `lead` first."""
+    return [*lead, *ids[end - context_tokens + len(lead) : end]]
+
+
 def _cut_windows(
     model: TargetModel, corpus: Path, *, context_tokens: int, seed: int, max_file_bytes: int
 ) -> Iterator[Window]:
     rng = random.Random(seed)
+    lead = _lead(model)
     with _java_corpus(corpus, max_file_bytes) as (names, read):
         rng.shuffle(names)  # a seeded random order, so any prefix of the stream spans the corpus
         for name in names:
@@ -144,7 +159,7 @@ def _cut_windows(
                 continue
             end = rng.randint(context_tokens, len(ids) - 10)
             span = rng.randint(3, 10)
-            yield Window(name, ids[end - context_tokens : end], ids[end : end + span], end)
+            yield Window(name, _prompt(lead, ids, end, context_tokens), ids[end : end + span], end)
 
 
 def cut_at(
@@ -159,6 +174,7 @@ def cut_at(
     `_cut_windows` cuts them; returns them and a note for every entry the corpus could not give."""
     windows: list[Window] = []
     problems: list[str] = []
+    lead = _lead(model)
     with _java_corpus(corpus, max_file_bytes) as (names, read):
         present = set(names)
         for name, end, span in entries:
@@ -169,7 +185,37 @@ def cut_at(
             if not context_tokens <= end <= len(ids) - span:
                 problems.append(f"{name}: {len(ids)} tokens, too short for a window ending at {end}")
                 continue
-            windows.append(Window(name, ids[end - context_tokens : end], ids[end : end + span], end))
+            windows.append(Window(name, _prompt(lead, ids, end, context_tokens), ids[end : end + span], end))
+    return windows, problems
+
+
+def cut_files(
+    model: TargetModel,
+    corpus: Path,
+    entries: Iterable[tuple[str, int]],
+    *,
+    context_tokens: int,
+    seed: int,
+    max_file_bytes: int,
+) -> tuple[list[Window], list[str]]:
+    """One window per (file, span) entry, ending where a draw seeded by the seed and the file's path puts it
+    in this model's tokenisation: the same files as a manifest made with another tokenizer, whose token
+    positions do not carry over. Returns the windows and a note for every entry the corpus could not give."""
+    windows: list[Window] = []
+    problems: list[str] = []
+    lead = _lead(model)
+    with _java_corpus(corpus, max_file_bytes) as (names, read):
+        present = set(names)
+        for name, span in entries:
+            if name not in present:
+                problems.append(f"{name}: not in {corpus}")
+                continue
+            ids = model.encode(read(name).decode("utf-8", errors="replace"))
+            if len(ids) < context_tokens + span:
+                problems.append(f"{name}: {len(ids)} tokens, too short for a {context_tokens}-token window")
+                continue
+            end = random.Random(f"{seed}|{name}").randint(context_tokens, len(ids) - span)
+            windows.append(Window(name, _prompt(lead, ids, end, context_tokens), ids[end : end + span], end))
     return windows, problems
 
 

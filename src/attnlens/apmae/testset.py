@@ -7,7 +7,9 @@ Two kinds, chosen from the checkpoint's `training.json`:
 - trained before the test split existed (its held-out share was its validation split and every other file
   of the stream it read was training): a `WindowManifest`, windows of files beyond the part of the stream
   its cache read, matched to the checkpoint by the cache spec and pattern counts its training recorded.
-A test set is cached like training patterns (attnlens.apmae.cache), under `<data>/apmae-test/`.
+A test set is cached like training patterns (attnlens.apmae.cache), under `<data>/apmae-test/`. For another
+target model's patterns (`eval-apmae --model`, attnlens.apmae.transfer) the same files are cut again in that
+model's tokens, into a folder of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attnlens.apmae.cache import CacheSpec, build_cache, cached_windows, read_spec, spec_windows
-from attnlens.apmae.sources import Window, cut_at, split_of, window_digest
+from attnlens.apmae.sources import Window, cut_at, cut_files, split_of, window_digest
 from attnlens.errors import CorpusError
 
 if TYPE_CHECKING:
@@ -47,6 +49,11 @@ class WindowManifest:
     trained_on: dict[str, object]  # `cache_spec` (corpus aside) and pattern counts of the runs it serves
     windows: tuple[tuple[str, int, int], ...]
     digest: str  # `window_digest` of the windows as cut when the manifest was made
+
+    @property
+    def model(self) -> str:
+        """The model whose tokens the windows' end positions count."""
+        return str(self.trained_on["cache_spec"]["model"])  # type: ignore[index]
 
     def serves(self, info: dict[str, object]) -> bool:
         spec = dict(info.get("cache_spec") or {})  # type: ignore[call-overload]
@@ -143,7 +150,19 @@ def build_eval_set(
     if target.info.name != spec.model:
         raise CorpusError(f"this test set needs the patterns of {spec.model}, not of {target.info.name}.")
     problems: list[str] = []
-    if plan.manifest is not None:
+    if plan.manifest is not None and spec.model != plan.manifest.model:
+        # Another model's patterns of the manifest's files (attnlens.apmae.transfer): its token positions
+        # are the manifest model's, so each file is cut afresh; there is no digest to match.
+        windows, problems = cut_files(
+            target,
+            corpus,
+            [(name, span) for name, _, span in plan.manifest.windows],
+            context_tokens=spec.source_length,
+            seed=spec.seed,
+            max_file_bytes=spec.max_file_bytes,
+        )
+        matches = len(windows) == plan.windows
+    elif plan.manifest is not None:
         windows, problems = cut_at(
             target,
             corpus,

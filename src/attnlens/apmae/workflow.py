@@ -28,9 +28,10 @@ from attnlens.apmae.cache import (
 )
 from attnlens.apmae.configuration import APMAEConfig
 from attnlens.apmae.evaluate import evaluate, leave_one_window_out_means, reconstruction_png
-from attnlens.apmae.load import checkpoint_folder, load_apmae
+from attnlens.apmae.load import RELEASED_CHECKPOINTS, checkpoint_folder, load_apmae
 from attnlens.apmae.testset import build_eval_set, eval_set_spec, plan_for, read_record, require_corpus
 from attnlens.apmae.train import STATE, TRAINING_INFO, TrainPlan, train
+from attnlens.apmae.transfer import plan_on_model, same_model
 from attnlens.errors import CheckpointMismatch, CorpusError, InvalidInput
 
 if TYPE_CHECKING:
@@ -168,6 +169,9 @@ def evaluate_checkpoint(
     load_target: Callable[[str], TargetModel] | None = None,
     bootstrap: int = 1000,
     progress: bool = True,
+    target_model: str | None = None,
+    models_dir: Path | None = None,
+    allow_pickle_weights: bool = False,
 ) -> dict[str, object]:
     """Masked-patch MSE of a checkpoint and both baselines (overall, per layer, with bootstrap intervals
     over windows) on one split; writes the PNG.
@@ -175,21 +179,35 @@ def evaluate_checkpoint(
     `split` is `test` (default) or `validation` (the split the best step was picked on). The patterns come
     from `cache_dir`, else from the cache the checkpoint was trained on when it is here and holds that
     split, else (test only) from a test set rebuilt under `data_dir/apmae-test/` from the training corpus
-    (or `corpus`), running the target model that `load_target(name)` loads.
+    (or `corpus`), running the target model that `load_target(name)` loads. `target_model` scores the
+    patterns of another model than the one the checkpoint trained on: its test set cut again in that model's
+    tokens (attnlens.apmae.transfer). A hub-id checkpoint is cached under `models_dir`.
     """
     if split not in SPLIT_NOTES:
         raise InvalidInput(f"unknown split {split!r}; use test or validation.")
-    model = load_apmae(checkpoint, device, decoder_mode=decoder_mode)
-    info_path = checkpoint_folder(checkpoint) / TRAINING_INFO
+    model = load_apmae(
+        checkpoint, device, decoder_mode=decoder_mode, models_dir=models_dir,
+        allow_pickle_weights=allow_pickle_weights,
+    )  # fmt: skip
+    folder = checkpoint_folder(checkpoint, models_dir=models_dir, allow_pickle_weights=allow_pickle_weights)
+    info_path = folder / TRAINING_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    trained_on = info.get("cache_spec", {}).get("model") or RELEASED_CHECKPOINTS.get(str(checkpoint))
+    if target_model is not None and trained_on is not None and same_model(target_model, trained_on):
+        target_model = None  # its own model: the test set it already has
+    if target_model is not None and split != "test":
+        raise InvalidInput("another model's patterns are scored on the test split only; drop --split.")
     if correct_only is None:
         correct_only = bool(info.get("correct_only", True))
     built: dict[str, object] | None = None
     if cache_dir is None:
         cache_dir, built = _patterns_for(
-            info, split, data_dir=data_dir, corpus=corpus, load_target=load_target, progress=progress
-        )
+            info, split, data_dir=data_dir, corpus=corpus, load_target=load_target, progress=progress,
+            target_model=target_model,
+        )  # fmt: skip
     spec = read_spec(cache_dir)
+    if target_model is not None and not same_model(spec.model, target_model):
+        raise InvalidInput(f"the cache in {cache_dir} holds patterns of {spec.model}, not of {target_model}.")
     if spec.image_size != model.config.max_length:
         raise CheckpointMismatch(
             f"the cache holds {spec.image_size}-pixel images; the checkpoint takes {model.config.max_length}."
@@ -218,10 +236,21 @@ def evaluate_checkpoint(
             "selected_on": info.get("selected_on", "validation (its held-out split)"),
             "mean_image_from": mean_from,
             "correct_only": correct_only,
+            "trained_on": trained_on,
+            "evaluated_model": spec.model,
+            "window_tokens": spec.source_length,
+            "image_size": spec.image_size,
+            "patterns_note": (
+                f"{spec.model}'s attention over windows of {spec.source_length} of its tokens, average-"
+                f"pooled {spec.source_length // spec.image_size}x to the checkpoint's "
+                f"{spec.image_size}x{spec.image_size} images"
+            ),
         }
     )
+    report["test_set_how"] = f"the {split} split of the pattern cache {cache_dir}"
     if built is not None:
         report["test_set"] = built
+        report["test_set_how"] = str(built.get("how", ""))
     if "step" in info:
         report["trained_steps"] = info["step"]
     if png is not None:
@@ -237,9 +266,11 @@ def _patterns_for(
     corpus: Path | None,
     load_target: Callable[[str], TargetModel] | None,
     progress: bool,
+    target_model: str | None = None,
 ) -> tuple[Path, dict[str, object] | None]:
-    """The cache to score `split` from when no --cache is given, and the record of a rebuilt test set."""
-    recorded = Path(str(info["cache"])) if "cache" in info else None
+    """The cache to score `split` from when no --cache is given, and the record of a rebuilt test set
+    (of `target_model`'s patterns when given: never the training cache, which holds another model's)."""
+    recorded = Path(str(info["cache"])) if "cache" in info and target_model is None else None
     if recorded is not None and (recorded / "meta.json").is_file():
         if split_counts(recorded, correct_only=False)[split]["patterns"] > 0:
             return recorded, None
@@ -256,6 +287,8 @@ def _patterns_for(
             "training.json does not say how) and no test manifest matches it. Pass --cache with a pattern "
             "cache of files it never trained or selected on."
         )
+    if target_model is not None:
+        plan = plan_on_model(plan, target_model)
     if data_dir is None:
         raise InvalidInput("rebuilding the test set needs a data folder; pass data_dir.")
     source = corpus or Path(plan.spec.corpus)

@@ -95,6 +95,7 @@ def reconstruction_finding(settings: Settings, checkpoint: str, enabled: bool) -
             checkpoint, cache_dir=None, png=None, device=settings.apmae.device, split="test",
             data_dir=settings.data_dir, load_target=load_target,
             bootstrap=settings.analysis.bootstrap_resamples, progress=False,
+            models_dir=settings.models_dir, allow_pickle_weights=settings.apmae.allow_pickle_weights,
         )  # fmt: skip
     except AttnLensError as exc:
         return ReconstructionFinding(reason=f"the evaluation of {checkpoint!r} failed: {exc.message}")

@@ -58,19 +58,20 @@ def build_scenario(
     tokens, hole = token_hole(table, code, source, span, left_to_right=fim is None)
     ids = tokens.ids.tolist()
     target_ids = ids[hole.first : hole.last + 1]
+    lead = [] if table.prompt_bos is None else [table.prompt_bos]  # as mining builds prompts
     if fim is None:
-        prefix = ids[max(0, hole.first - context) : hole.first]
+        prefix = ids[max(0, hole.first - (context - len(lead))) : hole.first]
         if not prefix:
             raise InvalidHole(NO_PREFIX)
-        prompt, mode, n_prefix, n_suffix = prefix, "l2r", len(prefix), 0
+        prompt, mode, n_prefix, n_suffix = [*lead, *prefix], "l2r", len(prefix), 0
     else:
-        budget = context - FIM_MARKERS
+        budget = context - FIM_MARKERS - len(lead)
         n_suffix_have = len(ids) - hole.last - 1
         n_prefix = min(hole.first, max((budget + 1) // 2, budget - n_suffix_have))
         n_suffix = min(n_suffix_have, budget - n_prefix)
         prefix = ids[hole.first - n_prefix : hole.first]
         suffix = ids[hole.last + 1 : hole.last + 1 + n_suffix]
-        prompt, mode = [fim.prefix, *prefix, fim.suffix, *suffix, fim.middle], "fim"
+        prompt, mode = [*lead, fim.prefix, *prefix, fim.suffix, *suffix, fim.middle], "fim"
     sha = hashlib.sha256(source).hexdigest()
     return Scenario(
         corpus=PASTED_CORPUS,

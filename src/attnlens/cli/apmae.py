@@ -1,6 +1,6 @@
 """`attnlens train-apmae` and `attnlens eval-apmae`: train an AP-MAE on a target model's attention over a
 Java corpus (best step picked on a validation split), and score a checkpoint on a test split it never saw
-against two baselines."""
+against two baselines, on its own model's patterns or another's (`--model`; `--matrix` shows them all)."""
 
 from __future__ import annotations
 
@@ -137,7 +137,28 @@ def register(app: typer.Typer) -> None:
     @app.command("eval-apmae")
     def eval_apmae(
         ctx: typer.Context,
-        checkpoint: Annotated[str, typer.Option(help="`default` or a checkpoint folder.")] = "default",
+        checkpoint: Annotated[
+            str,
+            typer.Option(
+                help="`default`, a checkpoint folder, or a hub id (LaughingLogits/AP-MAE-SC2-3B, -7B, -15B: "
+                "downloaded once into <data>/models/hub, paper decoder)."
+            ),
+        ] = "default",
+        model: Annotated[
+            str | None,
+            typer.Option(
+                help="Score the patterns of this target model (preset, hub id or folder) instead of the one "
+                "the checkpoint trained on: its test set cut again in this model's tokens."
+            ),
+        ] = None,
+        matrix: Annotated[
+            bool,
+            typer.Option(
+                "--matrix",
+                help="Print the recorded checkpoint x model matrix (<data>/apmae-eval/transfer.json) as "
+                "Markdown, and evaluate nothing.",
+            ),
+        ] = False,
         cache: Annotated[
             Path | None,
             typer.Option(
@@ -165,21 +186,29 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     ) -> None:
         """Print JSON: masked-patch MSE of CHECKPOINT and of two baselines on its test split (rebuilt from the
-        corpus when no cache holds it), overall and per layer, with bootstrap intervals over windows."""
+        corpus when no cache holds it), overall and per layer, with bootstrap intervals over windows. A
+        test-split score with intervals is recorded in the transfer matrix (--matrix prints it)."""
+        settings = settings_of(ctx)
+        if matrix:
+            from attnlens.apmae.transfer import read_transfer_matrix, transfer_markdown
+
+            typer.echo(transfer_markdown(read_transfer_matrix(settings.data_dir)))
+            return
         import torch
 
+        from attnlens.apmae.transfer import record_evaluation, result_from_report
         from attnlens.apmae.workflow import evaluate_checkpoint
         from attnlens.model import TargetModel
 
-        settings = settings_of(ctx)
         if threads:
             torch.set_num_threads(threads)
         png = png or settings.data_dir / "apmae-eval" / "reconstruction.png"
 
         def load_target(name: str) -> TargetModel:
             return TargetModel.load(
-                name, models_dir=settings.models_dir, device=settings.model.device, dtype=settings.model.dtype
-            )
+                name, models_dir=settings.models_dir, device=settings.model.device,
+                dtype=settings.model.dtype, allow_pickle_weights=settings.model.allow_pickle_weights,
+            )  # fmt: skip
 
         report = evaluate_checkpoint(
             checkpoint,
@@ -192,5 +221,10 @@ def register(app: typer.Typer) -> None:
             corpus=corpus,
             load_target=load_target,
             bootstrap=bootstrap,
+            target_model=model,
+            models_dir=settings.models_dir,
+            allow_pickle_weights=settings.apmae.allow_pickle_weights,
         )
+        if split == "test" and bootstrap > 0:
+            report["transfer_matrix"] = str(record_evaluation(settings.data_dir, result_from_report(report)))
         typer.echo(json.dumps(report, indent=2))

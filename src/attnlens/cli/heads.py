@@ -196,3 +196,56 @@ def export_notes_command(
     else:
         output.write_text(text + "\n", encoding="utf-8")
         typer.echo(f"wrote {len(rows)} notes to {output}")
+
+
+@heads_app.command("across")
+def across(
+    ctx: typer.Context,
+    other: Annotated[str, typer.Option(help="The model to compare with (in the same atlas).")],
+    model: ModelOption = None,
+    head: Annotated[str | None, typer.Option(help="Also list this head's nearest heads of OTHER.")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of heads for the AUC interval.")] = 1000,
+) -> None:
+    """Related heads across two models: whether heads with the same label (previous-token, sink, induction)
+    are nearer each other in AP-MAE's space than random pairs, and one head's nearest heads of OTHER."""
+    from attnlens.analysis.cross_model import head_distances, label_agreement
+    from attnlens.analysis.head_profiles import head_profiles
+    from attnlens.contracts.head_scores import head_score
+    from attnlens.heads import HeadRef
+    from attnlens.store import open_store
+    from attnlens.store.head_moments import head_task_moments, shared_embedder
+    from attnlens.store.head_scores import load_score_table
+
+    settings = settings_of(ctx)
+    name = model or settings.model.name
+    store = open_store(settings)
+    with store.session() as session:
+        embedder = shared_embedder(session, name, other)
+        found = head_distances(
+            head_task_moments(session, name, embedder), head_task_moments(session, other, embedder)
+        )
+        labels = [
+            {ref: p.labels for ref, p in head_profiles(load_score_table(session, m)).heads.items()}
+            for m in (name, other)
+        ]
+    typer.echo(
+        f"{name} ({len(found.heads_a)} heads) x {other} ({len(found.heads_b)} heads), embedder {embedder}, "
+        f"{len(found.tasks)} shared tasks"
+    )
+    typer.echo(
+        f"{'label':<18}{'heads':>9}{'same':>8}{'random':>8}  {'AUC [95%]':<21}{'row AUC [95%]':<21}"
+        "nearest hit / chance"
+    )
+    for row in label_agreement(found, labels[0], labels[1], resamples=resamples):
+        auc, row_auc = (
+            "n/a" if a is None else f"{a.estimate:.2f} [{a.low:.2f}, {a.high:.2f}]"
+            for a in (row.auc, row.row_auc)
+        )
+        typer.echo(
+            f"{head_score(row.label).label:<18}{row.heads_a:>4} x{row.heads_b:<3}{_fmt(row.mean_same):>8}"
+            f"{row.mean_all:>8.3f}  {auc:<21}{row_auc:<21}{row.nearest_hits}/{row.heads_a} / {row.chance:.1%}"
+        )
+    if head is not None:
+        for ref, distance in found.nearest(HeadRef.parse(head), 5):
+            tags = ", ".join(head_score(s).label for s in labels[1].get(ref, [])) or "-"
+            typer.echo(f"  {ref.name:>8}  {distance:.3f}  {tags}")

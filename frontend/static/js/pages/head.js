@@ -12,6 +12,7 @@ import { notYet } from "../jobs.js";
 import { notesPanel } from "../notes.js";
 import { clusterTable, scores } from "../cluster_table.js";
 import { attentionOverlay } from "../overlay.js";
+import { isServed } from "../models.js";
 import { setState } from "../url.js";
 import { coverage, noScores } from "./heads.js";
 
@@ -134,7 +135,7 @@ function decileName(d) {
 }
 
 /** Examples of the head's patterns by decile of a score, with the attention over the code on demand. */
-function examplesPanel(head, specs, route) {
+function examplesPanel(head, specs, route, overlays = true) {
   const applicable = new Set(head.scores.filter((s) => s.n_applicable > 0 && s.deciles).map((s) => s.name));
   const specOf = new Map(specs.map((s) => [s.name, s]));
   const asked = route.params.get("score");
@@ -188,7 +189,7 @@ function examplesPanel(head, specs, route) {
         h("div", { class: "example-target" }, "hole ", h("code", {}, showToken(example.target_text ?? ""))),
         h("div", {}, h("a", { class: "pattern-link", href: `#/pattern/${example.id}`, title: "the pattern in its inference's gallery" }, `pattern #${example.id}`), " · ",
           h("a", { class: "inference-link", href: `#/inference/${example.inference_id}?head=${head.name}` }, `inference #${example.inference_id}`)),
-        i < WITH_OVERLAY ? h("button", { class: "small show-overlay", type: "button", onclick: () => showOverlay(example, node) }, "show attention on the code") : null));
+        i < WITH_OVERLAY && overlays ? h("button", { class: "small show-overlay", type: "button", onclick: () => showOverlay(example, node) }, "show attention on the code") : null));
     return node;
   }
 
@@ -256,6 +257,29 @@ async function relatedPanel(slot, name) {
   }
 }
 
+/** The nearest heads of every other model of the atlas embedded by the same AP-MAE checkpoint. */
+async function acrossPanel(slot, name) {
+  try {
+    const groups = await api(`/api/heads/${encodeURIComponent(name)}/related-across?k=5`);
+    if (!groups.length) {
+      return void fill(slot, h("p", { class: "muted", id: "related-across-none" },
+        "No other model of this atlas is embedded with the same AP-MAE checkpoint. Build one (",
+        h("code", {}, "attnlens atlas build --model gemma3-270m"), ") to see this head's nearest heads in it."));
+    }
+    fill(slot, h("p", { class: "muted" }, "Distance between the two heads' AP-MAE embedding distributions, task by task (0 = the same; the typical distance is the median over every pair of heads of the two models). Near heads attend alike on these inputs; that is a hint, not proof that they compute the same thing."),
+      ...groups.map((g) => h("div", { class: "related-across", dataset: { model: g.model } },
+        h("h3", {}, g.model, " ", h("a", { href: `#/compare?other=${encodeURIComponent(g.model)}`, class: "muted" }, "(head × head matrix)")),
+        g.typical_distance === null
+          ? h("p", { class: "muted too-few" }, `No head pair of the two models shares a task with at least ${g.min_patterns} patterns each: too few patterns to compare yet.`)
+          : h("p", { class: "muted" }, `typical distance ${num(g.typical_distance, 3)}`),
+        h("ol", { class: "related-heads" }, g.heads.map((r) =>
+          h("li", { dataset: { head: r.name } }, h("a", { href: `#/head/${r.name}?model=${encodeURIComponent(g.model)}` }, r.name), ` ${num(r.distance, 3)}`,
+            r.labels.length ? h("span", { class: "muted" }, ` · ${r.labels.join(", ")}`) : null))))));
+  } catch (err) {
+    fill(slot, errorBox(err));
+  }
+}
+
 export async function render(root, route) {
   const name = route.parts[1] || "";
   const status = h("div");
@@ -271,11 +295,13 @@ export async function render(root, route) {
   if (head instanceof Error) return void fill(root, h("h1", {}, `Head ${name}`), errorBox(head), back);
 
   const specOf = new Map(specs.map((s) => [s.name, s]));
-  const examples = examplesPanel(head, specs, route);
+  // The overlay recomputes a pattern on the served model: none for another model's head.
+  const examples = examplesPanel(head, specs, route, await isServed(head.model));
   const matters = h("div");
   const notes = notesPanel("head", head.name);
   const clusters = h("div", { id: "head-clusters" }, loading("Loading the head's clusters"));
   const related = h("div", {}, loading("Finding related heads"));
+  const across = h("div", { id: "related-across" }, loading("Finding related heads in other models"));
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, `Head ${head.name}`), neighbours(head, overview)),
     h("div", { class: "facts" }, h("span", {}, `model ${head.model}`), h("span", {}, `layer ${head.layer}, head ${head.head}`),
@@ -288,9 +314,10 @@ export async function render(root, route) {
     examples.element,
     h("section", { class: "panel" }, h("h2", {}, "Clusters of this head (newest clustering)"), clusters),
     h("section", { class: "panel" }, h("h2", {}, "Related heads of this model"), related),
+    h("section", { class: "panel" }, h("h2", {}, "Related heads in other models"), across),
     h("section", { class: "panel" }, h("h2", {}, "Where this head matters for prediction"), matters),
     notes.element);
   await Promise.all([examples.load(), mattersPanel(matters, head.name), notes.load(), clustersPanel(clusters, head.name),
-    relatedPanel(related, head.name)]);
+    relatedPanel(related, head.name), acrossPanel(across, head.name)]);
   return () => examples.stop();
 }

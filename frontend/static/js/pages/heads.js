@@ -149,7 +149,8 @@ export async function render(root, route) {
   if (!loaded) return;
   const [specs, overview] = loaded;
   const facts = h("div", { class: "facts" }, h("span", {}, `model ${overview.model}`),
-    h("span", {}, `${overview.n_layers} layers × ${overview.n_heads} heads`), coverage(overview));
+    h("span", {}, `${overview.n_layers} layers × ${overview.n_heads} heads`), coverage(overview),
+    h("a", { href: "#/compare", id: "compare-link" }, "compare with another model's heads →"));
   if (overview.n_inferences === 0 || overview.heads.length === 0) {
     fill(root, h("h1", {}, "Heads"), facts, noScores(overview));
     return;

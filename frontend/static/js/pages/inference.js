@@ -15,10 +15,12 @@ import { drawPattern } from "../heatmap.js";
 import { notYet } from "../jobs.js";
 import { clusterTable, scores } from "../cluster_table.js";
 import { attentionOverlay } from "../overlay.js";
+import { servedModel } from "../models.js";
 
 export function inferenceHeader(inf) {
   return h("div", { class: "facts" },
     inf.source === "pasted" ? h("span", { class: "source-pasted", id: "source-pasted", title: "Pasted code: kept out of the atlas's clusters, map, predictors and counts" }, "pasted") : null,
+    h("span", { class: "inference-model" }, `model ${inf.model_name}`),
     h("span", {}, `task ${inf.task ?? "pasted"}`),
     inf.file_path ? h("span", { class: "path" }, inf.file_path) : null,
     h("span", {}, `mode ${inf.mode ?? "–"}`),
@@ -58,7 +60,8 @@ async function clusterSection(slot, cell, inf, signal) {
   let clusters;
   let specs;
   try {
-    [clusters, specs] = await Promise.all([api(`/api/heads/${cell.name}/clusters`, { signal }), scores()]);
+    // The clusters of the inference's own model, whichever model the pages show.
+    [clusters, specs] = await Promise.all([api(`/api/heads/${cell.name}/clusters${query({ model: inf.model_name })}`, { signal }), scores()]);
   } catch (err) {
     if (err.name === "AbortError") return;
     // 404 here means "no clustering yet": a state of the atlas, not a failure.
@@ -108,6 +111,9 @@ export async function render(root, route) {
   const loaded = await withStatus(status, "Loading the inference and its heads", () => Promise.all([api(`/api/inferences/${id}`), api(`/api/inferences/${id}/heads`)]));
   if (!loaded) return;
   const [inf, grid] = loaded;
+  // The full pattern is recomputed by the served model: another model's inference keeps its stored thumbnails.
+  const served = await servedModel();
+  const recomputable = served === null || inf.model_name === served;
 
   const detail = h("section", { class: "panel detail", id: "head-detail" }, h("p", { class: "muted" }, "Click a head (or use the arrow keys and Enter) to see its full pattern, its cluster and its nearest patterns."));
   let controller = null;
@@ -165,7 +171,12 @@ export async function render(root, route) {
       setState({ scope: state.scope === "all" ? "" : state.scope });
       loadNeighbours();
     });
-    const patternLoad = withStatus(plotStatus, "Recomputing the full pattern on the model", (onWait) => api(`/api/patterns/${cell.id}`, { signal, onWait })).then((p) => {
+    if (!recomputable) {
+      fill(plotStatus, h("p", { class: "notice", id: "pattern-not-recomputed" }, `The full pattern is recomputed by the model the server holds, ${served}; this completion is of ${inf.model_name}, so only its stored thumbnail (in the grid) and statistics are shown. Serve ${inf.model_name} to see it in full.`));
+      overlayBox.disabled = true;
+      for (const part of [plot, detail.querySelector("#hole-marks")]) part.style.display = "none";
+    }
+    const patternLoad = !recomputable ? null : withStatus(plotStatus, "Recomputing the full pattern on the model", (onWait) => api(`/api/patterns/${cell.id}`, { signal, onWait })).then((p) => {
       if (!p || signal.aborted) return;
       pattern = p;
       drawOverlay();

@@ -2,6 +2,7 @@
 // baseline; launch a population experiment and plot its dose curve. URL: #/intervene/<id>?heads=L0H1,L2H3&job=7
 
 import { api, has, saveBlob } from "../api.js";
+import { servedModel, servedOnlyNotice } from "../models.js";
 import { setState } from "../url.js";
 import { codeWithHole, holeLegend } from "../code.js";
 import { CATEGORICAL } from "../colors.js";
@@ -232,6 +233,12 @@ export async function render(root, route) {
     }
   } }, "Re-generate");
   const reset = h("button", { onclick: () => { ablated.clear(); show(); fill(resultSlot); } }, "Reset");
+  // Ablations, sweeps and experiments run on the served model: say so when the page is about another one.
+  const [served, servedOnly] = await Promise.all([servedModel(), servedOnlyNotice("ablations, sweeps and experiments run on the model the server holds")]);
+  const otherModel = served && inf.model_name !== served
+    ? h("div", { class: "notice served-only", id: "served-model-notice", role: "note" }, h("strong", {}, `This completion is of ${inf.model_name}, not of the served model ${served}`),
+      `: ablating or sweeping its heads needs ${inf.model_name} served, so the server refuses it here.`)
+    : servedOnly;
   const experiment = await experimentPanel(inf, route.params.get("job"), () => controller.signal);
   const sweep = await sweepPanel(inf, {
     grid: headGrid, signal: controller.signal, metric: route.params.get("sweep") || "dp",
@@ -241,6 +248,7 @@ export async function render(root, route) {
 
   fill(root,
     h("div", { class: "title-row" }, h("h1", {}, `Intervene on #${id}`), h("a", { class: "button", href: `#/inference/${id}` }, "← gallery")),
+    otherModel,
     inferenceHeader(inf),
     h("section", { class: "panel" }, codeWithHole(inf), holeLegend()),
     h("div", { class: "two-col" },

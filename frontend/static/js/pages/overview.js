@@ -1,9 +1,11 @@
-// Atlas overview: the model and checkpoint, counts, build progress, tasks with accuracy, predictors, the heads
-// that matter per task, and a filterable list of the atlas's completions (filters live in the URL). While a
-// build runs, the counts, the build card and the task table refresh themselves.
+// Atlas overview: the model and checkpoint, counts, build progress, the models the atlas holds (each a link that
+// shows it), tasks with accuracy, predictors, the heads that matter per task, and a filterable list of the shown
+// model's completions (filters live in the URL). While a build runs, the counts, the build card and the task
+// table refresh themselves.
 
 import { api, query, tasks } from "../api.js";
-import { setState } from "../url.js";
+import { atlasModels, modelHref } from "../models.js";
+import { chosenModel, setState } from "../url.js";
 import { downloadLink, duration, errorBox, fill, h, int, pct, verdict, withStatus } from "../dom.js";
 import { importantHeads, predictorAccuracy, signedShap } from "../important_heads.js";
 import { progressBar } from "../jobs.js";
@@ -84,8 +86,40 @@ async function headsCard() {
     h("p", { class: "muted" }, "A head ranks high when its pattern moves the predictor's log-odds of a correct completion most (mean |SHAP| over the training rows). Grey rows: the predictor is not distinguishable from chance, so its ranking is no evidence that those heads carry the task. Each head opens its place on the predictor's page."));
 }
 
-function countsCard(a) {
-  return h("section", { class: "card", id: "counts-card" }, h("h3", {}, "Counts"),
+/** The models the atlas holds side by side (GET /api/atlas/models), each a link that shows it. */
+function modelsCard(models) {
+  if (!Array.isArray(models)) return h("section", { class: "card wide", id: "atlas-models" }, h("h3", {}, "Models in this atlas"), errorBox(models));
+  const shown = chosenModel() ?? models.find((m) => m.served)?.name;
+  // An embedder is a checkpoint folder or name: its last part tells them apart, the title says it whole.
+  const embedderText = (e) => (e.embedder ?? "not recorded").split("/").filter(Boolean).pop();
+  return h("section", { class: "card wide", id: "atlas-models" },
+    h("h3", {}, models.length === 1 ? "Model in this atlas" : `Models in this atlas (${models.length})`),
+    h("table", { class: "compact", id: "models-table" },
+      h("thead", {}, h("tr", {}, ["model", "family", "completions", "head patterns", "grid (layers × heads)", "embedded by", "served", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, models.map((m) => h("tr", { class: m.name === shown ? "shown-model" : null, dataset: { model: m.name } },
+        h("td", {}, h("strong", {}, m.name)),
+        h("td", {}, m.family ?? h("span", { class: "muted" }, "unknown")),
+        h("td", { class: "num model-inferences" }, int(m.inferences), m.pasted_inferences ? h("span", { class: "muted" }, ` (+${int(m.pasted_inferences)} pasted)`) : null),
+        h("td", { class: "num model-patterns" }, int(m.head_patterns)),
+        h("td", { class: "num model-grid" }, m.n_layers === null ? "–" : `${m.n_layers} × ${m.n_heads}`),
+        h("td", { class: "path" }, m.embedders.length === 0 ? "–" : m.embedders.map((e, i) => [i ? ", " : "", h("span", { title: `${e.embedder ?? "not recorded"}: ${int(e.inferences)} completions` }, embedderText(e))])),
+        h("td", {}, m.served ? "served" : ""),
+        h("td", {}, m.name === shown ? h("span", { class: "muted" }, "shown") : h("a", { class: "show-model", href: modelHref(m) }, "show this model")))))),
+    h("p", { class: "muted" }, models.length === 1
+      ? "Another model's atlas built into this data dir (serve it, then build) joins this one here, with its own completions, patterns and analyses; the header then switches between them."
+      : "Each model's completions, patterns and analyses are its own; the pages show the model chosen here or in the header. Pasted code and ablations always run on the served model."));
+}
+
+/** When the URL chose another model than the served one: what on this page is that model's. */
+function shownNotice(w) {
+  const chosen = chosenModel();
+  if (!chosen || chosen === w.model_name) return null;
+  return h("p", { class: "notice", id: "shown-model-notice", role: "note" }, h("strong", {}, `Showing ${chosen}. `),
+    `Its tasks, predictors, heads and completions are below; the Model and AP-MAE cards describe the served model ${w.model_name ?? "(none)"}, and Counts the whole atlas.`);
+}
+
+function countsCard(a, several = false) {
+  return h("section", { class: "card", id: "counts-card" }, h("h3", {}, several ? "Counts (every model)" : "Counts"),
     h("dl", { class: "counts" },
       h("dt", {}, "scenarios"), h("dd", {}, int(a.scenarios)),
       h("dt", {}, "inferences"), h("dd", { id: "count-inferences" }, int(a.inferences)),
@@ -135,9 +169,12 @@ export async function render(root, route) {
   // shown in the task table, not instead of the page.
   const taskInfo = tasks({ fresh: true });
   taskInfo.catch(() => {});
+  const modelInfo = atlasModels({ fresh: true }).catch((err) => err);
   const loaded = await withStatus(status, "Loading the atlas", () => Promise.all([api("/api/health"), api("/api/jobs?limit=50")]));
   if (!loaded) return;
   const [health, jobs] = loaded;
+  const models = await modelInfo;
+  const several = Array.isArray(models) && models.length > 1;
   const w = health.worker;
   const a = health.atlas;
   const taskList = await taskInfo.catch((err) => err);
@@ -152,8 +189,9 @@ export async function render(root, route) {
       h("p", { class: "muted" }, w.apmae ? `${w.apmae.embedding_dim}-d embeddings · ${w.apmae.decoder_mode} decoder${w.apmae.trained_on ? ` · trained on ${w.apmae.trained_on}` : ""}` : (w.apmae_error ?? "not loaded")),
       // A checkpoint trained on another model's patterns embeds this model's patterns out of distribution.
       w.apmae?.warning ? h("p", { class: "notice", id: "apmae-warning" }, w.apmae.warning) : null),
-    countsCard(a),
+    countsCard(a, several),
     buildCard(jobs),
+    modelsCard(models),
     await predictorsCard().catch(errorBox),
     await headsCard().catch(errorBox),
   );
@@ -168,8 +206,9 @@ export async function render(root, route) {
 
   async function loadList() {
     setState({ task: filters.task, correct: filters.correct, q: filters.q, offset: filters.offset || "" });
+    // The shown model's completions (the chosen one's, else the served one's), as the task table counts them.
     const page = await withStatus(listSlot, "Loading completions", () =>
-      api(`/api/inferences${query({ task: filters.task, first_token_correct: filters.correct, q: filters.q, limit: PAGE_SIZE, offset: filters.offset })}`));
+      api(`/api/inferences${query({ task: filters.task, first_token_correct: filters.correct, q: filters.q, limit: PAGE_SIZE, offset: filters.offset, model: chosenModel() ?? w.model_name })}`));
     if (!page) return;
     fill(listSlot, inferenceTable(page));
     const last = Math.min(page.total, page.offset + page.items.length);
@@ -191,7 +230,7 @@ export async function render(root, route) {
     typing = setTimeout(apply, TYPING_PAUSE_MS);
   });
 
-  fill(root, h("h1", {}, "Atlas"), cards,
+  fill(root, h("h1", {}, "Atlas"), shownNotice(w), cards,
     h("section", { class: "panel" }, h("h2", {}, "Tasks"), taskSlot),
     h("section", { class: "panel" },
       h("div", { class: "title-row" }, h("h2", {}, "Completions"), h("span", { class: "actions" }, "Every completion as ",
@@ -209,7 +248,7 @@ export async function render(root, route) {
     try {
       const [fresh, freshJobs, freshTasks] = await Promise.all([api("/api/health"), api("/api/jobs?limit=50"), tasks({ fresh: true })]);
       if (stopped) return;
-      cards.querySelector("#counts-card").replaceWith(countsCard(fresh.atlas));
+      cards.querySelector("#counts-card").replaceWith(countsCard(fresh.atlas, several));
       cards.querySelector("#build-card").replaceWith(buildCard(freshJobs));
       fill(taskSlot, taskTable(freshTasks, pickTask));
       if (building(freshJobs)) timer = setTimeout(live, LIVE_EVERY_MS);

@@ -14,7 +14,8 @@ import { api, has, tasks } from "../api.js";
 import { bringIntoView, clusterText, errorBox, fill, h, int, notAvailable, num, pct, showToken, verdict, withStatus } from "../dom.js";
 import { HeadGrid, chanceText, gridLegend, ordinalPercentile, unusualToggle } from "../grid.js";
 import { holePreview } from "../paste_preview.js";
-import { setState } from "../url.js";
+import { servedOnlyNotice } from "../models.js";
+import { navigate, setState } from "../url.js";
 
 const EXAMPLE = `public class Counter {
     private int count;
@@ -148,7 +149,8 @@ function holeView(r, onDelete) {
 
 export async function render(root, route) {
   const p = route.params;
-  const [available, canPreview, taskList] = await Promise.all([has("/api/analyze", "post"), has("/api/analyze/holes", "post"), tasks().catch((err) => err)]);
+  const [available, canPreview, taskList, servedOnly] = await Promise.all([has("/api/analyze", "post"), has("/api/analyze/holes", "post"), tasks().catch((err) => err),
+    servedOnlyNotice("pasted code is completed, and its heads drawn and predicted, by the model the server holds")]);
   const known = Array.isArray(taskList) ? taskList : [];
   const box = h("textarea", { class: "code-input", id: "code", spellcheck: "false", rows: "16", "aria-label": "Java code" }, p.get("code") ?? EXAMPLE);
   // One picker per mode: the server refuses a task at the cursor that has no `at_cursor` (422 invalid_hole),
@@ -209,7 +211,7 @@ export async function render(root, route) {
       const rank = result.top_heads.findIndex((t) => t.name === cell.name);
       return [rank >= 0 ? `top head #${rank + 1} (importance ${num(result.top_heads[rank].importance, 3)})` : null,
         stored ? null : "not stored: store the paste to open its full pattern and neighbours"].filter(Boolean);
-    }, onActivate: (cell) => { if (stored) location.hash = `#/inference/${result.inference_id}?head=${cell.name}`; } });
+    }, onActivate: (cell) => { if (stored) navigate(["inference", result.inference_id], { head: cell.name }); } });
     grid.setTop(result.top_heads.map((t) => t.name));
     const legendSlot = h("div");
     const marks = result.top_heads.length ? ["top", "focus"] : ["focus"];
@@ -242,6 +244,7 @@ export async function render(root, route) {
   const auto = h("button", { id: "auto", disabled: !available || autoSelect.disabled, onfocus: previewIn("auto"), onclick: () => run(null, [autoSelect.value]) }, "Pick holes automatically");
 
   fill(root, h("h1", {}, "Paste Java"),
+    servedOnly,
     available ? null : notAvailable("Analysing pasted code"),
     Array.isArray(taskList) ? null : errorBox(taskList),
     h("section", { class: "panel" },

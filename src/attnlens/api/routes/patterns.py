@@ -19,7 +19,7 @@ from attnlens.api.schemas import (
 )
 from attnlens.contracts.head_scores import SCORE_NAMES
 from attnlens.contracts.models import MODEL_FAMILIES
-from attnlens.errors import NotFound
+from attnlens.errors import InvalidInput, ModelUnavailable, NotFound
 from attnlens.index import IndexSpace, PatternIndex
 from attnlens.service.protocol import WorkerClient
 from attnlens.store import Store
@@ -61,7 +61,18 @@ IndexDep = Annotated[PatternIndex, Depends(get_index)]
 
 @router.get("/patterns/{pattern_id}", response_model=PatternPublic)
 def read_pattern(row: PatternDep, worker: WorkerDep, settings: SettingsDep) -> PatternPublic:
-    """One head's full pattern with token labels (the worker recomputes it; raw patterns are not stored)."""
+    """One head's full pattern with token labels (the worker recomputes it; raw patterns are not stored).
+    A pattern of another model than the served one is refused (400): the served model would recompute its
+    own attention, not that model's."""
+    try:
+        served = str(worker.status().get("model_name") or "")
+    except ModelUnavailable:
+        served = ""  # the recomputation below says why the worker cannot answer
+    if served and row.inference.model_name != served:
+        raise InvalidInput(
+            f"pattern {row.id} is of {row.inference.model_name!r}; the worker serves {served!r}, which would "
+            "recompute its own attention instead. Serve that model to see the full pattern."
+        )
     prompt = prompt_ids_of(row.inference)
     values = worker.head_pattern(prompt, row.head_ref)
     decoder = TokenDecoder.for_model(row.inference.model_name, settings.models_dir)
