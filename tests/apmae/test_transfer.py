@@ -187,3 +187,19 @@ def test_the_matrix_file_replaces_cells_and_renders_missing_ones(tmp_path):
         from attnlens.apmae.transfer import result_from_report
 
         result_from_report({"split": "test"})
+
+
+def test_the_findings_report_shows_the_recorded_matrix(tmp_path):
+    from attnlens.atlas.findings import generalisation_finding
+
+    empty = generalisation_finding(tmp_path, ["smollm2"])
+    assert empty.reason is not None and not empty.rows
+    assert "eval-apmae --checkpoint C --model M" in empty.reason
+    record_evaluation(tmp_path, fake_result("default", "smollm2", "smollm2", 0.04))
+    record_evaluation(tmp_path, fake_result("default", "gemma3-270m", "smollm2", 0.06))
+    found = generalisation_finding(tmp_path, ["gemma3-270m", "smollm2"])
+    assert found.reason is None
+    assert found.header == ["checkpoint (trained on)", "smollm2", "gemma3-270m"]  # own model first
+    (row,) = found.rows
+    assert row[0] == "default (smollm2)" and row[1].endswith("own model**")
+    assert row[2] == "0.06 [0.054, 0.066]; ×0.60 [0.54, 0.66] of mean_visible"

@@ -78,7 +78,7 @@ def test_recurrence_counts_the_newest_clustering_and_its_stability_is_measured(r
 def test_absent_sections_say_why_and_both_renderings_carry_the_same_figures(reported):
     _, _, findings = reported
     assert "switched off" in findings.reconstruction.reason and findings.reconstruction.model is None
-    assert "one model" in findings.generalisation.reason
+    assert "eval-apmae --checkpoint C --model M" in findings.generalisation.reason
     assert f"job {MISSING_EXPERIMENT} is not a succeeded ablation experiment" in findings.dose.reason
     assert not findings.dose.points and "experiments list" in findings.dose.reason
     markdown, page = to_markdown(findings), to_html(findings)

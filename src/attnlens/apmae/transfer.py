@@ -20,7 +20,7 @@ from typing import Any
 
 from attnlens.apmae.load import is_hub_id
 from attnlens.apmae.testset import EvalSetPlan
-from attnlens.contracts.findings import PAPER_CLAIMS, Estimate, LayerReconstruction
+from attnlens.contracts.findings import PAPER_CLAIMS, TRANSFER_HOW_TO_READ, Estimate, LayerReconstruction
 from attnlens.contracts.models import PRESETS
 from attnlens.errors import InvalidInput, StoreError
 
@@ -32,19 +32,6 @@ PAPER_SOURCE = (
     "The figures behind that claim are not retrievable (its cross-size results over StarCoder2 3B, 7B and "
     '15B are not public; only the words "high accuracy" and cross-size "minimal degradation" are), so these '
     "cells cannot be set beside the paper's numbers."
-)
-HOW_TO_READ = (
-    "How to read it: each cell is the masked-patch MSE (lower is better) of the row's checkpoint on held-out "
-    "patterns of the column's model, with its 95% bootstrap interval over windows, and that MSE divided by "
-    "the better of two trivial baselines on the same patches (below 1: better than both). Read along a row: "
-    "a cell whose ratio stays near the own-model cell's (the intervals overlap) is the minimal degradation "
-    "the paper describes; a ratio near or above 1 means the checkpoint does no better there than a mean "
-    "image. Compare ratios rather than raw MSEs across columns: models' patterns differ in how hard they are "
-    "for every predictor. Windows are cut to the checkpoint's source length in tokens of the column's model "
-    "and pooled to its image size. The mean-image baseline is the training split's mean where the "
-    "checkpoint's training cache is at hand, else the mean of the set's other windows (each cell's record in "
-    "transfer.json says which). A cell marked not measured is filled by `attnlens eval-apmae --checkpoint C "
-    "--model M`."
 )
 
 
@@ -230,6 +217,17 @@ def _cell(result: TransferResult | None) -> str:
     return f"**{text}; own model**" if result.own_model else text
 
 
+def transfer_table(matrix: TransferMatrix) -> tuple[list[str], list[list[str]]]:
+    """The matrix as table text: the header (checkpoint, then one column per model) and one row per
+    checkpoint (the findings report and `transfer_markdown` print it)."""
+    header = ["checkpoint (trained on)", *matrix.models]
+    rows = [
+        [f"{checkpoint} ({trained or 'not recorded'})", *(_cell(c) for c in row)]
+        for checkpoint, trained, row in zip(matrix.checkpoints, matrix.trained_on, matrix.cells, strict=True)
+    ]
+    return header, rows
+
+
 def transfer_markdown(matrix: TransferMatrix) -> str:
     """The matrix as a Markdown table, the paper's claim, and how to read it."""
     lines = ["## AP-MAE across models", ""]
@@ -249,5 +247,5 @@ def transfer_markdown(matrix: TransferMatrix) -> str:
         for checkpoint, trained, row in zip(matrix.checkpoints, matrix.trained_on, matrix.cells, strict=True):
             head = f"`{_escape(checkpoint)}` ({_escape(trained or 'not recorded')})"
             lines.append(f"| {head} | " + " | ".join(_escape(_cell(c)) for c in row) + " |")
-    lines += ["", f"Paper: {PAPER_CLAIMS['generalisation']} {PAPER_SOURCE}", "", HOW_TO_READ, ""]
+    lines += ["", f"Paper: {PAPER_CLAIMS['generalisation']} {PAPER_SOURCE}", "", TRANSFER_HOW_TO_READ, ""]
     return "\n".join(lines)

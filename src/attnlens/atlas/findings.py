@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -117,6 +118,23 @@ def reconstruction_finding(settings: Settings, checkpoint: str, enabled: bool) -
             for layer, v in sorted(per_layer.items(), key=lambda kv: int(kv[0]))
         ],
     )
+
+
+def generalisation_finding(data_dir: Path, models: list[str]) -> GeneralisationFinding:
+    """The transfer matrix that `attnlens eval-apmae --model` records in this data folder (each cell a
+    checkpoint scored on one model's held-out patterns), or why there is none."""
+    from attnlens.apmae.transfer import read_transfer_matrix, transfer_table
+
+    matrix = read_transfer_matrix(data_dir)
+    if not matrix.checkpoints:
+        return GeneralisationFinding(
+            models=models,
+            reason="no AP-MAE checkpoint has been scored on a model's held-out patterns in this data folder; "
+            "run `attnlens eval-apmae --checkpoint C --model M` for the models of the atlas "
+            f"({', '.join(models) or 'none'}), the one C was trained on and another.",
+        )
+    header, rows = transfer_table(matrix)
+    return GeneralisationFinding(models=models, header=header, rows=rows)
 
 
 def recurrence_finding(
@@ -316,13 +334,7 @@ def run_findings_report(ctx: JobContext) -> dict[str, Any]:
         counts = {
             t: c.inferences for t, c in sorted(task_counts(session, model_name).items()) if c.inferences
         }
-    generalisation = GeneralisationFinding(
-        models=models,
-        reason=None
-        if len(models) > 1
-        else f"the atlas holds one model ({', '.join(models) or 'none'}); claim (ii) needs a second model's "
-        "patterns embedded by the same checkpoint (see the issue on several models).",
-    )
+    generalisation = generalisation_finding(settings.data_dir, models)
     ctx.progress(1, 5, f"recurrence: clusters and stability over {heads} sampled heads")
     recurrence = _timed(seconds, "recurrence", lambda: recurrence_finding(settings, store, model_name, heads))
     ctx.progress(3, 5, "correctness predictors")

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from attnlens.contracts.findings import PAPER_CLAIMS, Estimate, Findings, Spread
+from attnlens.contracts.findings import PAPER_CLAIMS, TRANSFER_HOW_TO_READ, Estimate, Findings, Spread
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,19 @@ def blocks(f: Findings, *, figures: bool) -> list[Block]:
         Para(f"Paper: {PAPER_CLAIMS['generalisation']}"),
     ]
     g = f.generalisation
-    out.append(Para(f"Not measured: {g.reason}" if g.reason else "Measured: see the cross-model table."))
+    if g.reason or not g.rows:
+        out.append(Para(f"Not measured: {g.reason}"))
+    else:
+        out.append(
+            Para(
+                "Masked-patch MSE [95% interval] of each checkpoint on held-out patterns of each model "
+                "(files never trained or selected on), and its ratio [95% interval] to the better of two "
+                "baselines "
+                "that need no model (`attnlens eval-apmae --checkpoint C --model M`)."
+            )
+        )
+        out.append(Table(g.header, g.rows))
+        out.append(Para(TRANSFER_HOW_TO_READ))
     out += _recurrence(f)
     out += _correctness(f, figures)
     out += _dose(f, figures)

@@ -71,12 +71,31 @@ class ReconstructionFinding:
     per_layer: list[LayerReconstruction] = field(default_factory=list)
 
 
+# How to read the AP-MAE transfer matrix (claim ii), for the report and `attnlens eval-apmae --matrix`.
+TRANSFER_HOW_TO_READ = (
+    "How to read it: each cell is the masked-patch MSE (lower is better) of the row's checkpoint on held-out "
+    "patterns of the column's model, with its 95% bootstrap interval over windows, and that MSE divided by "
+    "the better of two trivial baselines on the same patches (below 1: better than both). Read along a row: "
+    "a cell whose ratio stays near the own-model cell's (the intervals overlap) is the minimal degradation "
+    "the paper describes; a ratio near or above 1 means the checkpoint does no better there than a mean "
+    "image. Compare ratios rather than raw MSEs across columns: models' patterns differ in how hard they are "
+    "for every predictor. Windows are cut to the checkpoint's source length in tokens of the column's model "
+    "and pooled to its image size. The mean-image baseline is the training split's mean where the "
+    "checkpoint's training cache is at hand, else the mean of the set's other windows (each cell's record in "
+    "transfer.json says which). A cell marked not measured is filled by `attnlens eval-apmae --checkpoint C "
+    "--model M`."
+)
+
+
 @dataclass(frozen=True)
 class GeneralisationFinding:
-    """Claim (ii): needs a second model in the atlas (the issue on several models)."""
+    """Claim (ii): the AP-MAE transfer matrix recorded by `attnlens eval-apmae --model` (checkpoint x model,
+    as table text), or why there is none."""
 
     models: list[str]
     reason: str | None = None
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,10 @@ function reconstruction(f, claims, plots) {
 
 function generalisation(f, claims) {
   const g = f.generalisation;
+  const rows = (g.rows || []).map((row) => h("tr", {}, row.map((cell, i) => h("td", { class: i ? "num" : null }, cell))));
   return section("generalisation", "(ii) Generalisation to an unseen model", claims,
-    `Models in the atlas: ${g.models.join(", ") || "none"}.`, g.reason);
+    `Models in the atlas: ${g.models.join(", ") || "none"}. Each cell: the checkpoint's masked-patch MSE [95% interval] on that model's held-out patterns, and its ratio to the better baseline.`, g.reason,
+    rows.length ? table("transfer-table", g.header, rows, { wide: true }) : null);
 }
 
 function recurrence(f, claims) {
