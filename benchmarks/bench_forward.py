@@ -45,7 +45,7 @@ def main() -> None:
     device, dtype = model.device, model.model.dtype
     rate = matmul_rate(device, dtype)
     # Real Java tokens, so the attention patterns are realistic (the cost does not depend on it).
-    text = (ROOT / "scripts" / "data" / "TokenizerCorpus.java").read_text() * 4
+    text = "".join(f.read_text() for f in sorted((ROOT / "tests" / "data" / "java").rglob("*.java"))) * 4
     ids = model.encode(text)
     windows = [ids[i * 37 : i * 37 + args.tokens] for i in range(8)]
     floor_per_seq = 2 * model.info.n_params * args.tokens / rate
