@@ -53,9 +53,12 @@ def test_reconstruction_errors_are_deterministic_and_leave_the_embeddings_alone(
 
     apmae = load_apmae(tiny_apmae_folder)
     n = apmae.config.source_length
-    causal = torch.tril(torch.rand(6, n, n))
+    causal = torch.tril(torch.rand(6, n, n, generator=torch.Generator().manual_seed(0)))
     causal = causal / causal.sum(-1, keepdim=True)
     embeddings, errors = apmae.embed_with_errors(causal, batch_size=4)
-    again = apmae.embed_with_errors(causal)
-    assert torch.equal(embeddings, apmae.embed(causal)) and torch.equal(errors, again[1])
+    # The same call twice: bit for bit (one fixed mask). Another batch size changes the order of float
+    # sums inside the matmuls, so only rounding may differ (it did, in 1 run of 2, on random inputs).
+    assert torch.equal(errors, apmae.embed_with_errors(causal, batch_size=4)[1])
+    assert torch.allclose(errors, apmae.embed_with_errors(causal)[1], rtol=1e-5, atol=0)
+    assert torch.equal(embeddings, apmae.embed(causal, batch_size=4))
     assert errors.shape == (6,) and bool((errors >= 0).all())

@@ -14,7 +14,10 @@ from attnlens.api import create_app
 from attnlens.service.local import LocalWorker
 from attnlens.store import open_store
 from tests.conftest import JAVA_FIXTURES_CORPUS
+from tests.store.second_model import add_second_model
 from tests.store.signal_atlas import build_predicted_atlas
+
+OTHER_MODEL = "tiny-other"
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +59,10 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
     from attnlens.atlas.handlers import JOB_HANDLERS
     from attnlens.contracts.findings import FINDINGS_REPORT
     from attnlens.contracts.jobs import ABLATION_EXPERIMENT, ATLAS_MAP, PATTERN_FAMILIES
+    from attnlens.contracts.models import PRESETS, ModelPreset, register_preset
     from attnlens.service.jobs import run_job_here
     from attnlens.service.local import LocalWorker
+    from attnlens.store.head_moments import head_task_moments, model_embedders
     from attnlens.store.jobs import enqueue_job
 
     settings, store = build_predicted_atlas(tiny_atlas[0], tmp_path_factory.mktemp("fuzz") / "data")
@@ -80,6 +85,18 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
             done = run_job_here(settings, store, job_id, worker if kind != FINDINGS_REPORT else None,
                                 JOB_HANDLERS[kind])  # fmt: skip
             assert done.state == "succeeded", (kind, done.error)
+        # A second model embedded by the same checkpoint on the same tasks, so that the cross-model reads
+        # have a model to compare with (`other`); written last, so that the jobs above saw one model.
+        with store.session() as session:
+            (embedder,) = model_embedders(session, settings.model.name)
+            moments = head_task_moments(session, settings.model.name, embedder)
+        add_second_model(store, OTHER_MODEL, n=4 * len(moments.tasks), embedder=embedder,
+                         dim=moments.means.shape[2], tasks=moments.tasks)  # fmt: skip
+        # Its token ids are the tiny tokenizer's: registered as a `tiny` preset (for this fixture's life) the
+        # server can show its tokens, as it can for any model whose tokenizer it has.
+        register_preset(
+            ModelPreset(OTHER_MODEL, "tiny", "starcoder2", "a second tiny model, for the API tests")
+        )
         inference = client.get("/api/inferences", params={"limit": 1}).json()["items"][0]["id"]
         pattern = client.get(f"/api/inferences/{inference}/heads").json()["heads"][0]["id"]
         ids = {
@@ -91,5 +108,9 @@ def full_atlas(tiny_atlas, tmp_path_factory) -> Iterator[tuple[TestClient, dict[
             "name": "L2H1",
             "label": 0,  # pattern family 0, the largest
             "model": settings.model.name,  # GET /api/atlas/models/{model}
+            "other": OTHER_MODEL,  # the `other` query parameter of GET /api/cross-model
         }
-        yield client, ids
+        try:
+            yield client, ids
+        finally:
+            del PRESETS[OTHER_MODEL]

@@ -15,15 +15,7 @@ from attnlens.apmae.model import APMAEDecoder, APMAEEncoder, lower_patch_ids
 from attnlens.apmae.scaling import log_normalize, pool_patterns, prepare_patterns
 from attnlens.errors import CheckpointMismatch, ModelUnavailable
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP barriers make
-    # two threads up to 100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def causal_patterns(batch: int, n: int, seed: int = 0) -> torch.Tensor:

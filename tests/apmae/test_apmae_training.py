@@ -21,13 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 JAVA_FIXTURES = REPO / "tests" / "data" / "java"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a busy 2-core machine OpenMP barriers make two threads far slower for models this small.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def java_file(index: int) -> str:

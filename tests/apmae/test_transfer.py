@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from attnlens.apmae.cache import load_patterns, read_spec
@@ -21,7 +20,6 @@ from attnlens.apmae.transfer import (
     transfer_markdown,
 )
 from attnlens.contracts.findings import Estimate, LayerReconstruction
-from attnlens.contracts.models import PRESETS
 from attnlens.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,18 +29,10 @@ TRAINED_ON = "tiny-starcoder2"
 # tiny-starcoder2 in attnlens.contracts.models.
 OTHER = "tiny-qwen2"
 
-needs_other = pytest.mark.skipif(OTHER not in PRESETS, reason=f"no {OTHER} preset in this checkout")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@needs_other
 def test_a_checkpoint_scored_on_its_own_and_another_models_patterns(tmp_path):
     from attnlens.cli import app
 
@@ -115,7 +105,6 @@ def test_a_checkpoint_scored_on_its_own_and_another_models_patterns(tmp_path):
     assert "minimal degradation" in shown.stdout and "not retrievable" in shown.stdout
 
 
-@needs_other
 def test_a_manifest_test_set_for_another_model_cuts_the_same_files(tiny_model, tmp_path):
     from itertools import islice
 

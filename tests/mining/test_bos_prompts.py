@@ -42,10 +42,11 @@ def test_mined_prompts_lead_with_bos_and_keep_the_file_bytes(fixture_files, bos_
         check_scenario(scenario, by_path[scenario.file_path], bos_table, fim)
 
 
-def test_split_prompt_leaves_the_bos_out_and_refuses_counts_that_do_not_fit():
+def test_split_prompt_leaves_the_bos_out_and_never_fails_on_a_stored_row():
     assert split_prompt([9, 1, 10, 11, 3, 12, 2], "fim", 2, 1) == ([10, 11], [12])
     assert split_prompt([1, 10, 11, 3, 12, 2], "fim", 2, 1) == ([10, 11], [12])
     assert split_prompt([9, 10, 11], "l2r", 2, 0) == ([10, 11], [])
     assert split_prompt([10, 11], "l2r", 2, 0) == ([10, 11], [])
-    with pytest.raises(ValueError, match="cannot hold"):
-        split_prompt([9, 9, 10, 11], "l2r", 2, 0)
+    # Counts that do not fit the prompt (rows written by other code) slice as before, with no BOS taken.
+    assert split_prompt([5, 6], "l2r", 16, 0) == ([5, 6], [])
+    assert split_prompt([9, 9, 10, 11], "l2r", 2, 0) == ([9, 9], [])

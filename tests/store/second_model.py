@@ -30,14 +30,15 @@ def add_second_model(
     embedder: str = SECOND_EMBEDDER,
     dim: int = 32,
     seed: int = 5,
+    tasks: tuple[str, ...] = SECOND_TASKS,
 ) -> list[int]:
-    """`n` mined inferences of model `name` (tasks alternating, every third one right) with their head
+    """`n` mined inferences of model `name` (`tasks` in turn, every third one right) with their head
     patterns on `grid`; returns the inference ids."""
     rng = np.random.default_rng(seed)
     refs = [HeadRef(layer, head) for layer in range(grid[0]) for head in range(grid[1])]
     scenarios = [
         FakeScenario("second", f"Second{i}.java", sha256(f"{name}:{i}".encode()).hexdigest(),
-                     SECOND_TASKS[i % 2], "identifier", 0, 2, "xy", [5, 6], list(range(20, 36)))
+                     tasks[i % len(tasks)], "identifier", 0, 2, "xy", [5, 6], list(range(20, 36)))
         for i in range(n)
     ]  # fmt: skip
     ids = []

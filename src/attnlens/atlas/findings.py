@@ -130,7 +130,7 @@ def generalisation_finding(data_dir: Path, models: list[str]) -> GeneralisationF
         return GeneralisationFinding(
             models=models,
             reason="no AP-MAE checkpoint has been scored on a model's held-out patterns in this data folder; "
-            "run `attnlens eval-apmae --checkpoint C --model M` for the models of the atlas "
+            "run attnlens eval-apmae --checkpoint C --model M for the models of the atlas "
             f"({', '.join(models) or 'none'}), the one C was trained on and another.",
         )
     header, rows = transfer_table(matrix)

@@ -60,12 +60,9 @@ def split_prompt(
     left-to-right one `[bos] prefix`. The BOS of models trained with one is the one token the counts leave
     over."""
     markers = 3 if mode == "fim" else 0
-    lead = len(prompt_ids) - n_prefix - n_suffix - markers
-    if lead not in (0, 1):
-        raise ValueError(
-            f"a {mode} prompt of {len(prompt_ids)} tokens cannot hold {n_prefix} prefix and {n_suffix} "
-            "suffix tokens."
-        )
+    # Exactly one token over the counts is the BOS; any other length (a row written by other code) is read
+    # as before BOS-led prompts existed, never refused: display code calls this on stored rows.
+    lead = 1 if len(prompt_ids) == n_prefix + n_suffix + markers + 1 else 0
     if mode != "fim":
         return list(prompt_ids[lead : lead + n_prefix]), []
     start = lead + 1
