@@ -65,7 +65,7 @@ export async function render(root, route) {
   if (!others.length) {
     return void fill(root, h("h1", {}, "Heads across models"), h("div", { class: "notice", id: "compare-one-model", role: "status" },
       `The atlas holds one model (${current}). Build another model's atlas with the same AP-MAE checkpoint (`,
-      h("code", {}, "attnlens atlas build --model gemma3-270m"), ") to compare heads across models."));
+      h("code", {}, "attnlens atlas build --model gemma3-270m --corpus /usr/lib/jvm/openjdk-17/lib/src.zip"), ") to compare heads across models."));
   }
   const other = route.params.get("other") || others[0].name;
   const least = Math.max(2, Number.parseInt(route.params.get("min") || "", 10) || DEFAULT_MIN);

@@ -264,7 +264,7 @@ async function acrossPanel(slot, name) {
     if (!groups.length) {
       return void fill(slot, h("p", { class: "muted", id: "related-across-none" },
         "No other model of this atlas is embedded with the same AP-MAE checkpoint. Build one (",
-        h("code", {}, "attnlens atlas build --model gemma3-270m"), ") to see this head's nearest heads in it."));
+        h("code", {}, "attnlens atlas build --model gemma3-270m --corpus /usr/lib/jvm/openjdk-17/lib/src.zip"), ") to see this head's nearest heads in it."));
     }
     fill(slot, h("p", { class: "muted" }, "Distance between the two heads' AP-MAE embedding distributions, task by task (0 = the same; the typical distance is the median over every pair of heads of the two models). Near heads attend alike on these inputs; that is a hint, not proof that they compute the same thing."),
       ...groups.map((g) => h("div", { class: "related-across", dataset: { model: g.model } },
