@@ -66,3 +66,33 @@ def test_an_eta_rests_on_the_recent_jobs_of_its_kind(private_atlas_client):
     assert 60 - late - 1 <= listed[running]["eta_seconds"] <= 61
     assert 99 * 60 - 1 <= alone["eta_seconds"] <= 99 * (60 + late) + 1
     assert alone["eta_basis"] == "this job's pace so far"
+
+
+def test_another_models_pace_never_sets_a_jobs_eta(private_atlas_client):
+    """A build of Gemma 3 270M ran at its own pace; a SmolLM2 build's ETA must not rest on it (the make run
+    smoke check showed 22 minutes left of a build that had 2 to go). Paces are kept per kind and model."""
+    from datetime import timedelta
+
+    from attnlens.store.base import utc_now
+    from attnlens.store.models import Job
+
+    client = private_atlas_client
+    store = client.app.state.store
+    now = utc_now()
+    other = enqueue_job(store, "eta-model-kind", {"model": "gemma3-270m"}, total=100)
+    running = enqueue_job(store, "eta-model-kind", {}, total=100)
+    with store.session() as session:
+        past = session.get(Job, other)
+        past.state, past.progress_done = "succeeded", 100
+        past.started_at, past.finished_at = now - timedelta(seconds=5000), now - timedelta(seconds=1000)
+        job = session.get(Job, running)
+        job.state, job.progress_done, job.started_at = "running", 50, now - timedelta(seconds=60)
+    body = client.get(f"/api/jobs/{running}").json()
+    late = (utc_now() - now).total_seconds()
+    assert body["eta_basis"] == "this job's pace so far"  # not the 4,000 s the other model's job took
+    assert 60 - 1 <= body["eta_seconds"] <= 60 + late + 1
+    same = enqueue_job(store, "eta-model-kind", {"model": "gemma3-270m"}, total=100)
+    with store.session() as session:
+        job = session.get(Job, same)
+        job.state, job.progress_done, job.started_at = "running", 50, now - timedelta(seconds=60)
+    assert client.get(f"/api/jobs/{same}").json()["eta_basis"] == "the pace of the last job of this kind"

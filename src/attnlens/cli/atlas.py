@@ -57,6 +57,8 @@ def build(
         settings.mining.seed if seed is None else seed,
         batch_size or settings.atlas.batch_size,
     )
+    if model:  # a build of another model than the served one says so on the Jobs page (and in its pace)
+        parameters["model"] = settings.model.name
     store = open_store(settings)
     typer.echo(f"loading {settings.model.name} and AP-MAE ({settings.apmae.checkpoint})...")
     worker = LocalWorker(settings, store)

@@ -207,23 +207,31 @@ class PastRate:
     jobs: int  # how many jobs the median is over
 
 
-def past_rates(store: Store, per_kind: int = 5, scan: int = 200) -> dict[str, PastRate]:
-    """Per job kind, the median seconds per progress unit of its `per_kind` newest succeeded jobs (among the
-    newest `scan` succeeded ones): what an ETA can rest on before a job's own progress means much."""
+def past_rates(store: Store, per_kind: int = 5, scan: int = 200) -> dict[tuple[str, str | None], PastRate]:
+    """Per job kind and model (its `model` parameter; None: the served one), the median seconds per progress
+    unit of its `per_kind` newest succeeded jobs (among the newest `scan` succeeded ones): what an ETA can
+    rest on before a job's own progress means much. Per model, because one model's build pace says nothing
+    about another's (Gemma 3 270M and SmolLM2 differ by 4x in patterns per inference)."""
     with store.session() as session:
         rows = session.execute(
-            select(Job.kind, Job.started_at, Job.finished_at, Job.progress_total)
+            select(Job.kind, Job.parameters, Job.started_at, Job.finished_at, Job.progress_total)
             .where(Job.state == "succeeded", Job.progress_total > 0, Job.started_at.is_not(None))
             .where(Job.finished_at.is_not(None))
             .order_by(Job.id.desc())
             .limit(scan)
         ).all()
-    by_kind: dict[str, list[float]] = {}
-    for kind, started, finished, total in rows:
-        rates = by_kind.setdefault(kind, [])
+    by_kind: dict[tuple[str, str | None], list[float]] = {}
+    for kind, parameters, started, finished, total in rows:
+        rates = by_kind.setdefault((kind, rate_model(parameters)), [])
         if len(rates) < per_kind and started is not None and finished is not None and total:
             rates.append((finished - started).total_seconds() / total)
-    return {kind: PastRate(float(statistics.median(r)), len(r)) for kind, r in by_kind.items()}
+    return {key: PastRate(float(statistics.median(r)), len(r)) for key, r in by_kind.items()}
+
+
+def rate_model(parameters: object) -> str | None:
+    """The model a job's pace belongs to: its `model` parameter, None when it names none (the served one)."""
+    model = parameters.get("model") if isinstance(parameters, dict) else None
+    return str(model) if model else None
 
 
 def running_jobs(store: Store) -> list[tuple[int, str | None]]:

@@ -43,7 +43,15 @@ from attnlens.store import Store
 from attnlens.store.analyses import queued_job_ids
 from attnlens.store.base import utc_now
 from attnlens.store.inferences import atlas_models
-from attnlens.store.jobs import PastRate, enqueue_job, get_job, list_jobs, past_rates, request_cancel
+from attnlens.store.jobs import (
+    PastRate,
+    enqueue_job,
+    get_job,
+    list_jobs,
+    past_rates,
+    rate_model,
+    request_cancel,
+)
 from attnlens.store.models import Job
 
 router = APIRouter(tags=["jobs"])
@@ -73,16 +81,16 @@ def default_corpus(registered: dict[str, str]) -> str:
     return ATLAS_CORPUS if ATLAS_CORPUS in registered else DEMO_CORPUS
 
 
-def estimate(job: Job, rates: Mapping[str, PastRate]) -> tuple[float | None, str | None]:
+def estimate(job: Job, rates: Mapping[tuple[str, str | None], PastRate]) -> tuple[float | None, str | None]:
     """Seconds left for a running job, and what the figure rests on. From the recent finished jobs of its
-    kind when there are any (their seconds per unit x this job's units, minus the time it has run): a job's
-    own pace misleads while its progress is uneven (a map's UMAP fit moved no counter for minutes, and its
-    ETA said 11-18 minutes of a job that took 1.7). From its own pace when no such job finished yet, or once
-    it has run longer than they predict."""
+    kind and model when there are any (their seconds per unit x this job's units, minus the time it has
+    run): a job's own pace misleads while its progress is uneven (a map's UMAP fit moved no counter for
+    minutes, and its ETA said 11-18 minutes of a job that took 1.7). From its own pace when no such job
+    finished yet, or once it has run longer than they predict."""
     if job.state != "running" or not job.started_at or not job.progress_total:
         return None, None
     elapsed = (utc_now() - job.started_at).total_seconds()
-    past = rates.get(job.kind)
+    past = rates.get((job.kind, rate_model(job.parameters)))
     if past is not None:
         left = past.seconds_per_unit * job.progress_total - elapsed
         if left > 0:
@@ -104,7 +112,9 @@ def shown_parameters(parameters: Mapping[str, object] | None) -> dict[str, objec
     return shown
 
 
-def job_public(job: Job, queue: Sequence[int] = (), rates: Mapping[str, PastRate] | None = None) -> JobPublic:
+def job_public(
+    job: Job, queue: Sequence[int] = (), rates: Mapping[tuple[str, str | None], PastRate] | None = None
+) -> JobPublic:
     """The job as the API shows it; with `queue` (queued ids, oldest first) a queued job knows its place,
     with `rates` (`past_rates`) a running one's ETA rests on the recent jobs of its kind."""
     eta, basis = estimate(job, rates or {})
