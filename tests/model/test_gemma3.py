@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attnlens.atlas.verify import verify_model
 from attnlens.mining import TokenTable, iter_corpus, mine_scenarios
 from attnlens.mining.tokens import tokenize_file
 from attnlens.model import TargetModel
-from attnlens.model.verify import verify_model
 from tests.conftest import JAVA_FIXTURES
 from tests.mining.checks import check_scenario
 from tests.model.test_smollm2 import JAVA_FILE

@@ -15,6 +15,7 @@ from transformers import LlamaForCausalLM
 from transformers.models.llama import modeling_llama
 from typer.testing import CliRunner
 
+from attnlens.atlas.verify import CheckResult, VerifyReport, attention_implementation, verify_model
 from attnlens.cli import app
 from attnlens.heads import HeadRef
 from attnlens.model import TargetModel
@@ -26,7 +27,6 @@ from attnlens.model.tiny import (
     tiny_tokenizer,
     tiny_tokenizer_with,
 )
-from attnlens.model.verify import CheckResult, VerifyReport, attention_implementation, verify_model
 from tests.conftest import MODELS_CACHE
 
 CHECKS = (

@@ -11,7 +11,7 @@ import typer
 from attnlens.cli.common import settings_of
 
 if TYPE_CHECKING:
-    from attnlens.model.verify import VerifyReport
+    from attnlens.atlas.verify import VerifyReport
 
 # `attnlens models` alone lists the presets (as it did before `verify` existed); subcommands act on one.
 models_app = typer.Typer(help="List the model presets; `models verify NAME` checks one model.")
@@ -78,8 +78,8 @@ def verify(
     """Check that attnlens can trust a model: eager attention gives the model's own logits, attention
     rows are causal softmax rows with one pattern per query head, FIM prompts round-trip, and a head
     ablation acts and then leaves no trace. Exit code 1 when a check fails."""
+    from attnlens.atlas.verify import verify_model
     from attnlens.model import TargetModel
-    from attnlens.model.verify import verify_model
 
     settings = settings_of(ctx)
     m = settings.model

@@ -26,7 +26,7 @@ from attnlens.mining.tokens import FileTokens, TokenTable, tokenize_file
 from attnlens.mining.windows import FIM_MARKERS, Hole, align_hole, clean_cuts, fim_window, l2r_window
 
 if TYPE_CHECKING:
-    from attnlens.model.target import FimTokens
+    from attnlens.contracts.models import FimTokens
 
 # A hole widened by more than this many bytes on one side no longer says much about its task.
 MAX_WIDEN_BYTES = 32
