@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from attnlens.config import Settings
+from tests.postgres_server import pg_settings, postgres_url  # noqa: F401 - fixtures for every test
 
 REPO = Path(__file__).resolve().parents[1]
 # SmolLM2 is converted from the package's GGUF once (about 20 s) into this cache and reused by later

@@ -19,7 +19,6 @@ from attnlens.service.local import LocalWorker
 from attnlens.store import open_store
 from attnlens.store.models import PASTED, HeadPattern, Inference
 from tests.conftest import JAVA_FIXTURES, REPO, TINY_TASKS, tiny_settings
-from tests.store.test_postgres import pg_settings, server_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 MIN_PASTES_DURING_BUILD = 3

@@ -16,6 +16,7 @@ from attnlens.store.engine import Store, make_engine
 from attnlens.store.jobs import (
     acknowledge_cancel,
     claim_job,
+    claim_queued_job,
     enqueue_job,
     fail_job,
     finish_job,
@@ -61,6 +62,21 @@ def test_claims_take_the_oldest_job_of_the_wanted_kind(settings):
     assert claim_job(store, "w").id == first
     assert claim_job(store, "w", kinds=["cluster"]) is None
     assert claim_job(store, "w", kinds=["mine"]).id == third
+
+
+def check_runners_leave_driven_builds_alone(store: Store) -> None:
+    """A Ray build is run by the command that queued it: a runner skipping `ray` never takes it (on
+    SQLite and PostgreSQL alike: the test runs on both), while that command can claim it by id."""
+    ray_build = enqueue_job(store, "atlas_build", {"corpus": "x", "engine": "ray"})
+    local_build = enqueue_job(store, "atlas_build", {"corpus": "x"})
+    explicit_local = enqueue_job(store, "atlas_build", {"corpus": "x", "engine": "local"})
+    claimed = [claim_job(store, "runner", skip_engines=("ray",)) for _ in range(3)]
+    assert [job.id if job else None for job in claimed] == [local_build, explicit_local, None]
+    assert claim_queued_job(store, ray_build, "driver").worker == "driver"
+
+
+def test_runners_leave_driven_builds_alone(settings):
+    check_runners_leave_driven_builds_alone(open_store(settings))
 
 
 def test_a_failed_job_keeps_its_error(settings):

@@ -1,108 +1,26 @@
 """The store on PostgreSQL (what several machines share): migrations, idempotent writes, exclusive job
-claims across processes, filters and the index check. Runs on a throwaway server started from the
-`initdb`/`pg_ctl` on PATH, or on ATTNLENS_TEST_POSTGRES_URL (a server database the test may fill)."""
+claims across processes, filters and the index check, on the session's throwaway server
+(`tests.postgres_server`)."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
-import subprocess
-import tempfile
-import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
 
-from attnlens.config import Settings
 from attnlens.index import PatternIndex
 from attnlens.store import open_store, save_scenarios
 from attnlens.store.base import Base
 from attnlens.store.jobs import claim_job, enqueue_job, finish_job, list_jobs
 from attnlens.store.patterns import PatternFilter, matching_pattern_ids
 from tests.store.fake_atlas import fill_atlas
-from tests.store.test_jobs import _claim_all
+from tests.store.test_jobs import _claim_all, check_runners_leave_driven_builds_alone
 from tests.store.test_scenarios import make_scenarios
 
 pytestmark = pytest.mark.slow
-PORT = 54329
-
-
-def postgres_bin() -> Path | None:
-    """The folder of `initdb` and `pg_ctl`: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin."""
-    if (found := shutil.which("initdb")) and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    return versions[-1].parent if versions else None
-
-
-def _throwaway_server(folder: Path) -> str:
-    """Start a PostgreSQL server for this test session in `folder`; returns its base URL."""
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
-    if as_user:
-        shutil.chown(folder, user="postgres")
-    data = folder / "data"
-    bin_dir = postgres_bin()
-    assert bin_dir is not None
-    subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "attnlens"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {PORT} -k {folder} -c listen_addresses='' -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-        ],  # fmt: skip
-        check=True,
-        capture_output=True,
-    )
-    return f"postgresql+psycopg://attnlens@/postgres?host={folder}&port={PORT}"
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
-    if url := os.environ.get("ATTNLENS_TEST_POSTGRES_URL"):
-        yield url
-        return
-    if postgres_bin() is None:
-        pytest.skip(
-            "no PostgreSQL: install postgresql (`make test` does, as root) or set ATTNLENS_TEST_POSTGRES_URL"
-        )
-    folder = Path(tempfile.mkdtemp(prefix="attnlens-pg-"))
-    url = _throwaway_server(folder)
-    yield url
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    pg_ctl = str((postgres_bin() or Path()) / "pg_ctl")
-    stop = [*as_user, pg_ctl, "-D", str(folder / "data"), "-m", "immediate", "stop"]
-    subprocess.run(stop, capture_output=True)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_settings(server_url, tmp_path) -> Settings:
-    """Settings on a fresh, empty database of the server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    base, _, query = server_url.partition("?")
-    return Settings(data_dir=tmp_path / "data", db={"url": f"{base.rsplit('/', 1)[0]}/{name}?{query}"})
 
 
 def test_postgres_migrations_produce_the_orm_schema(pg_settings):
@@ -169,3 +87,7 @@ def test_postgres_upgrade_from_the_initial_schema_backfills_pasted_sources(pg_se
     ids = fill_initial_schema(engine)
     engine.dispose()
     check_backfilled_sources(pg_settings, ids)
+
+
+def test_postgres_runners_leave_driven_builds_alone(pg_settings):
+    check_runners_leave_driven_builds_alone(open_store(pg_settings))

@@ -46,6 +46,15 @@ def is_hub_id(name_or_path: str | Path) -> bool:
     return text != "default" and _HUB_ID.fullmatch(text) is not None and not Path(text).exists()
 
 
+def embedder_label(checkpoint: str | Path) -> str:
+    """How stored rows name the embeddings' origin: `default` and a hub id as they are, a folder as its
+    resolved path (so two spellings of one folder are one embedding space)."""
+    text = str(checkpoint)
+    if text == "default" or is_hub_id(text):
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
 def checkpoint_folder(
     name_or_path: str | Path, *, models_dir: Path | None = None, allow_pickle_weights: bool = False
 ) -> Path:

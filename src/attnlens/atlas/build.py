@@ -177,7 +177,7 @@ def run_build(
             break
         batch_ids = todo[start : start + request.batch_size]
         batch = [(i, by_id[i]) for i in batch_ids]
-        items, failures = run_model(_process_resilient, model, embed, batch, settings)
+        items, failures = run_model(process_resilient, model, embed, batch, settings)
         for scenario_id, message in failures:
             report.failed += 1
             if len(report.failures) < max_failures_listed:
@@ -193,7 +193,7 @@ def run_build(
     return report
 
 
-def _process_resilient(
+def process_resilient(
     model: TargetModel, embed: Embedder, batch: list[tuple[int, Scenario]], settings: Settings
 ) -> tuple[list[tuple[int, ProcessedInference]], list[tuple[int, str]]]:
     """Process a batch, falling back to one scenario at a time.
@@ -209,7 +209,7 @@ def _process_resilient(
         log.warning("batch failed (%s); retrying its %d scenarios one by one", _describe(exc), len(batch))
     items, failures = [], []
     for entry in batch:
-        good, bad = _process_resilient(model, embed, [entry], settings)
+        good, bad = process_resilient(model, embed, [entry], settings)
         items += good
         failures += bad
     return items, failures

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
-    """Mine, run, embed and store; sync the index every few batches so search fills in as it goes."""
+    """Mine, run, embed and store, here (`engine` local) or on Ray (`engine` ray); sync the index every few
+    batches so search fills in as it goes."""
     p = ctx.job.parameters
     request = BuildRequest(
         corpus=require(p, "corpus", str),
@@ -28,8 +29,6 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
         seed=int(p.get("seed", 0)),
         batch_size=int(p.get("batch_size", ctx.settings.atlas.batch_size)),
     )
-    runtime = ctx.models
-    model, apmae = runtime.model, runtime.apmae
     every = ctx.settings.atlas.index_save_every
     calls = {"n": 0}
 
@@ -39,17 +38,38 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
             sync_index(ctx.settings, ctx.store)
         ctx.progress(done, total, message)
 
-    report = run_build(
-        ctx.settings,
-        ctx.store,
-        model,
-        apmae.embed_with_errors,
-        request,
-        embedder=runtime.embedder_name,
-        progress=progress,
-        should_stop=ctx.should_stop,
-        run_model=ctx.run_model,
-    )
+    if p.get("engine") == "ray":
+        # The models live in the Ray actors: this process only mines, dispatches and counts.
+        from attnlens.apmae.load import embedder_label
+        from attnlens.atlas.ray_build import RayPlan, run_ray_build
+
+        settings = ctx.settings
+        if (model := p.get("model")) and model != settings.model.name:  # a build of another model
+            merged = settings.model_dump()
+            merged["model"]["name"] = model
+            settings = type(settings).model_validate(merged)
+        report = run_ray_build(
+            settings,
+            ctx.store,
+            request,
+            RayPlan.from_parameters(p),
+            embedder=embedder_label(settings.apmae.checkpoint),
+            progress=progress,
+            should_stop=ctx.should_stop,
+        )
+    else:
+        runtime = ctx.models
+        report = run_build(
+            ctx.settings,
+            ctx.store,
+            runtime.model,
+            runtime.apmae.embed_with_errors,
+            request,
+            embedder=runtime.embedder_name,
+            progress=progress,
+            should_stop=ctx.should_stop,
+            run_model=ctx.run_model,
+        )
     result = report.to_dict()
     result["index"] = sync_index(ctx.settings, ctx.store)
     return result

@@ -37,8 +37,27 @@ def build(
     checkpoint: Annotated[
         str | None, typer.Option(help="AP-MAE checkpoint folder (default: the shipped one).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="`local`: this process. `ray`: Ray tasks mine, Ray actors run the models.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster: `auto` (the one this machine is in) or ray://host:10001 "
+            "(default: a Ray on this machine only)."
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(help="Ray actors, each holding the model and AP-MAE (default: one per GPU, else 1)."),
+    ] = None,
+    cpus_per_actor: Annotated[float, typer.Option(help="CPUs (and torch threads) per Ray actor.")] = 1.0,
+    gpus_per_actor: Annotated[
+        float | None, typer.Option(help="GPUs per Ray actor (default: 1 if the cluster has GPUs, else 0).")
+    ] = None,
 ) -> None:
     """Mine scenarios, run the model, embed every head, store and index them. Re-run to resume."""
+    from attnlens.contracts.job_parameters import engine_parameters
     from attnlens.contracts.jobs import ATLAS_BUILD
     from attnlens.service.local import LocalWorker
     from attnlens.store import open_store
@@ -59,11 +78,16 @@ def build(
     )
     if model:  # a build of another model than the served one says so on the Jobs page (and in its pace)
         parameters["model"] = settings.model.name
+    parameters |= engine_parameters(
+        engine, address=address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor
+    )
     store = open_store(settings)
-    typer.echo(f"loading {settings.model.name} and AP-MAE ({settings.apmae.checkpoint})...")
-    worker = LocalWorker(settings, store)
-    worker.start(background=False)
-    worker.model, worker.apmae  # noqa: B018 - raise now, with the reason, if either failed to load
+    worker = None
+    if engine == "local":  # on Ray the actors load the models; this process only mines and dispatches
+        typer.echo(f"loading {settings.model.name} and AP-MAE ({settings.apmae.checkpoint})...")
+        worker = LocalWorker(settings, store)
+        worker.start(background=False)
+        worker.model, worker.apmae  # noqa: B018 - raise now, with the reason, if either failed to load
     result = run_job_with_progress(settings, store, ATLAS_BUILD, parameters, worker, "scenario")
     typer.echo(json.dumps(result, indent=2, default=str))
 

@@ -89,3 +89,39 @@ def head_scores_parameters(served: str, limit: int | None) -> dict[str, object]:
     if limit is not None:
         _whole("limit", limit, 1)
     return {"model": served, "limit": limit}
+
+
+ENGINES = ("local", "ray")
+# Engines whose builds only the command that queued them runs (it drives the cluster); job runners skip them.
+DRIVEN_ENGINES = ("ray",)
+
+
+def engine_parameters(
+    engine: str,
+    *,
+    address: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: float = 1.0,
+    gpus_per_actor: float | None = None,
+) -> dict[str, object]:
+    """What an atlas build adds to its parameters to run on Ray (nothing for the local engine, so a local
+    build's parameters, and with them its resume, stay as they were)."""
+    if engine not in ENGINES:
+        raise InvalidInput(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
+    if engine == "local":
+        if address is not None or actors is not None or gpus_per_actor is not None:
+            raise InvalidInput("--address, --actors and --gpus-per-actor need --engine ray.")
+        return {}
+    if actors is not None:
+        _whole("actors", actors, 1)
+    if cpus_per_actor <= 0:
+        raise InvalidInput(f"cpus_per_actor must be more than 0, got {cpus_per_actor!r}.")
+    if gpus_per_actor is not None and gpus_per_actor < 0:
+        raise InvalidInput(f"gpus_per_actor must be 0 or more, got {gpus_per_actor!r}.")
+    return {
+        "engine": "ray",
+        "address": address,
+        "actors": actors,
+        "cpus_per_actor": cpus_per_actor,
+        "gpus_per_actor": gpus_per_actor,
+    }

@@ -33,6 +33,25 @@ class MiningStats:
         made = self.scenarios[task]
         return self.target_tokens[task] / made if made else 0.0
 
+    @classmethod
+    def of_task_runs(cls, runs: dict[str, MiningStats]) -> MiningStats:
+        """One run's counts from runs that each mined one task over the same file order (the Ray build).
+
+        Each task's own counts (candidates, scenarios, target tokens, rejected spans) come from its run.
+        The file counts are the largest any run reached: every run read a prefix of the same files, and a
+        one-process run reads until the last task is full, i.e. the longest prefix."""
+        merged = cls()
+        for task, run in runs.items():
+            merged.files_read = max(merged.files_read, run.files_read)
+            merged.files_mined = max(merged.files_mined, run.files_mined)
+            merged.files_with_parse_errors = max(merged.files_with_parse_errors, run.files_with_parse_errors)
+            merged.skipped |= run.skipped  # Counter union: the larger count per reason
+            merged.candidates[task] = run.candidates[task]
+            merged.scenarios[task] = run.scenarios[task]
+            merged.target_tokens[task] = run.target_tokens[task]
+            merged.rejected.update(run.rejected)
+        return merged
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files_read": self.files_read,

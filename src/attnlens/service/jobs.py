@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from attnlens.atlas.jobs import JobCancelled, JobContext, JobHandler, ModelRuntime
 from attnlens.config import Settings
+from attnlens.contracts.job_parameters import DRIVEN_ENGINES
 from attnlens.errors import AttnLensError, JobNotHeld
 from attnlens.store import Store
 from attnlens.store.jobs import (
@@ -102,7 +103,7 @@ class JobRunner:
 
     def run_once(self) -> bool:
         """Claim and run one job; False when none was waiting."""
-        job = claim_job(self.store, self.worker, kinds=sorted(self.handlers))
+        job = claim_job(self.store, self.worker, kinds=sorted(self.handlers), skip_engines=DRIVEN_ENGINES)
         if job is None:
             return False
         context = JobContext(self.settings, self.store, job, self.worker, self.runtime)

@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from attnlens.contracts.results import HolePreview
@@ -150,12 +149,9 @@ class LocalWorker:
     def embedder_name(self) -> str:
         """Names the embeddings' origin in stored rows: the checkpoint setting, as a folder name if a path
         (`default` and a hub id stay as they are)."""
-        from attnlens.apmae.load import is_hub_id
+        from attnlens.apmae.load import embedder_label
 
-        checkpoint = self.settings.apmae.checkpoint
-        if checkpoint == "default" or is_hub_id(checkpoint):
-            return checkpoint
-        return str(Path(checkpoint).expanduser().resolve())
+        return embedder_label(self.settings.apmae.checkpoint)
 
     # -- interactive model calls (each through the gate) ---------------------------------------------
 

@@ -13,11 +13,12 @@ the dead worker, should it wake up, gets `JobNotHeld` on its next report.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 
 from attnlens.errors import InvalidInput, JobNotHeld, NotFound
 from attnlens.store.base import utc_now
@@ -47,11 +48,19 @@ def get_job(store: Store, job_id: int) -> Job:
         return job
 
 
-def claim_job(store: Store, worker: str, kinds: list[str] | None = None) -> Job | None:
-    """Take the oldest queued job (of one of `kinds`, if given) for `worker`; None when there is none."""
+def claim_job(
+    store: Store, worker: str, kinds: list[str] | None = None, *, skip_engines: Sequence[str] = ()
+) -> Job | None:
+    """Take the oldest queued job (of one of `kinds`, if given) for `worker`; None when there is none.
+    Jobs whose `engine` parameter is in `skip_engines` are left for their own driver (a Ray build runs in
+    the `attnlens atlas build --engine ray` that queued it, which sits in the cluster; a server's runner
+    may be nowhere near it)."""
     waiting = select(Job.id).where(Job.state == "queued", Job.cancel_requested.is_(False))
     if kinds is not None:
         waiting = waiting.where(Job.kind.in_(kinds))
+    if skip_engines:
+        engine = func.coalesce(Job.parameters["engine"].as_string(), "local")
+        waiting = waiting.where(engine.not_in(list(skip_engines)))
     candidate = waiting.order_by(Job.id).limit(1).with_for_update(skip_locked=True)
     for _ in range(10):
         now = utc_now()

@@ -1,0 +1,356 @@
+"""The atlas build on a Ray cluster (`attnlens atlas build --engine ray`): the same atlas as the local build
+(`attnlens.atlas.build`), made by many processes on many machines.
+
+- Mining runs as Ray CPU tasks, one per task name: a scenario depends only on (seed, file, task) and each
+  task keeps its own count, so mining the tasks apart yields exactly the scenarios of one run over all of
+  them (`mine_scenarios`). The driver stores them (idempotent, as in the local build).
+- The target model and AP-MAE live together in `BuildActor`s (one per GPU, or a few on CPUs): the raw
+  (layers x heads x 256 x 256) patterns never leave the process that made them. Each actor writes its
+  batch's inferences and head patterns straight into the shared database, one transaction per inference.
+- A scenario is done exactly when its inference row exists (unique per scenario and model), so a batch may
+  run twice without harm: an actor skips what is stored and the unique key refuses a second copy. A killed
+  actor is restarted by Ray and its batches are retried (`max_restarts`, `max_task_retries`); an actor
+  gone for good has its batches handed to the others. Nothing is lost, nothing stored twice.
+- Cancel and progress go through the job row, as for every job. The FAISS index is synced from the
+  database by the job (`attnlens.atlas.build_job`), in chunks, after the build.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attnlens.atlas.build import BuildReport, BuildRequest, ProgressFn, process_resilient, write_processed
+from attnlens.config import Settings
+from attnlens.errors import InvalidInput, ModelUnavailable, StoreError
+from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
+from attnlens.store import Store, open_store, save_scenarios
+from attnlens.store.inferences import scenarios_without_inference
+
+if TYPE_CHECKING:
+    from attnlens.contracts.models import FimTokens
+    from attnlens.model.target import ModelInfo
+
+log = logging.getLogger(__name__)
+
+# Ray restarts a dead actor this many times and retries each of its calls as often; past that, the driver
+# hands the actor's batches to the others.
+ACTOR_RESTARTS = 2
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """Where and how wide a Ray build runs.
+
+    `address` None starts a Ray instance on this machine only (every CPU; SQLite is fine then);
+    `auto` joins the cluster this machine is part of; `ray://host:10001` connects a client to one.
+    `actors` None: one per GPU of the cluster when `gpus_per_actor` > 0, else one.
+    `gpus_per_actor` None: 1 when the cluster has GPUs, else 0 (the model runs on the actor's CPUs).
+    """
+
+    address: str | None = None
+    actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None
+    batches_in_flight: int = 2  # per actor: the next batch waits in the actor while one runs
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any]) -> RayPlan:
+        """The plan a job's parameters describe (made and checked by
+        `attnlens.contracts.job_parameters.engine_parameters`)."""
+        return cls(
+            address=parameters.get("address"),
+            actors=parameters.get("actors"),
+            cpus_per_actor=float(parameters.get("cpus_per_actor", 1.0)),
+            gpus_per_actor=parameters.get("gpus_per_actor"),
+        )
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What an actor did with one batch (the head patterns themselves stay in the database)."""
+
+    stored: int  # inferences this call wrote
+    skipped: int  # scenarios some earlier call (a retried batch, another builder) had stored
+    head_patterns: int
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (scenario id, error)
+
+
+class BuildActor:
+    """The target model and AP-MAE in one process, writing what it makes to the shared store.
+
+    Plain class: `run_ray_build` turns it into a Ray actor with the plan's resources, so importing this
+    module needs no Ray."""
+
+    def __init__(self, settings: Settings, embedder: str, threads: int) -> None:
+        import torch
+
+        from attnlens.apmae.load import load_apmae
+        from attnlens.model import TargetModel
+
+        # As many threads as the actor was given CPUs: more would fight the other actors for the cores.
+        torch.set_num_threads(max(1, threads))
+        self.settings = settings
+        self.embedder = embedder
+        self.model = TargetModel.from_settings(settings)
+        self.embed = load_apmae(settings).embed_with_errors
+        self.store = open_store(settings)
+
+    def info(self) -> ModelInfo:
+        return self.model.info
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def process(self, batch: list[tuple[int, Scenario]]) -> BatchOutcome:
+        todo = set(scenarios_without_inference(self.store, self.model.info.name, [i for i, _ in batch]))
+        work = [(i, s) for i, s in batch if i in todo]
+        if not work:
+            return BatchOutcome(stored=0, skipped=len(batch), head_patterns=0)
+        items, failures = process_resilient(self.model, self.embed, work, self.settings)
+        new_ids = write_processed(self.store, self.model, items, self.embedder)
+        heads = self.model.info.n_layers * self.model.info.n_heads
+        stored = len(new_ids) // heads if heads else 0
+        return BatchOutcome(
+            stored=stored,
+            skipped=len(batch) - len(work) + len(items) - stored,
+            head_patterns=len(new_ids),
+            failures=failures,
+        )
+
+
+def mine_one_task(
+    settings: Settings, request: BuildRequest, task: str
+) -> tuple[list[Scenario], MiningStats, FimTokens | None]:
+    """The scenarios of one task (a Ray CPU task), and the FIM markers they were built with: only the
+    tokenizer is loaded, never the weights."""
+    from attnlens.mining import fim_tokens_of
+    from attnlens.model.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(
+        settings.model.name, models_dir=settings.models_dir, revision=settings.model.revision
+    )
+    fim = fim_tokens_of(tokenizer)
+    stats = MiningStats()
+    corpus = request.corpus
+    files = iter_corpus(
+        corpus if corpus.startswith("hf:") else Path(corpus),
+        max_file_bytes=settings.mining.max_file_bytes,
+        stats=stats,
+        shuffle_seed=request.seed,
+    )
+    scenarios = mine_scenarios(
+        files,
+        tokenizer=tokenizer,
+        fim=fim,
+        tasks=[task],
+        per_task=request.per_task,
+        context_tokens=settings.mining.context_tokens,
+        seed=request.seed,
+        stats=stats,
+    )
+    return list(scenarios), stats, fim
+
+
+def run_ray_build(
+    settings: Settings,
+    store: Store,
+    request: BuildRequest,
+    plan: RayPlan,
+    *,
+    embedder: str,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_actors: Callable[[list[Any]], None] | None = None,
+) -> BuildReport:
+    """Build (or resume) an atlas on Ray; the report of the local build, for the same atlas.
+    `on_actors(handles)` sees the actors once they are up (tests kill one)."""
+    import ray
+
+    started = time.perf_counter()
+    _check_store(store, plan)
+    we_started_ray = _connect(plan)
+    report = BuildReport()
+    actors: list[Any] = []
+    try:
+        # Mining first: the actors hold their CPUs for the whole build, and on a small machine the mining
+        # tasks would wait for them forever.
+        by_id, fim = _mine_and_save(settings, store, request, report)
+        actors = _start_actors(settings, plan, embedder)
+        info: ModelInfo = ray.get(actors[0].info.remote())
+        if (info.name, info.fim) != (settings.model.name, fim):
+            raise InvalidInput(
+                f"the actors' model ({info.name}, FIM {info.fim}) is not the one the scenarios were mined "
+                f"for ({settings.model.name}, FIM {fim}); every node must hold the same model files."
+            )
+        if on_actors is not None:
+            on_actors(actors)
+        todo = scenarios_without_inference(store, info.name, list(by_id))
+        report.already_done = report.scenarios - len(todo)
+        if progress:
+            progress(
+                report.already_done,
+                report.scenarios,
+                f"{len(todo)} scenarios to run on {len(actors)} Ray actors "
+                f"({report.already_done} already done)",
+            )
+        batches = [
+            [(i, by_id[i]) for i in todo[start : start + request.batch_size]]
+            for start in range(0, len(todo), request.batch_size)
+        ]
+        _dispatch(actors, batches, plan, report, progress, should_stop)
+        if not report.cancelled:
+            _check_complete(store, info.name, todo, report)
+    finally:
+        for actor in actors:
+            ray.kill(actor)  # frees its GPU now; a cancelled build's batch in flight is simply not stored
+        if we_started_ray:
+            ray.shutdown()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_complete(store: Store, model_name: str, todo: list[int], report: BuildReport) -> None:
+    """Every scenario the build ran is stored or counted as failed: a lost batch must not pass for done."""
+    missing = len(scenarios_without_inference(store, model_name, todo))
+    if missing != report.failed:
+        raise StoreError(
+            f"{missing - report.failed} scenarios have no inference after the Ray build although no actor "
+            "reported them failed (see the Ray logs, `ray logs`); run the same command again to finish them."
+        )
+
+
+def _check_store(store: Store, plan: RayPlan) -> None:
+    if store.is_sqlite and plan.address is not None:
+        raise InvalidInput(
+            "a Ray cluster needs a database every machine can reach, and SQLite is a file on one machine: "
+            "set ATTNLENS_DB__URL=postgresql+psycopg://user:password@host/db (README, 'Building on a Ray "
+            "cluster'), or leave out --address to run Ray on this machine only."
+        )
+
+
+def _connect(plan: RayPlan) -> bool:
+    """Join (or start) Ray; True when this call started it, so the build shuts it down again."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine unasked
+    try:
+        if plan.address is None:
+            ray.init(include_dashboard=False, log_to_driver=True)
+        else:
+            ray.init(address=plan.address, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"could not reach the Ray cluster at {plan.address!r}: {exc}. Start it (`ray start --head` on "
+            "one machine, `ray start --address=HEAD:6379` on the others) or leave out --address."
+        ) from exc
+    return True
+
+
+def _start_actors(settings: Settings, plan: RayPlan, embedder: str) -> list[Any]:
+    import ray
+
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    gpus = plan.gpus_per_actor if plan.gpus_per_actor is not None else (1.0 if cluster_gpus else 0.0)
+    count = plan.actors if plan.actors is not None else (max(1, int(cluster_gpus // gpus)) if gpus else 1)
+    if gpus and count * gpus > cluster_gpus:
+        raise InvalidInput(
+            f"{count} actors x {gpus:g} GPUs need {count * gpus:g} GPUs; the cluster has {cluster_gpus:g}."
+        )
+    remote = ray.remote(BuildActor).options(
+        num_cpus=plan.cpus_per_actor,
+        num_gpus=gpus,
+        max_restarts=ACTOR_RESTARTS,
+        max_task_retries=ACTOR_RESTARTS,
+    )
+    if not gpus:  # "auto" would still take a GPU that a node has but Ray did not give the actor
+        merged = settings.model_dump()
+        merged["model"]["device"] = merged["apmae"]["device"] = "cpu"
+        settings = type(settings).model_validate(merged)
+    actors = [remote.remote(settings, embedder, int(plan.cpus_per_actor)) for _ in range(count)]
+    log.info("started %d Ray actors (%g CPUs, %g GPUs each)", count, plan.cpus_per_actor, gpus)
+    return actors
+
+
+def _mine_and_save(
+    settings: Settings, store: Store, request: BuildRequest, report: BuildReport
+) -> tuple[dict[int, Scenario], FimTokens | None]:
+    """Mine every task as its own Ray task, then store the scenarios in task order; returns id -> scenario
+    and the FIM markers used."""
+    import ray
+
+    mine = ray.remote(num_cpus=1)(mine_one_task)
+    refs = {task: mine.remote(settings, request, task) for task in request.tasks}
+    scenarios: list[Scenario] = []
+    runs: dict[str, MiningStats] = {}
+    fim: FimTokens | None = None
+    for task, ref in refs.items():
+        found, runs[task], fim = ray.get(ref)
+        scenarios += found
+    with store.session(immediate=True) as session:
+        ids = save_scenarios(session, scenarios, model_name=settings.model.name)
+    report.scenarios = len(ids)
+    report.mining = MiningStats.of_task_runs(runs).to_dict()
+    return dict(zip(ids, scenarios, strict=True)), fim
+
+
+def _dispatch(
+    actors: list[Any],
+    batches: Sequence[list[tuple[int, Scenario]]],
+    plan: RayPlan,
+    report: BuildReport,
+    progress: ProgressFn | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """Keep every actor `batches_in_flight` batches deep until all are done; count what comes back."""
+    import ray
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    queue = deque(batches)
+    live = list(actors)
+    in_flight: dict[Any, tuple[Any, list[tuple[int, Scenario]]]] = {}  # ref -> (actor, batch)
+    done = report.already_done
+    while queue or in_flight:
+        if should_stop is not None and should_stop():
+            report.cancelled = True
+            return
+        for actor in live:
+            while queue and sum(a is actor for a, _ in in_flight.values()) < plan.batches_in_flight:
+                batch = queue.popleft()
+                in_flight[actor.process.remote(batch)] = (actor, batch)
+        if not in_flight:
+            raise ModelUnavailable("every Ray actor died; see the Ray logs (`ray logs`) for why.")
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+        for ref in ready:
+            actor, batch = in_flight.pop(ref)
+            try:
+                outcome: BatchOutcome = ray.get(ref)
+            except ActorUnavailableError as exc:
+                # Restarting (or cut off for a moment): it may come back, but this call is lost.
+                log.warning("a Ray actor is unavailable (%s); its batch is queued again", exc)
+                queue.appendleft(batch)
+                continue
+            except (ActorDiedError, RayActorError) as exc:
+                # Ray's own restarts and retries are spent: this actor is gone; its batch goes back.
+                log.warning("a Ray actor died for good (%s); its batch goes to the others", exc)
+                if actor in live:
+                    live.remove(actor)
+                queue.appendleft(batch)
+                continue
+            report.processed += outcome.stored
+            report.head_patterns += outcome.head_patterns
+            for scenario_id, message in outcome.failures:
+                report.failed += 1
+                if len(report.failures) < 20:
+                    report.failures.append(f"scenario {scenario_id}: {message}")
+            done += len(batch)
+            if progress:
+                progress(done, report.scenarios, f"{report.processed} run, {report.failed} failed")
