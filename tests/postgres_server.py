@@ -36,8 +36,9 @@ def _as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses root
 
 
-def _start(folder: Path, bin_dir: Path) -> str:
-    """Start a server with its data in `folder`, listening on a socket there only; returns its base URL."""
+def start_server(folder: Path, bin_dir: Path, *, durable: bool = False) -> str:
+    """Start a server with its data in `folder`, listening on a socket there only; returns its base URL.
+    Tests run it without fsync (nothing to keep); `durable` keeps PostgreSQL's default, for benchmarks."""
     as_user = _as_postgres()
     if as_user:
         shutil.chown(folder, user="postgres")
@@ -47,10 +48,17 @@ def _start(folder: Path, bin_dir: Path) -> str:
         check=True,
         capture_output=True,
     )
-    options = f"-p {PORT} -k {folder} -c listen_addresses='' -c fsync=off"
+    options = f"-p {PORT} -k {folder} -c listen_addresses=''" + ("" if durable else " -c fsync=off")
     start = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log")]
     subprocess.run([*start, "-w", "start"], check=True, capture_output=True)
     return f"postgresql+psycopg://attnlens@/postgres?host={folder}&port={PORT}"
+
+
+def stop_server(folder: Path, bin_dir: Path) -> None:
+    """Stop the server `start_server` started in `folder`, and delete its files."""
+    stop = [*_as_postgres(), str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"]
+    subprocess.run(stop, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _unavailable(reason: str) -> None:
@@ -76,11 +84,9 @@ def postgres_url() -> Iterator[str]:
         )
         return
     folder = Path(tempfile.mkdtemp(prefix="attnlens-pg-"))
-    url = _start(folder, bin_dir)
+    url = start_server(folder, bin_dir)
     yield url
-    stop = [*_as_postgres(), str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"]
-    subprocess.run(stop, capture_output=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    stop_server(folder, bin_dir)
 
 
 def fresh_database(server_url: str) -> str:

@@ -15,6 +15,7 @@ from attnlens.store.codecs import (
 )
 from attnlens.store.models import HeadPattern, Inference
 from attnlens.store.patterns import (
+    STAT_COLUMNS,
     PatternFilter,
     iter_embedding_batches,
     load_embeddings,
@@ -56,6 +57,47 @@ def test_head_patterns_round_trip(settings):
         assert np.array_equal(unpack_thumbnail(rows[1].thumbnail, rows[1].thumbnail_size), thumbnails[1])
         assert (rows[1].entropy, rows[1].local_mass) == (0.2, 1.0)
         assert [p.id for p in session.get(Inference, inference_id).head_patterns] == ids
+
+
+def check_bulk_write_round_trips(store) -> None:
+    """Every column of many head patterns comes back as written, ids in input order: the bulk paths
+    (a Core insert on SQLite, COPY on PostgreSQL) must agree (the test runs on both)."""
+    rng = np.random.default_rng(2)
+    heads = [HeadRef(layer, head) for layer in range(5) for head in range(8)]
+    n = len(heads)
+    embeddings = rng.standard_normal((n, 16)).astype(np.float32)
+    thumbnails = np.tril(rng.integers(0, 256, (n, 8, 8))).astype(np.uint8)
+    stats = {name: rng.random(n) for name in STAT_COLUMNS}
+    stats["induction_mass"] = rng.random(n)  # one relational score computed, the others unknown (None)
+    stats["induction_mass"][3] = float("nan")  # "does not apply" for this head
+    errors = rng.random(n)
+    with store.session() as session:
+        inference_id = save_inference(session, model_name="tiny", prompt_ids=[1, 2, 3], completion_ids=[4])
+        ids = save_head_patterns(session, inference_id, heads, embeddings, thumbnails, stats, errors)
+        nothing = {name: [] for name in STAT_COLUMNS}
+        assert save_head_patterns(session, inference_id, [], embeddings[:0], thumbnails[:0], nothing) == []
+    assert len(set(ids)) == n
+    with store.session() as session:
+        rows = [session.get(HeadPattern, i) for i in ids]
+        assert [r.head_ref for r in rows] == heads
+        np.testing.assert_array_equal(
+            np.stack([unpack_embedding(r.embedding) for r in rows]), embeddings.astype(np.float16)
+        )
+        assert all(
+            np.array_equal(unpack_thumbnail(r.thumbnail, r.thumbnail_size), t)
+            for r, t in zip(rows, thumbnails, strict=True)
+        )
+        for name in STAT_COLUMNS:
+            assert [getattr(r, name) for r in rows] == stats[name].tolist()
+        induction = [r.induction_mass for r in rows]
+        assert induction[3] is None and induction[:3] == stats["induction_mass"][:3].tolist()  # NULL on both
+        assert {r.bracket_mass for r in rows} == {None}
+        assert [r.reconstruction_error for r in rows] == errors.tolist()
+        assert all(r.inference_id == inference_id for r in rows)
+
+
+def test_bulk_write_round_trips(settings):
+    check_bulk_write_round_trips(open_store(settings))
 
 
 def test_head_patterns_reject_mismatched_shapes(settings):

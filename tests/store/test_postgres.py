@@ -18,6 +18,7 @@ from attnlens.store.jobs import claim_job, enqueue_job, finish_job, list_jobs
 from attnlens.store.patterns import PatternFilter, matching_pattern_ids
 from tests.store.fake_atlas import fill_atlas
 from tests.store.test_jobs import _claim_all, check_runners_leave_driven_builds_alone
+from tests.store.test_patterns import check_bulk_write_round_trips
 from tests.store.test_scenarios import make_scenarios
 
 pytestmark = pytest.mark.slow
@@ -91,3 +92,7 @@ def test_postgres_upgrade_from_the_initial_schema_backfills_pasted_sources(pg_se
 
 def test_postgres_runners_leave_driven_builds_alone(pg_settings):
     check_runners_leave_driven_builds_alone(open_store(pg_settings))
+
+
+def test_postgres_bulk_write_round_trips(pg_settings):
+    check_bulk_write_round_trips(open_store(pg_settings))

@@ -44,6 +44,16 @@ def pack_embedding(vector: np.ndarray) -> bytes:
     return array.astype(_EMBEDDING_DTYPE).tobytes()
 
 
+def pack_embeddings(vectors: np.ndarray) -> list[bytes]:
+    """Many embeddings (n, dim) as float16 bytes each, converted in one pass (`pack_embedding`'s checks)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"embeddings must be two-dimensional (n, dim), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("an embedding contains NaN or infinity")
+    return [row.tobytes() for row in array.astype(_EMBEDDING_DTYPE)]
+
+
 def unpack_embedding(blob: bytes) -> np.ndarray:
     """float16 bytes -> (dim,) float32."""
     return np.frombuffer(blob, dtype=_EMBEDDING_DTYPE).astype(np.float32)
@@ -73,6 +83,17 @@ def pack_thumbnail(image: np.ndarray) -> bytes:
         raise ValueError(f"a thumbnail must be uint8, got {array.dtype}")
     rows, cols = np.tril_indices(array.shape[0])
     return array[rows, cols].tobytes()
+
+
+def pack_thumbnails(images: np.ndarray) -> list[bytes]:
+    """Many square uint8 images (n, size, size) -> each one's lower triangle, row by row, in one pass."""
+    array = np.asarray(images)
+    if array.ndim != 3 or array.shape[1] != array.shape[2]:
+        raise ValueError(f"thumbnails must be (n, size, size), got shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"a thumbnail must be uint8, got {array.dtype}")
+    rows, cols = np.tril_indices(array.shape[1])
+    return [row.tobytes() for row in np.ascontiguousarray(array[:, rows, cols])]
 
 
 def unpack_thumbnail(blob: bytes, size: int) -> np.ndarray:

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from attnlens.contracts.head_scores import RELATIONAL_SCORE_NAMES
 from attnlens.errors import InvalidInput
 from attnlens.heads import HeadRef
-from attnlens.store.codecs import pack_embedding, pack_thumbnail, pack_token_ids, unpack_embeddings
+from attnlens.store.codecs import pack_embeddings, pack_thumbnails, pack_token_ids, unpack_embeddings
 from attnlens.store.engine import Store
 from attnlens.store.models import INFERENCE_SOURCES, MINED, HeadPattern, Inference, Scenario
 
@@ -119,21 +119,52 @@ def save_head_patterns(
         if reconstruction_errors is None
         else _checked_column(reconstruction_errors, "reconstruction_error", n)
     )
+    # NaN ("does not apply" for one head) is stored as NULL: SQLite turns it into NULL by itself, and
+    # PostgreSQL would keep a NaN that SQL aggregates and `IS NULL` treat otherwise.
+    values = {
+        name: [None] * n if column is None else [None if v != v else v for v in column.tolist()]
+        for name, column in columns.items()
+    }
+    embedding_blobs, thumbnail_blobs = pack_embeddings(embeddings), pack_thumbnails(thumbnails)
     rows = [
-        HeadPattern(
-            inference_id=inference_id,
-            layer=ref.layer,
-            head=ref.head,
-            embedding=pack_embedding(embeddings[i]),
-            thumbnail=pack_thumbnail(thumbnails[i]),
-            thumbnail_size=thumbnails.shape[1],
-            **{name: None if column is None else float(column[i]) for name, column in columns.items()},
-        )
+        {
+            "inference_id": inference_id,
+            "layer": ref.layer,
+            "head": ref.head,
+            "embedding": embedding_blobs[i],
+            "thumbnail": thumbnail_blobs[i],
+            "thumbnail_size": thumbnails.shape[1],
+            **{name: column[i] for name, column in values.items()},
+        }
         for i, ref in enumerate(heads)
     ]
-    session.add_all(rows)
-    session.flush()
-    return [row.id for row in rows]
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_head_patterns(session, rows)
+    # Core-level bulk insert: no ORM object per row (those cost more than the database's work, measured
+    # in docs/benchmarks.md, "Bulk writes"); ids come back in the rows' order.
+    statement = insert(HeadPattern).returning(HeadPattern.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.scalars(statement, rows)]
+
+
+def _copy_head_patterns(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """PostgreSQL's COPY, the fastest way in: ids are drawn from the table's sequence first (COPY returns
+    none), in one round trip, then the rows stream in with them."""
+    connection = session.connection()
+    ids = [
+        int(i)
+        for i in connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence('head_pattern', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(rows)},
+        ).scalars()
+    ]
+    names = ["id", *rows[0]]
+    driver = cast(Any, connection.connection.driver_connection)  # psycopg's own connection: COPY
+    with driver.cursor() as cursor, cursor.copy(f"COPY head_pattern ({', '.join(names)}) FROM STDIN") as copy:
+        for identifier, row in zip(ids, rows, strict=True):
+            copy.write_row((identifier, *row.values()))
+    return ids
 
 
 @dataclass(frozen=True)
