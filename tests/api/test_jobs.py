@@ -96,3 +96,9 @@ def test_another_models_pace_never_sets_a_jobs_eta(private_atlas_client):
         job = session.get(Job, same)
         job.state, job.progress_done, job.started_at = "running", 50, now - timedelta(seconds=60)
     assert client.get(f"/api/jobs/{same}").json()["eta_basis"] == "the pace of the last job of this kind"
+    # The same model built on Ray (its actors' start-up in every job) keeps its own pace.
+    on_ray = enqueue_job(store, "eta-model-kind", {"model": "gemma3-270m", "engine": "ray"}, total=100)
+    with store.session() as session:
+        job = session.get(Job, on_ray)
+        job.state, job.progress_done, job.started_at = "running", 50, now - timedelta(seconds=60)
+    assert client.get(f"/api/jobs/{on_ray}").json()["eta_basis"] == "this job's pace so far"

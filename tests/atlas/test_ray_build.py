@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 from attnlens.apmae.load import embedder_label
 from attnlens.atlas.build import BuildRequest
 from attnlens.atlas.build_job import run_atlas_build
-from attnlens.atlas.ray_build import RayPlan, run_ray_build
+from attnlens.atlas.ray_build import RayPlan, mine_tasks, run_ray_build, task_groups
 from attnlens.contracts.job_parameters import build_parameters, engine_parameters
 from attnlens.contracts.jobs import ATLAS_BUILD
 from attnlens.errors import InvalidInput
 from attnlens.index import PatternIndex
+from attnlens.mining import MiningStats
 from attnlens.service.jobs import run_job_here
 from attnlens.store import open_store
 from attnlens.store.codecs import unpack_embeddings
@@ -174,3 +175,25 @@ def test_a_local_build_keeps_its_parameters():
     """Resume matches a queued job by its parameters: the local engine must add none."""
     assert engine_parameters("local") == {}
     assert _parameters(actors=2)["engine"] == "ray"
+
+
+def test_tasks_mined_in_groups_give_the_scenarios_and_counts_of_one_run(tiny_apmae_folder, tmp_path):
+    """What makes the Ray build's mining the local build's: a task's scenarios do not depend on which other
+    tasks are mined beside it."""
+    settings = tiny_settings(tmp_path / "data", tiny_apmae_folder)
+    tasks = list(TINY_TASKS)
+    request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=tasks, per_task=3)
+    whole, whole_stats, _ = mine_tasks(settings, request, tasks)
+    groups = task_groups(tasks, 3)
+    assert sorted(t for g in groups for t in g) == sorted(tasks) and len(groups) == 3
+    runs = [(group, *mine_tasks(settings, request, group)[:2]) for group in groups]
+    apart = [scenario for _, found, _ in runs for scenario in found]
+    assert sorted(apart, key=repr) == sorted(whole, key=repr) and len(whole) == 3 * len(tasks)
+    merged = MiningStats.of_task_groups([(group, stats) for group, _, stats in runs])
+    for name in ("files_read", "files_mined", "scenarios", "target_tokens", "rejected"):
+        assert getattr(merged, name) == getattr(whole_stats, name), name
+    # One run counts every task's candidates over all the files it read; a group stops reading once its
+    # own tasks are full, so its counts cover fewer files (the merge's docstring says so).
+    assert all(merged.candidates[t] <= whole_stats.candidates[t] for t in tasks)
+    assert merged.candidates != whole_stats.candidates
+    assert task_groups(tasks, 1) == [tasks] and task_groups(tasks, 99) == [[t] for t in tasks]

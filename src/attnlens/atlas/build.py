@@ -48,6 +48,7 @@ class BuildReport:
     seconds: float = 0.0
     cancelled: bool = False
     failures: list[str] = field(default_factory=list)  # "scenario <id>: <error>", the first few
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, where the engine times them
     mining: dict[str, Any] = field(default_factory=dict)
     new_pattern_ids: list[int] = field(default_factory=list, repr=False)
 
@@ -165,6 +166,7 @@ def run_build(
     report = BuildReport()
     by_id, stats = mine_and_save(settings, store, model, request)
     report.scenarios, report.mining = len(by_id), stats.to_dict()
+    report.phases["mine_s"] = round(time.perf_counter() - started, 3)
     todo = scenarios_without_inference(store, model.info.name, list(by_id))
     report.already_done = report.scenarios - len(todo)
     total = report.scenarios
@@ -190,6 +192,7 @@ def run_build(
         if progress:
             progress(done, total, f"{report.processed} run, {report.failed} failed")
     report.seconds = time.perf_counter() - started
+    report.phases["run_s"] = round(report.seconds - report.phases["mine_s"], 3)
     return report
 
 

@@ -1,9 +1,10 @@
 """The atlas build on a Ray cluster (`attnlens atlas build --engine ray`): the same atlas as the local build
 (`attnlens.atlas.build`), made by many processes on many machines.
 
-- Mining runs as Ray CPU tasks, one per task name: a scenario depends only on (seed, file, task) and each
-  task keeps its own count, so mining the tasks apart yields exactly the scenarios of one run over all of
-  them (`mine_scenarios`). The driver stores them (idempotent, as in the local build).
+- Mining runs as Ray CPU tasks, each mining a group of the task names (as many groups as CPUs): a
+  scenario depends only on (seed, file, task) and each task keeps its own count, so mining the tasks apart
+  yields exactly the scenarios of one run over all of them (`mine_scenarios`). The driver stores them
+  (idempotent, as in the local build).
 - The target model and AP-MAE live together in `BuildActor`s (one per GPU, or a few on CPUs): the raw
   (layers x heads x 256 x 256) patterns never leave the process that made them. Each actor writes its
   batch's inferences and head patterns straight into the shared database, one transaction per inference.
@@ -125,11 +126,11 @@ class BuildActor:
         )
 
 
-def mine_one_task(
-    settings: Settings, request: BuildRequest, task: str
+def mine_tasks(
+    settings: Settings, request: BuildRequest, tasks: list[str]
 ) -> tuple[list[Scenario], MiningStats, FimTokens | None]:
-    """The scenarios of one task (a Ray CPU task), and the FIM markers they were built with: only the
-    tokenizer is loaded, never the weights."""
+    """The scenarios of some of the tasks (a Ray CPU task), and the FIM markers they were built with:
+    only the tokenizer is loaded, never the weights."""
     from attnlens.mining import fim_tokens_of
     from attnlens.model.loading import load_tokenizer
 
@@ -149,13 +150,20 @@ def mine_one_task(
         files,
         tokenizer=tokenizer,
         fim=fim,
-        tasks=[task],
+        tasks=tasks,
         per_task=request.per_task,
         context_tokens=settings.mining.context_tokens,
         seed=request.seed,
         stats=stats,
     )
     return list(scenarios), stats, fim
+
+
+def task_groups(tasks: Sequence[str], cpus: int) -> list[list[str]]:
+    """The tasks dealt into at most `cpus` groups, each mined by one Ray task in one pass over the files
+    (a file is parsed and tokenized once per group: as few groups as keep every CPU busy)."""
+    count = max(1, min(len(tasks), cpus))
+    return [list(tasks[i::count]) for i in range(count) if tasks[i::count]]
 
 
 def run_ray_build(
@@ -167,30 +175,42 @@ def run_ray_build(
     embedder: str,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
-    on_actors: Callable[[list[Any]], None] | None = None,
 ) -> BuildReport:
-    """Build (or resume) an atlas on Ray; the report of the local build, for the same atlas.
-    `on_actors(handles)` sees the actors once they are up (tests kill one)."""
+    """Build (or resume) an atlas on Ray; the report of the local build, for the same atlas, with the
+    phases timed: connect, mine, load the actors (the wait for them after mining), run."""
     import ray
 
     started = time.perf_counter()
+    report = BuildReport()
+
+    def phase(name: str, since: float) -> float:
+        now = time.perf_counter()
+        report.phases[name] = round(now - since, 3)
+        return now
+
     _check_store(store, plan)
     we_started_ray = _connect(plan)
-    report = BuildReport()
+    mark = phase("connect_s", started)
     actors: list[Any] = []
     try:
-        # Mining first: the actors hold their CPUs for the whole build, and on a small machine the mining
-        # tasks would wait for them forever.
-        by_id, fim = _mine_and_save(settings, store, request, report)
-        actors = _start_actors(settings, plan, embedder)
+        count, gpus = _actor_shape(plan)
+        cpus = int(ray.available_resources().get("CPU", 1))
+        spare = int(cpus - count * plan.cpus_per_actor)
+        if spare >= 1:  # the actors load their models while mining runs on the CPUs they leave
+            actors = _start_actors(settings, plan, embedder, count, gpus)
+            by_id, fim = _mine_and_save(settings, store, request, report, cpus=spare)
+        else:  # the actors would hold every CPU for the whole build, and mining wait for them forever
+            by_id, fim = _mine_and_save(settings, store, request, report, cpus=cpus)
+            actors = _start_actors(settings, plan, embedder, count, gpus)
+        mark = phase("mine_s", mark)
         info: ModelInfo = ray.get(actors[0].info.remote())
+        ray.get([actor.pid.remote() for actor in actors])  # every actor loaded: the load is its own phase
+        mark = phase("load_actors_s", mark)
         if (info.name, info.fim) != (settings.model.name, fim):
             raise InvalidInput(
                 f"the actors' model ({info.name}, FIM {info.fim}) is not the one the scenarios were mined "
                 f"for ({settings.model.name}, FIM {fim}); every node must hold the same model files."
             )
-        if on_actors is not None:
-            on_actors(actors)
         todo = scenarios_without_inference(store, info.name, list(by_id))
         report.already_done = report.scenarios - len(todo)
         if progress:
@@ -205,6 +225,7 @@ def run_ray_build(
             for start in range(0, len(todo), request.batch_size)
         ]
         _dispatch(actors, batches, plan, report, progress, should_stop)
+        mark = phase("run_s", mark)
         if not report.cancelled:
             _check_complete(store, info.name, todo, report)
     finally:
@@ -255,7 +276,8 @@ def _connect(plan: RayPlan) -> bool:
     return True
 
 
-def _start_actors(settings: Settings, plan: RayPlan, embedder: str) -> list[Any]:
+def _actor_shape(plan: RayPlan) -> tuple[int, float]:
+    """How many actors, with how many GPUs each, on this cluster."""
     import ray
 
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -265,6 +287,12 @@ def _start_actors(settings: Settings, plan: RayPlan, embedder: str) -> list[Any]
         raise InvalidInput(
             f"{count} actors x {gpus:g} GPUs need {count * gpus:g} GPUs; the cluster has {cluster_gpus:g}."
         )
+    return count, gpus
+
+
+def _start_actors(settings: Settings, plan: RayPlan, embedder: str, count: int, gpus: float) -> list[Any]:
+    import ray
+
     remote = ray.remote(BuildActor).options(
         num_cpus=plan.cpus_per_actor,
         num_gpus=gpus,
@@ -281,24 +309,26 @@ def _start_actors(settings: Settings, plan: RayPlan, embedder: str) -> list[Any]
 
 
 def _mine_and_save(
-    settings: Settings, store: Store, request: BuildRequest, report: BuildReport
+    settings: Settings, store: Store, request: BuildRequest, report: BuildReport, *, cpus: int
 ) -> tuple[dict[int, Scenario], FimTokens | None]:
-    """Mine every task as its own Ray task, then store the scenarios in task order; returns id -> scenario
-    and the FIM markers used."""
+    """Mine the tasks in groups, one Ray task for each of `cpus` CPUs, then store the scenarios; returns
+    id -> scenario and the FIM markers used."""
     import ray
 
-    mine = ray.remote(num_cpus=1)(mine_one_task)
-    refs = {task: mine.remote(settings, request, task) for task in request.tasks}
+    mine = ray.remote(num_cpus=1)(mine_tasks)
+    groups = task_groups(list(request.tasks), cpus)
+    refs = [mine.remote(settings, request, group) for group in groups]
     scenarios: list[Scenario] = []
-    runs: dict[str, MiningStats] = {}
+    runs: list[tuple[list[str], MiningStats]] = []
     fim: FimTokens | None = None
-    for task, ref in refs.items():
-        found, runs[task], fim = ray.get(ref)
+    for group, ref in zip(groups, refs, strict=True):
+        found, stats, fim = ray.get(ref)
+        runs.append((group, stats))
         scenarios += found
     with store.session(immediate=True) as session:
         ids = save_scenarios(session, scenarios, model_name=settings.model.name)
     report.scenarios = len(ids)
-    report.mining = MiningStats.of_task_runs(runs).to_dict()
+    report.mining = MiningStats.of_task_groups(runs).to_dict()
     return dict(zip(ids, scenarios, strict=True)), fim
 
 

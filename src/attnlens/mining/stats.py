@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,21 +35,25 @@ class MiningStats:
         return self.target_tokens[task] / made if made else 0.0
 
     @classmethod
-    def of_task_runs(cls, runs: dict[str, MiningStats]) -> MiningStats:
-        """One run's counts from runs that each mined one task over the same file order (the Ray build).
+    def of_task_groups(cls, runs: Sequence[tuple[Sequence[str], MiningStats]]) -> MiningStats:
+        """One run's counts from runs that each mined some of the tasks over the same file order (the Ray
+        build mines groups of tasks apart).
 
-        Each task's own counts (candidates, scenarios, target tokens, rejected spans) come from its run.
-        The file counts are the largest any run reached: every run read a prefix of the same files, and a
-        one-process run reads until the last task is full, i.e. the longest prefix."""
+        Each task's own counts (candidates, scenarios, target tokens) come from the run that mined it, and
+        the rejected spans add up (each run rejects only its own tasks' spans). The file counts are the
+        largest any run reached: every run read a prefix of the same files, and a one-process run reads
+        until the last task is full, i.e. the longest prefix. One difference remains: a task's candidates
+        are counted over the files its group read, fewer than one run reads when other tasks need more."""
         merged = cls()
-        for task, run in runs.items():
+        for tasks, run in runs:
             merged.files_read = max(merged.files_read, run.files_read)
             merged.files_mined = max(merged.files_mined, run.files_mined)
             merged.files_with_parse_errors = max(merged.files_with_parse_errors, run.files_with_parse_errors)
             merged.skipped |= run.skipped  # Counter union: the larger count per reason
-            merged.candidates[task] = run.candidates[task]
-            merged.scenarios[task] = run.scenarios[task]
-            merged.target_tokens[task] = run.target_tokens[task]
+            for task in tasks:
+                merged.candidates[task] = run.candidates[task]
+                merged.scenarios[task] = run.scenarios[task]
+                merged.target_tokens[task] = run.target_tokens[task]
             merged.rejected.update(run.rejected)
         return merged
 

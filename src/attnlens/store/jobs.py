@@ -217,7 +217,7 @@ class PastRate:
 
 
 def past_rates(store: Store, per_kind: int = 5, scan: int = 200) -> dict[tuple[str, str | None], PastRate]:
-    """Per job kind and model (its `model` parameter; None: the served one), the median seconds per progress
+    """Per job kind and pace group (`pace_group`: model and engine), the median seconds per progress
     unit of its `per_kind` newest succeeded jobs (among the newest `scan` succeeded ones): what an ETA can
     rest on before a job's own progress means much. Per model, because one model's build pace says nothing
     about another's (Gemma 3 270M and SmolLM2 differ by 4x in patterns per inference)."""
@@ -231,16 +231,21 @@ def past_rates(store: Store, per_kind: int = 5, scan: int = 200) -> dict[tuple[s
         ).all()
     by_kind: dict[tuple[str, str | None], list[float]] = {}
     for kind, parameters, started, finished, total in rows:
-        rates = by_kind.setdefault((kind, rate_model(parameters)), [])
+        rates = by_kind.setdefault((kind, pace_group(parameters)), [])
         if len(rates) < per_kind and started is not None and finished is not None and total:
             rates.append((finished - started).total_seconds() / total)
     return {key: PastRate(float(statistics.median(r)), len(r)) for key, r in by_kind.items()}
 
 
-def rate_model(parameters: object) -> str | None:
-    """The model a job's pace belongs to: its `model` parameter, None when it names none (the served one)."""
-    model = parameters.get("model") if isinstance(parameters, dict) else None
-    return str(model) if model else None
+def pace_group(parameters: object) -> str | None:
+    """Which jobs of a kind share a pace: those of one model (its `model` parameter; none: the served one)
+    on one engine (a Ray build's pace, start-up and actors included, says nothing of a local one's).
+    None: the served model on the local engine."""
+    if not isinstance(parameters, dict):
+        return None
+    model, engine = parameters.get("model"), parameters.get("engine")
+    group = f"{model or ''}{f' on {engine}' if engine and engine != 'local' else ''}"
+    return group or None
 
 
 def running_jobs(store: Store) -> list[tuple[int, str | None]]:

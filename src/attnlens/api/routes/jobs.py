@@ -48,8 +48,8 @@ from attnlens.store.jobs import (
     enqueue_job,
     get_job,
     list_jobs,
+    pace_group,
     past_rates,
-    rate_model,
     request_cancel,
 )
 from attnlens.store.models import Job
@@ -90,7 +90,7 @@ def estimate(job: Job, rates: Mapping[tuple[str, str | None], PastRate]) -> tupl
     if job.state != "running" or not job.started_at or not job.progress_total:
         return None, None
     elapsed = (utc_now() - job.started_at).total_seconds()
-    past = rates.get((job.kind, rate_model(job.parameters)))
+    past = rates.get((job.kind, pace_group(job.parameters)))
     if past is not None:
         left = past.seconds_per_unit * job.progress_total - elapsed
         if left > 0:
