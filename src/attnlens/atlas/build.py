@@ -21,6 +21,7 @@ from attnlens.atlas.jobs import run_here
 from attnlens.atlas.process import Embedder, ProcessedInference, process_batch
 from attnlens.config import Settings
 from attnlens.contracts.head_scores import HEAD_SCORES_VERSION
+from attnlens.contracts.models import FimTokens
 from attnlens.errors import AttnLensError
 from attnlens.heads import HeadRef
 from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
@@ -70,10 +71,15 @@ class BuildRequest:
     batch_size: int = 4
 
 
-def mine_and_save(
-    settings: Settings, store: Store, model: TargetModel, request: BuildRequest
-) -> tuple[dict[int, Scenario], MiningStats]:
-    """Mine the request's scenarios (deterministic for its seed) and store them; returns id -> scenario."""
+def mine_request(
+    settings: Settings,
+    request: BuildRequest,
+    tokenizer: Any,
+    fim: FimTokens | None,
+    tasks: Sequence[str] | None = None,
+) -> tuple[list[Scenario], MiningStats]:
+    """The request's scenarios (deterministic for its seed), of `tasks` if given (a Ray build mines groups
+    of them apart), with the mining counts."""
     stats = MiningStats()
     files = iter_corpus(
         Path(request.corpus) if not request.corpus.startswith("hf:") else request.corpus,
@@ -81,18 +87,24 @@ def mine_and_save(
         stats=stats,
         shuffle_seed=request.seed,
     )
-    scenarios = list(
-        mine_scenarios(
-            files,
-            tokenizer=model.tokenizer,
-            fim=model.info.fim,
-            tasks=list(request.tasks),
-            per_task=request.per_task,
-            context_tokens=settings.mining.context_tokens,
-            seed=request.seed,
-            stats=stats,
-        )
+    scenarios = mine_scenarios(
+        files,
+        tokenizer=tokenizer,
+        fim=fim,
+        tasks=list(request.tasks if tasks is None else tasks),
+        per_task=request.per_task,
+        context_tokens=settings.mining.context_tokens,
+        seed=request.seed,
+        stats=stats,
     )
+    return list(scenarios), stats
+
+
+def mine_and_save(
+    settings: Settings, store: Store, model: TargetModel, request: BuildRequest
+) -> tuple[dict[int, Scenario], MiningStats]:
+    """Mine the request's scenarios (deterministic for its seed) and store them; returns id -> scenario."""
+    scenarios, stats = mine_request(settings, request, model.tokenizer, model.info.fim)
     # The write lock from the start: a deferred transaction reads (which scenarios exist) and then writes,
     # and on SQLite that upgrade fails at once ("database is locked", no busy wait) if another process
     # (a paste) committed in between.

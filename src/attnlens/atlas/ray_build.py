@@ -1,7 +1,7 @@
 """The atlas build on a Ray cluster (`attnlens atlas build --engine ray`): the same atlas as the local build
 (`attnlens.atlas.build`), made by many processes on many machines.
 
-- Mining runs as Ray CPU tasks, each mining a group of the task names (as many groups as CPUs): a
+- Mining runs as Ray CPU tasks, each mining a group of the task names (as many groups as free CPUs): a
   scenario depends only on (seed, file, task) and each task keeps its own count, so mining the tasks apart
   yields exactly the scenarios of one run over all of them (`mine_scenarios`). The driver stores them
   (idempotent, as in the local build).
@@ -24,13 +24,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnlens.atlas.build import BuildReport, BuildRequest, ProgressFn, process_resilient, write_processed
+from attnlens.atlas.build import (
+    BuildReport,
+    BuildRequest,
+    ProgressFn,
+    mine_request,
+    process_resilient,
+    write_processed,
+)
 from attnlens.config import Settings
 from attnlens.errors import InvalidInput, ModelUnavailable, StoreError
-from attnlens.mining import MiningStats, Scenario, iter_corpus, mine_scenarios
+from attnlens.mining import MiningStats, Scenario
 from attnlens.store import Store, open_store, save_scenarios
 from attnlens.store.inferences import scenarios_without_inference
 
@@ -138,25 +144,8 @@ def mine_tasks(
         settings.model.name, models_dir=settings.models_dir, revision=settings.model.revision
     )
     fim = fim_tokens_of(tokenizer)
-    stats = MiningStats()
-    corpus = request.corpus
-    files = iter_corpus(
-        corpus if corpus.startswith("hf:") else Path(corpus),
-        max_file_bytes=settings.mining.max_file_bytes,
-        stats=stats,
-        shuffle_seed=request.seed,
-    )
-    scenarios = mine_scenarios(
-        files,
-        tokenizer=tokenizer,
-        fim=fim,
-        tasks=tasks,
-        per_task=request.per_task,
-        context_tokens=settings.mining.context_tokens,
-        seed=request.seed,
-        stats=stats,
-    )
-    return list(scenarios), stats, fim
+    scenarios, stats = mine_request(settings, request, tokenizer, fim, tasks)
+    return scenarios, stats, fim
 
 
 def task_groups(tasks: Sequence[str], cpus: int) -> list[list[str]]:
@@ -194,14 +183,15 @@ def run_ray_build(
     actors: list[Any] = []
     try:
         count, gpus = _actor_shape(plan)
-        cpus = int(ray.available_resources().get("CPU", 1))
+        cpus = max(1, int(ray.available_resources().get("CPU", 1)))
         spare = int(cpus - count * plan.cpus_per_actor)
-        if spare >= 1:  # the actors load their models while mining runs on the CPUs they leave
-            actors = _start_actors(settings, plan, embedder, count, gpus)
-            by_id, fim = _mine_and_save(settings, store, request, report, cpus=spare)
-        else:  # the actors would hold every CPU for the whole build, and mining wait for them forever
-            by_id, fim = _mine_and_save(settings, store, request, report, cpus=cpus)
-            actors = _start_actors(settings, plan, embedder, count, gpus)
+        # The actors load their models while mining runs. Mining takes the CPUs the actors leave; where
+        # they hold every CPU (for the whole build), mining asks Ray for none, or it would wait for the
+        # build's end: it then shares the CPUs with the actors' loading, one task per CPU at most.
+        actors = _start_actors(settings, plan, embedder, count, gpus)
+        by_id, fim = _mine_and_save(
+            settings, store, request, report, groups=spare if spare >= 1 else cpus, reserve=spare >= 1
+        )
         mark = phase("mine_s", mark)
         info: ModelInfo = ray.get(actors[0].info.remote())
         ray.get([actor.pid.remote() for actor in actors])  # every actor loaded: the load is its own phase
@@ -309,19 +299,25 @@ def _start_actors(settings: Settings, plan: RayPlan, embedder: str, count: int, 
 
 
 def _mine_and_save(
-    settings: Settings, store: Store, request: BuildRequest, report: BuildReport, *, cpus: int
+    settings: Settings,
+    store: Store,
+    request: BuildRequest,
+    report: BuildReport,
+    *,
+    groups: int,
+    reserve: bool,
 ) -> tuple[dict[int, Scenario], FimTokens | None]:
-    """Mine the tasks in groups, one Ray task for each of `cpus` CPUs, then store the scenarios; returns
-    id -> scenario and the FIM markers used."""
+    """Mine the tasks in at most `groups` Ray tasks (each reserving a CPU if `reserve`), then store the
+    scenarios; returns id -> scenario and the FIM markers used."""
     import ray
 
-    mine = ray.remote(num_cpus=1)(mine_tasks)
-    groups = task_groups(list(request.tasks), cpus)
-    refs = [mine.remote(settings, request, group) for group in groups]
+    mine = ray.remote(num_cpus=1 if reserve else 0)(mine_tasks)
+    task_lists = task_groups(list(request.tasks), groups)
+    refs = [mine.remote(settings, request, group) for group in task_lists]
     scenarios: list[Scenario] = []
     runs: list[tuple[list[str], MiningStats]] = []
     fim: FimTokens | None = None
-    for group, ref in zip(groups, refs, strict=True):
+    for group, ref in zip(task_lists, refs, strict=True):
         found, stats, fim = ray.get(ref)
         runs.append((group, stats))
         scenarios += found
