@@ -70,8 +70,7 @@ def postgres_bytes_per_pattern(inferences: int) -> float:
         ids = writes._scenario_ids(url, data_dir, inferences)
         writes._write(url, str(data_dir), ids, 0)
         store = open_store(Settings(data_dir=data_dir, db={"url": url}))
-        with store.engine.connect() as connection:
-            connection.execute(text("COMMIT"))
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
             size = connection.execute(
                 text(
