@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from sqlalchemy import func, select
 from attnlens.apmae.load import embedder_label
 from attnlens.atlas.build import BuildRequest
 from attnlens.atlas.build_job import run_atlas_build
-from attnlens.atlas.ray_build import RayPlan, mine_tasks, run_ray_build, task_groups
+from attnlens.atlas.ray_build import RayPlan, run_ray_build
+from attnlens.atlas.ray_workers import mine_tasks, task_groups
 from attnlens.contracts.job_parameters import build_parameters, engine_parameters
 from attnlens.contracts.jobs import ATLAS_BUILD
 from attnlens.errors import InvalidInput
@@ -64,6 +66,16 @@ def _actor_pids() -> set[int]:
             except OSError:
                 continue
     return pids
+
+
+def _actors_gone(within_s: float = 20.0) -> bool:
+    """True once no actor process is left: `ray.kill` ends them, but not within the call."""
+    deadline = time.monotonic() + within_s
+    while _actor_pids():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _parameters(**engine) -> dict:
@@ -118,7 +130,7 @@ def test_killed_actor_loses_nothing_and_the_atlas_equals_the_local_build(
     assert result["index"]["vectors"] == reference.processed * HEADS
     report = PatternIndex.open(settings, store).check(store)
     assert report.ok, report.summary()
-    assert not _actor_pids()  # the build lets its actors go
+    assert _actors_gone()  # the build lets its actors go
 
 
 def test_cancel_stops_the_build_and_a_rerun_finishes_it(
@@ -139,7 +151,7 @@ def test_cancel_stops_the_build_and_a_rerun_finishes_it(
         stored = s.scalar(select(func.count()).select_from(Inference))
         patterns = s.scalar(select(func.count()).select_from(HeadPattern))
     assert 2 <= stored < reference.processed and patterns == stored * HEADS  # whole inferences only
-    assert not _actor_pids()
+    assert _actors_gone()
 
     request = BuildRequest(corpus=str(JAVA_FIXTURES), tasks=TINY_TASKS, per_task=3, batch_size=2)
     embedder = embedder_label(tiny_apmae_folder)
@@ -147,6 +159,26 @@ def test_cancel_stops_the_build_and_a_rerun_finishes_it(
     assert (report.already_done, report.processed) == (stored, reference.processed - stored)
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(HeadPattern)) == reference.processed * HEADS
+
+
+def test_a_cancel_reaches_a_build_still_mining_or_loading(local_ray, pg_settings, tiny_apmae_folder):
+    """Mining a large corpus or loading a large model takes minutes: the job row says which, and a cancel
+    asked meanwhile ends the build before its first batch."""
+    settings = _ray_settings(pg_settings, tiny_apmae_folder)
+    store = open_store(settings)
+    job_id = enqueue_job(store, ATLAS_BUILD, _parameters(actors=1))
+    messages: list[str | None] = []
+
+    def on_progress(done: int, total: int | None, message: str | None) -> None:
+        messages.append(message)
+        request_cancel(store, job_id)
+
+    job = run_job_here(settings, store, job_id, None, run_atlas_build, on_progress)
+    assert job.state == "cancelled" and job.result["processed"] == 0
+    assert messages[0].startswith("mining 4 tasks in up to")
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Inference)) == 0
+    assert _actors_gone()
 
 
 def test_a_cluster_refuses_a_sqlite_store_before_it_starts(settings):

@@ -33,8 +33,8 @@ from attnlens.store.patterns import save_inference_with_heads
 
 log = logging.getLogger(__name__)
 
-# progress(done, total, message)
-ProgressFn = Callable[[int, int, str], None]
+# progress(done, total (None: not known yet), message)
+ProgressFn = Callable[[int, int | None, str], None]
 
 
 @dataclass

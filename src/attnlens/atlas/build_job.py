@@ -32,7 +32,7 @@ def run_atlas_build(ctx: JobContext) -> dict[str, Any]:
     every = ctx.settings.atlas.index_save_every
     calls = {"n": 0}
 
-    def progress(done: int, total: int, message: str) -> None:
+    def progress(done: int, total: int | None, message: str) -> None:
         calls["n"] += 1
         if calls["n"] % every == 0:
             sync_index(ctx.settings, ctx.store)

@@ -23,21 +23,15 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
-from attnlens.atlas.build import (
-    BuildReport,
-    BuildRequest,
-    ProgressFn,
-    mine_request,
-    process_resilient,
-    write_processed,
-)
+from attnlens.atlas.build import BuildReport, BuildRequest, ProgressFn
+from attnlens.atlas.ray_workers import BatchOutcome, BuildActor, mine_tasks, task_groups
 from attnlens.config import Settings
 from attnlens.errors import InvalidInput, ModelUnavailable, StoreError
 from attnlens.mining import MiningStats, Scenario
-from attnlens.store import Store, open_store, save_scenarios
+from attnlens.store import Store, save_scenarios
 from attnlens.store.inferences import scenarios_without_inference
 
 if TYPE_CHECKING:
@@ -79,82 +73,6 @@ class RayPlan:
         )
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What an actor did with one batch (the head patterns themselves stay in the database)."""
-
-    stored: int  # inferences this call wrote
-    skipped: int  # scenarios some earlier call (a retried batch, another builder) had stored
-    head_patterns: int
-    failures: list[tuple[int, str]] = field(default_factory=list)  # (scenario id, error)
-
-
-class BuildActor:
-    """The target model and AP-MAE in one process, writing what it makes to the shared store.
-
-    Plain class: `run_ray_build` turns it into a Ray actor with the plan's resources, so importing this
-    module needs no Ray."""
-
-    def __init__(self, settings: Settings, embedder: str, threads: int) -> None:
-        import torch
-
-        from attnlens.apmae.load import load_apmae
-        from attnlens.model import TargetModel
-
-        # As many threads as the actor was given CPUs: more would fight the other actors for the cores.
-        torch.set_num_threads(max(1, threads))
-        self.settings = settings
-        self.embedder = embedder
-        self.model = TargetModel.from_settings(settings)
-        self.embed = load_apmae(settings).embed_with_errors
-        self.store = open_store(settings)
-
-    def info(self) -> ModelInfo:
-        return self.model.info
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def process(self, batch: list[tuple[int, Scenario]]) -> BatchOutcome:
-        todo = set(scenarios_without_inference(self.store, self.model.info.name, [i for i, _ in batch]))
-        work = [(i, s) for i, s in batch if i in todo]
-        if not work:
-            return BatchOutcome(stored=0, skipped=len(batch), head_patterns=0)
-        items, failures = process_resilient(self.model, self.embed, work, self.settings)
-        new_ids = write_processed(self.store, self.model, items, self.embedder)
-        heads = self.model.info.n_layers * self.model.info.n_heads
-        stored = len(new_ids) // heads if heads else 0
-        return BatchOutcome(
-            stored=stored,
-            skipped=len(batch) - len(work) + len(items) - stored,
-            head_patterns=len(new_ids),
-            failures=failures,
-        )
-
-
-def mine_tasks(
-    settings: Settings, request: BuildRequest, tasks: list[str]
-) -> tuple[list[Scenario], MiningStats, FimTokens | None]:
-    """The scenarios of some of the tasks (a Ray CPU task), and the FIM markers they were built with:
-    only the tokenizer is loaded, never the weights."""
-    from attnlens.mining import fim_tokens_of
-    from attnlens.model.loading import load_tokenizer
-
-    tokenizer = load_tokenizer(
-        settings.model.name, models_dir=settings.models_dir, revision=settings.model.revision
-    )
-    fim = fim_tokens_of(tokenizer)
-    scenarios, stats = mine_request(settings, request, tokenizer, fim, tasks)
-    return scenarios, stats, fim
-
-
-def task_groups(tasks: Sequence[str], cpus: int) -> list[list[str]]:
-    """The tasks dealt into at most `cpus` groups, each mined by one Ray task in one pass over the files
-    (a file is parsed and tokenized once per group: as few groups as keep every CPU busy)."""
-    count = max(1, min(len(tasks), cpus))
-    return [list(tasks[i::count]) for i in range(count) if tasks[i::count]]
-
-
 def run_ray_build(
     settings: Settings,
     store: Store,
@@ -189,12 +107,17 @@ def run_ray_build(
         # they hold every CPU (for the whole build), mining asks Ray for none, or it would wait for the
         # build's end: it then shares the CPUs with the actors' loading, one task per CPU at most.
         actors = _start_actors(settings, plan, embedder, count, gpus)
+        groups = spare if spare >= 1 else cpus
+        waiting = _Waiting(progress, should_stop)
+        waiting.say(f"mining {len(request.tasks)} tasks in up to {groups} Ray tasks; {count} actors load")
         by_id, fim = _mine_and_save(
-            settings, store, request, report, groups=spare if spare >= 1 else cpus, reserve=spare >= 1
+            settings, store, request, report, groups=groups, reserve=spare >= 1, wait=waiting.wait
         )
         mark = phase("mine_s", mark)
-        info: ModelInfo = ray.get(actors[0].info.remote())
-        ray.get([actor.pid.remote() for actor in actors])  # every actor loaded: the load is its own phase
+        waiting.say(f"{report.scenarios} scenarios mined; {count} actors load the model", report.scenarios)
+        loaded = [actor.info.remote() for actor in actors]  # every actor loaded: the load is its own phase
+        waiting.wait(loaded)
+        info: ModelInfo = ray.get(loaded[0])
         mark = phase("load_actors_s", mark)
         if (info.name, info.fim) != (settings.model.name, fim):
             raise InvalidInput(
@@ -218,6 +141,8 @@ def run_ray_build(
         mark = phase("run_s", mark)
         if not report.cancelled:
             _check_complete(store, info.name, todo, report)
+    except _Stopped:
+        report.cancelled = True  # before the first batch: nothing was stored but the mined scenarios
     finally:
         for actor in actors:
             ray.kill(actor)  # frees its GPU now; a cancelled build's batch in flight is simply not stored
@@ -225,6 +150,39 @@ def run_ray_build(
             ray.shutdown()
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Stopped(Exception):
+    """Cancel was asked while the build waited for mining or for the actors."""
+
+
+class _Waiting:
+    """Waits on Ray while the job row says what is happening (re-reported every few seconds: it is also
+    how a cancel asked on the Jobs page reaches a build that is still mining or loading)."""
+
+    def __init__(self, progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> None:
+        self.progress, self.should_stop = progress, should_stop
+        self.message, self.total = "", cast(int | None, None)
+
+    def say(self, message: str, total: int | None = None) -> None:
+        self.message, self.total = message, total
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(0, self.total, self.message)
+        if self.should_stop is not None and self.should_stop():
+            raise _Stopped
+
+    def wait(self, refs: list[Any], every_s: float = 5.0) -> None:
+        import ray
+
+        pending, last = list(refs), time.monotonic()
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            if pending and time.monotonic() - last >= every_s:
+                self._report()
+                last = time.monotonic()
 
 
 def _check_complete(store: Store, model_name: str, todo: list[int], report: BuildReport) -> None:
@@ -306,14 +264,16 @@ def _mine_and_save(
     *,
     groups: int,
     reserve: bool,
+    wait: Callable[[list[Any]], None],
 ) -> tuple[dict[int, Scenario], FimTokens | None]:
     """Mine the tasks in at most `groups` Ray tasks (each reserving a CPU if `reserve`), then store the
-    scenarios; returns id -> scenario and the FIM markers used."""
+    scenarios; returns id -> scenario and the FIM markers used. `wait(refs)` waits for the tasks."""
     import ray
 
     mine = ray.remote(num_cpus=1 if reserve else 0)(mine_tasks)
     task_lists = task_groups(list(request.tasks), groups)
     refs = [mine.remote(settings, request, group) for group in task_lists]
+    wait(refs)
     scenarios: list[Scenario] = []
     runs: list[tuple[list[str], MiningStats]] = []
     fim: FimTokens | None = None
