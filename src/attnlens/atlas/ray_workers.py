@@ -31,10 +31,8 @@ class BatchOutcome:
 
 
 class BuildActor:
-    """The target model and AP-MAE in one process, writing what it makes to the shared store.
-
-    Plain class: `run_ray_build` turns it into a Ray actor with the plan's resources, so importing this
-    module needs no Ray."""
+    """The target model and AP-MAE in one process, writing what it makes to the shared store (a plain
+    class: `run_ray_build` makes it a Ray actor with the plan's resources)."""
 
     def __init__(self, settings: Settings, embedder: str, threads: int) -> None:
         import torch
